@@ -1,0 +1,191 @@
+// Package model holds Neutrino's domain types: what a network, subnet, port,
+// router or security group is, independent of the wire format and the store.
+package model
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Standard holds the standard attributes every resource carries.
+type Standard struct {
+	Description    string
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	RevisionNumber int
+}
+
+// Network is a collection of ports with shared connectivity.
+type Network struct {
+	ID                  string
+	ProjectID           string
+	Name                string
+	AdminStateUp        bool
+	Status              string
+	Shared              bool
+	External            bool
+	MTU                 int
+	PortSecurityEnabled bool
+	Standard
+}
+
+// AllocationPool is an inclusive range of addresses a subnet hands out.
+type AllocationPool struct {
+	Start netip.Addr
+	End   netip.Addr
+}
+
+// Contains reports whether a lies within the pool.
+func (p AllocationPool) Contains(a netip.Addr) bool {
+	return p.Start.Compare(a) <= 0 && a.Compare(p.End) <= 0
+}
+
+// HostRoute is a static route handed to instances on a subnet.
+type HostRoute struct {
+	Destination netip.Prefix
+	Nexthop     netip.Addr
+}
+
+// Subnet is an IP block on a network with its own address management.
+type Subnet struct {
+	ID              string
+	ProjectID       string
+	NetworkID       string
+	Name            string
+	IPVersion       int
+	CIDR            netip.Prefix
+	GatewayIP       netip.Addr // invalid (zero) means no gateway
+	AllocationPools []AllocationPool
+	DNSNameservers  []string
+	HostRoutes      []HostRoute
+	EnableDHCP      bool
+	IPv6RAMode      string
+	IPv6AddressMode string
+	SubnetpoolID    string
+	Standard
+}
+
+// Auto reports whether addresses on this subnet are derived from the MAC
+// (SLAAC or DHCPv6-stateless) rather than allocated from the pools.
+func (s *Subnet) Auto() bool {
+	return s.IPVersion == 6 && (s.IPv6AddressMode == "slaac" || s.IPv6AddressMode == "dhcpv6-stateless")
+}
+
+// FixedIP is one address of a port.
+type FixedIP struct {
+	SubnetID  string
+	IPAddress netip.Addr
+}
+
+// AddressPair is an extra address (or CIDR) a port may send from.
+type AddressPair struct {
+	IPAddress  string // an address or a CIDR, as given
+	MACAddress string // "" means the port's own MAC
+}
+
+// Device owners the core API treats specially.
+const (
+	OwnerRouterInterface = "network:router_interface"
+	OwnerRouterGateway   = "network:router_gateway"
+	OwnerDHCP            = "network:dhcp"
+)
+
+// Port statuses.
+const (
+	StatusActive = "ACTIVE"
+	StatusDown   = "DOWN"
+	StatusBuild  = "BUILD"
+	StatusError  = "ERROR"
+)
+
+// Port is a point of attachment of a VIF to a network.
+type Port struct {
+	ID                  string
+	ProjectID           string
+	NetworkID           string
+	Name                string
+	AdminStateUp        bool
+	Status              string
+	MACAddress          string
+	DeviceID            string
+	DeviceOwner         string
+	FixedIPs            []FixedIP
+	PortSecurityEnabled bool
+	SecurityGroups      []string
+	AllowedAddressPairs []AddressPair
+	BindingHostID       string
+	BindingProfile      map[string]any
+	BindingVNICType     string
+	BindingVIFType      string
+	BindingVIFDetails   map[string]any
+	Standard
+}
+
+// IsRouterPort reports whether the port belongs to a router.
+func (p *Port) IsRouterPort() bool {
+	return p.DeviceOwner == OwnerRouterInterface || p.DeviceOwner == OwnerRouterGateway
+}
+
+// Route is an extra route of a router.
+type Route struct {
+	Destination netip.Prefix
+	Nexthop     netip.Addr
+}
+
+// RouterGateway is a router's attachment to an external network.
+type RouterGateway struct {
+	NetworkID  string
+	PortID     string
+	EnableSNAT bool
+}
+
+// Router forwards between its interfaces' subnets and its gateway.
+type Router struct {
+	ID           string
+	ProjectID    string
+	Name         string
+	AdminStateUp bool
+	Status       string
+	Gateway      *RouterGateway // nil: no gateway
+	Routes       []Route
+	Distributed  bool
+	HA           bool
+	Standard
+}
+
+// SecurityGroup is a named set of rules applied to ports.
+type SecurityGroup struct {
+	ID        string
+	ProjectID string
+	Name      string
+	Stateful  bool
+	Standard
+}
+
+// SecurityGroupRule is one rule of a security group.
+type SecurityGroupRule struct {
+	ID              string
+	ProjectID       string
+	SecurityGroupID string
+	Direction       string // ingress | egress
+	Ethertype       string // IPv4 | IPv6
+	Protocol        string // "" means any
+	PortRangeMin    *int
+	PortRangeMax    *int
+	RemoteIPPrefix  string // "" means none
+	RemoteGroupID   string // "" means none
+	Standard
+}
+
+// Quota resources and their defaults; -1 means unlimited.
+var DefaultQuotas = map[string]int{
+	"network":             100,
+	"subnet":              100,
+	"subnetpool":          -1,
+	"port":                500,
+	"router":              10,
+	"floatingip":          50,
+	"security_group":      10,
+	"security_group_rule": 100,
+	"rbac_policy":         10,
+}
