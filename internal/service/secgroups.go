@@ -1,0 +1,426 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"strconv"
+
+	"github.com/neutrino-net/neutrino/api/neutron"
+	"github.com/neutrino-net/neutrino/internal/model"
+	"github.com/neutrino-net/neutrino/internal/store"
+)
+
+// SecurityGroupView is a group with its rules.
+type SecurityGroupView struct {
+	model.SecurityGroup
+	Rules []model.SecurityGroupRule
+}
+
+func sgNotFound(id string) *neutron.Error {
+	return neutron.NotFound("SecurityGroupNotFound", "Security group %s does not exist", id)
+}
+
+func (s *Service) ownedSG(ctx context.Context, tx store.Tx, c caller, id string) (*model.SecurityGroup, error) {
+	g, err := tx.GetSecurityGroup(ctx, id)
+	if err != nil {
+		return nil, notFound(err, "SecurityGroupNotFound", "Security group %s does not exist", id)
+	}
+	if !c.owns(g.ProjectID) {
+		return nil, sgNotFound(id)
+	}
+	return g, nil
+}
+
+// ensureDefaultSG returns the project's default group, creating it with
+// the reference's four rules the first time.
+func (s *Service) ensureDefaultSG(ctx context.Context, tx store.Tx, project string) (string, error) {
+	if err := tx.Lock(ctx, "default-sg:"+project); err != nil {
+		return "", err
+	}
+	id, err := tx.DefaultSecurityGroup(ctx, project)
+	if err == nil || !errors.Is(err, store.ErrNotFound) {
+		return id, err
+	}
+	g := model.SecurityGroup{ID: newID(), ProjectID: project, Name: "default", Stateful: true}
+	g.Description = "Default security group"
+	s.stamp(&g.Standard)
+	if err := tx.CreateSecurityGroup(ctx, &g); err != nil {
+		return "", err
+	}
+	if err := tx.SetDefaultSecurityGroup(ctx, project, g.ID); err != nil {
+		return "", err
+	}
+	for _, r := range []struct{ dir, eth, remote string }{
+		{"egress", "IPv4", ""}, {"egress", "IPv6", ""}, {"ingress", "IPv4", g.ID}, {"ingress", "IPv6", g.ID},
+	} {
+		if err := s.insertRule(ctx, tx, g, r.dir, r.eth, r.remote); err != nil {
+			return "", err
+		}
+	}
+	return g.ID, nil
+}
+
+func (s *Service) insertRule(ctx context.Context, tx store.Tx, g model.SecurityGroup, dir, eth, remote string) error {
+	r := model.SecurityGroupRule{ID: newID(), ProjectID: g.ProjectID, SecurityGroupID: g.ID, Direction: dir, Ethertype: eth, RemoteGroupID: remote}
+	s.stamp(&r.Standard)
+	return tx.CreateRule(ctx, &r)
+}
+
+// EnsureDefaultSecurityGroup makes sure the caller's project has its
+// default group; listing groups calls it, as the reference does.
+func (s *Service) EnsureDefaultSecurityGroup(ctx context.Context) error {
+	c := who(ctx)
+	if c.ProjectID == "" {
+		return nil
+	}
+	var missing bool
+	err := s.read(ctx, func(tx store.Tx) error {
+		_, err := tx.DefaultSecurityGroup(ctx, c.ProjectID)
+		missing = errors.Is(err, store.ErrNotFound)
+		if missing {
+			return nil
+		}
+		return err
+	})
+	if err != nil || !missing || !c.CanWrite() {
+		return err
+	}
+	return s.write(ctx, func(tx store.Tx) error {
+		_, err := s.ensureDefaultSG(ctx, tx, c.ProjectID)
+		return err
+	})
+}
+
+func (s *Service) sgViews(ctx context.Context, tx store.Tx, groups []model.SecurityGroup) ([]SecurityGroupView, error) {
+	out := make([]SecurityGroupView, len(groups))
+	ids := make([]string, len(groups))
+	by := make(map[string]*SecurityGroupView, len(groups))
+	for i, g := range groups {
+		out[i] = SecurityGroupView{SecurityGroup: g, Rules: []model.SecurityGroupRule{}}
+		ids[i] = g.ID
+		by[g.ID] = &out[i]
+	}
+	if len(groups) == 0 {
+		return out, nil
+	}
+	rules, err := tx.ListRules(ctx, store.RuleFilter{SecurityGroupIDs: ids})
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rules {
+		by[r.SecurityGroupID].Rules = append(by[r.SecurityGroupID].Rules, r)
+	}
+	return out, nil
+}
+
+// CreateSecurityGroup creates a group with the two default egress rules.
+func (s *Service) CreateSecurityGroup(ctx context.Context, g model.SecurityGroup) (*SecurityGroupView, error) {
+	c := who(ctx)
+	if err := c.mayWrite("create_security_group"); err != nil {
+		return nil, err
+	}
+	project, err := c.project(g.ProjectID, "create_security_group")
+	if err != nil {
+		return nil, err
+	}
+	if g.Name == "default" {
+		return nil, neutron.Conflict("SecurityGroupDefaultAlreadyExists", "Default security group already exists.")
+	}
+	g.ID, g.ProjectID = newID(), project
+	s.stamp(&g.Standard)
+	var v *SecurityGroupView
+	err = s.write(ctx, func(tx store.Tx) error {
+		if _, err := s.ensureDefaultSG(ctx, tx, project); err != nil {
+			return err
+		}
+		if err := s.checkQuota(ctx, tx, "security_group", project, 1); err != nil {
+			return err
+		}
+		if err := tx.CreateSecurityGroup(ctx, &g); err != nil {
+			return err
+		}
+		for _, eth := range []string{"IPv4", "IPv6"} {
+			if err := s.insertRule(ctx, tx, g, "egress", eth, ""); err != nil {
+				return err
+			}
+		}
+		views, err := s.sgViews(ctx, tx, []model.SecurityGroup{g})
+		if err == nil {
+			v = &views[0]
+		}
+		return err
+	})
+	return v, err
+}
+
+// GetSecurityGroup returns a group the caller owns.
+func (s *Service) GetSecurityGroup(ctx context.Context, id string) (*SecurityGroupView, error) {
+	c := who(ctx)
+	var v *SecurityGroupView
+	err := s.read(ctx, func(tx store.Tx) error {
+		g, err := s.ownedSG(ctx, tx, c, id)
+		if err != nil {
+			return err
+		}
+		views, err := s.sgViews(ctx, tx, []model.SecurityGroup{*g})
+		if err == nil {
+			v = &views[0]
+		}
+		return err
+	})
+	return v, err
+}
+
+// ListSecurityGroups returns the caller's groups, creating its default
+// group first if needed.
+func (s *Service) ListSecurityGroups(ctx context.Context) ([]SecurityGroupView, error) {
+	if err := s.EnsureDefaultSecurityGroup(ctx); err != nil {
+		return nil, err
+	}
+	c := who(ctx)
+	var out []SecurityGroupView
+	err := s.read(ctx, func(tx store.Tx) error {
+		gs, err := tx.ListSecurityGroups(ctx, store.SecurityGroupFilter{Scope: c.scope()})
+		if err != nil {
+			return err
+		}
+		out, err = s.sgViews(ctx, tx, gs)
+		return err
+	})
+	return out, err
+}
+
+// UpdateSecurityGroup renames or re-describes a group.
+func (s *Service) UpdateSecurityGroup(ctx context.Context, id string, change func(*model.SecurityGroup)) (*SecurityGroupView, error) {
+	c := who(ctx)
+	if err := c.mayWrite("update_security_group"); err != nil {
+		return nil, err
+	}
+	var v *SecurityGroupView
+	err := s.write(ctx, func(tx store.Tx) error {
+		old, err := s.ownedSG(ctx, tx, c, id)
+		if err != nil {
+			return err
+		}
+		g := *old
+		change(&g)
+		if g.Name != old.Name && (old.Name == "default" || g.Name == "default") {
+			if def, _ := tx.DefaultSecurityGroup(ctx, old.ProjectID); def == id || g.Name == "default" {
+				return neutron.Conflict("SecurityGroupCannotUpdateDefault", "Updating default security group not allowed.")
+			}
+		}
+		s.touch(&g.Standard)
+		if err := tx.UpdateSecurityGroup(ctx, &g); err != nil {
+			return err
+		}
+		views, err := s.sgViews(ctx, tx, []model.SecurityGroup{g})
+		if err == nil {
+			v = &views[0]
+		}
+		return err
+	})
+	return v, err
+}
+
+// DeleteSecurityGroup deletes a group no port uses; only an admin may
+// delete a project's default group.
+func (s *Service) DeleteSecurityGroup(ctx context.Context, id string) error {
+	c := who(ctx)
+	if err := c.mayWrite("delete_security_group"); err != nil {
+		return err
+	}
+	return s.write(ctx, func(tx store.Tx) error {
+		g, err := s.ownedSG(ctx, tx, c, id)
+		if err != nil {
+			return err
+		}
+		if def, _ := tx.DefaultSecurityGroup(ctx, g.ProjectID); def == id && !c.admin {
+			return neutron.Conflict("SecurityGroupCannotRemoveDefault", "Insufficient rights for removing default security group.")
+		}
+		ports, err := tx.SecurityGroupPorts(ctx, id)
+		if err != nil {
+			return err
+		}
+		if len(ports) > 0 {
+			return neutron.Conflict("SecurityGroupInUse", "Security Group %s in use.", id)
+		}
+		if err := tx.DeleteSecurityGroup(ctx, id); errors.Is(err, store.ErrReferenced) {
+			return neutron.Conflict("SecurityGroupInUse", "Security Group %s in use.", id)
+		} else if err != nil {
+			return err
+		}
+		return nil
+	})
+}
+
+var protocolNumbers = map[string]int{
+	"ah": 51, "dccp": 33, "egp": 8, "esp": 50, "gre": 47, "icmp": 1, "icmpv6": 58, "igmp": 2,
+	"ipip": 4, "ipv6-encap": 41, "ipv6-frag": 44, "ipv6-icmp": 58, "ipv6-nonxt": 59, "ipv6-opts": 60,
+	"ipv6-route": 43, "ospf": 89, "pgm": 113, "rsvp": 46, "sctp": 132, "tcp": 6, "udp": 17, "udplite": 136, "vrrp": 112,
+}
+
+// checkRule validates a rule in the reference's order.
+func checkRule(r *model.SecurityGroupRule) error {
+	num := -1
+	if r.Protocol != "" {
+		if n, ok := protocolNumbers[r.Protocol]; ok {
+			num = n
+		} else if n, err := strconv.Atoi(r.Protocol); err == nil && n >= 0 && n <= 255 {
+			num = n
+		} else {
+			return neutron.Invalid("SecurityGroupRuleInvalidProtocol",
+				"Security group rule protocol %s not supported. Only protocol values [None, ah, dccp, egp, esp, gre, icmp, icmpv6, igmp, ipip, ipv6-encap, ipv6-frag, ipv6-icmp, ipv6-nonxt, ipv6-opts, ipv6-route, ospf, pgm, rsvp, sctp, tcp, udp, udplite, vrrp] and integer representations [0 to 255] are supported.", r.Protocol)
+		}
+	}
+	if (r.PortRangeMin != nil || r.PortRangeMax != nil) && r.Protocol == "" {
+		return neutron.Invalid("SecurityGroupProtocolRequiredWithPorts", "Must also specify protocol if port range is given.")
+	}
+	switch num {
+	case 6, 17, 33, 132, 136:
+		if r.PortRangeMin != nil && r.PortRangeMax != nil && *r.PortRangeMin > *r.PortRangeMax {
+			return neutron.Invalid("SecurityGroupInvalidPortRange", "For TCP/UDP protocols, port_range_min must be <= port_range_max")
+		}
+		for _, p := range []*int{r.PortRangeMin, r.PortRangeMax} {
+			if p != nil && (*p < 1 || *p > 65535) {
+				return neutron.Invalid("SecurityGroupInvalidPortValue", "Invalid value for port %d", *p)
+			}
+		}
+	case 1, 58:
+		for name, p := range map[string]*int{"type": r.PortRangeMin, "code": r.PortRangeMax} {
+			if p != nil && (*p < 0 || *p > 255) {
+				return neutron.Invalid("SecurityGroupInvalidIcmpValue",
+					"Invalid value for ICMP %s (port-range-min): %d", name, *p)
+			}
+		}
+		if r.PortRangeMin == nil && r.PortRangeMax != nil {
+			return neutron.Invalid("SecurityGroupMissingIcmpType", "ICMP code (port-range-max) %d is provided but ICMP type (port-range-min) is missing.", *r.PortRangeMax)
+		}
+	}
+	if r.RemoteIPPrefix != "" && r.RemoteGroupID != "" {
+		return neutron.Invalid("SecurityGroupRemoteGroupAndRemoteIpPrefix", "Only remote_ip_prefix or remote_group_id may be provided.")
+	}
+	if r.RemoteIPPrefix != "" {
+		p, err := netip.ParsePrefix(r.RemoteIPPrefix)
+		if err != nil {
+			return neutron.InvalidInput("remote_ip_prefix", "'"+r.RemoteIPPrefix+"' is not a valid IP subnet")
+		}
+		if p.Addr().Is4() != (r.Ethertype == "IPv4") {
+			return neutron.Invalid("SecurityGroupRuleParameterConflict", "Conflicting value ethertype %s for CIDR %s", r.Ethertype, r.RemoteIPPrefix)
+		}
+		r.RemoteIPPrefix = p.Masked().String()
+	}
+	return nil
+}
+
+func sameRule(a, b *model.SecurityGroupRule) bool {
+	eq := func(x, y *int) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
+	return a.Direction == b.Direction && a.Ethertype == b.Ethertype && a.Protocol == b.Protocol &&
+		eq(a.PortRangeMin, b.PortRangeMin) && eq(a.PortRangeMax, b.PortRangeMax) &&
+		a.RemoteIPPrefix == b.RemoteIPPrefix && a.RemoteGroupID == b.RemoteGroupID
+}
+
+// CreateRule adds a rule to a group the caller owns.
+func (s *Service) CreateRule(ctx context.Context, r model.SecurityGroupRule) (*model.SecurityGroupRule, error) {
+	c := who(ctx)
+	if err := c.mayWrite("create_security_group_rule"); err != nil {
+		return nil, err
+	}
+	if err := checkRule(&r); err != nil {
+		return nil, err
+	}
+	r.ID = newID()
+	s.stamp(&r.Standard)
+	err := s.write(ctx, func(tx store.Tx) error {
+		if err := tx.Lock(ctx, "sg:"+r.SecurityGroupID); err != nil {
+			return err
+		}
+		g, err := s.ownedSG(ctx, tx, c, r.SecurityGroupID)
+		if err != nil {
+			return err
+		}
+		if r.ProjectID, err = c.project(r.ProjectID, "create_security_group_rule"); err != nil {
+			return err
+		}
+		if !c.admin || r.ProjectID == c.ProjectID {
+			r.ProjectID = g.ProjectID
+		}
+		if r.RemoteGroupID != "" {
+			if _, err := s.ownedSG(ctx, tx, c, r.RemoteGroupID); err != nil {
+				return err
+			}
+		}
+		existing, err := tx.ListRules(ctx, store.RuleFilter{SecurityGroupIDs: []string{g.ID}})
+		if err != nil {
+			return err
+		}
+		for i := range existing {
+			if sameRule(&existing[i], &r) {
+				return neutron.Conflict("SecurityGroupRuleExists", "Security group rule already exists. Rule id is %s.", existing[i].ID)
+			}
+		}
+		if err := s.checkQuota(ctx, tx, "security_group_rule", r.ProjectID, 1); err != nil {
+			return err
+		}
+		return tx.CreateRule(ctx, &r)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+func ruleNotFound(id string) *neutron.Error {
+	return neutron.NotFound("SecurityGroupRuleNotFound", "Security group rule %s does not exist", id)
+}
+
+// GetRule returns a rule the caller owns.
+func (s *Service) GetRule(ctx context.Context, id string) (*model.SecurityGroupRule, error) {
+	c := who(ctx)
+	var out *model.SecurityGroupRule
+	err := s.read(ctx, func(tx store.Tx) error {
+		r, err := tx.GetRule(ctx, id)
+		if err != nil {
+			return notFound(err, "SecurityGroupRuleNotFound", "Security group rule %s does not exist", id)
+		}
+		if !c.owns(r.ProjectID) {
+			return ruleNotFound(id)
+		}
+		out = r
+		return nil
+	})
+	return out, err
+}
+
+// ListRules returns the caller's rules.
+func (s *Service) ListRules(ctx context.Context) ([]model.SecurityGroupRule, error) {
+	if err := s.EnsureDefaultSecurityGroup(ctx); err != nil {
+		return nil, err
+	}
+	c := who(ctx)
+	var out []model.SecurityGroupRule
+	err := s.read(ctx, func(tx store.Tx) error {
+		var err error
+		out, err = tx.ListRules(ctx, store.RuleFilter{Scope: c.scope()})
+		return err
+	})
+	return out, err
+}
+
+// DeleteRule deletes a rule the caller owns.
+func (s *Service) DeleteRule(ctx context.Context, id string) error {
+	c := who(ctx)
+	if err := c.mayWrite("delete_security_group_rule"); err != nil {
+		return err
+	}
+	return s.write(ctx, func(tx store.Tx) error {
+		r, err := tx.GetRule(ctx, id)
+		if err != nil {
+			return notFound(err, "SecurityGroupRuleNotFound", "Security group rule %s does not exist", id)
+		}
+		if !c.owns(r.ProjectID) {
+			return ruleNotFound(id)
+		}
+		return tx.DeleteRule(ctx, id)
+	})
+}

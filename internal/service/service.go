@@ -1,0 +1,205 @@
+// Package service holds Neutrino's use cases: the rules of the Networking
+// API (ownership, in-use checks, address management, quotas) applied in one
+// store transaction per request. It knows nothing of HTTP or SQL.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/neutrino-net/neutrino/api/neutron"
+	"github.com/neutrino-net/neutrino/internal/auth"
+	"github.com/neutrino-net/neutrino/internal/model"
+	"github.com/neutrino-net/neutrino/internal/store"
+)
+
+// Options tune the service.
+type Options struct {
+	// PhysnetMTU is the MTU of the physical network (default 1500).
+	// External networks get it; tenant networks get it less the VXLAN
+	// overhead.
+	PhysnetMTU int
+	// MACPrefix is the first three bytes of generated MACs (default fa:16:3e).
+	MACPrefix string
+	// Quotas override model.DefaultQuotas.
+	Quotas map[string]int
+	Logger *slog.Logger
+	// Now returns the current time (tests).
+	Now func() time.Time
+}
+
+// VXLANOverhead is what tenant networks lose to the VXLAN encapsulation.
+const VXLANOverhead = 50
+
+// Limits of the reference.
+const (
+	MaxAllowedAddressPairs = 10
+	MaxDNSNameservers      = 5
+	MaxHostRoutes          = 20
+	MaxFixedIPsPerPort     = 5
+	MaxRoutes              = 30
+)
+
+// Service is the Networking API's rules over a store.
+type Service struct {
+	st   store.Store
+	opts Options
+	log  *slog.Logger
+}
+
+// New returns a service over st.
+func New(st store.Store, opts Options) *Service {
+	if opts.PhysnetMTU == 0 {
+		opts.PhysnetMTU = 1500
+	}
+	if opts.MACPrefix == "" {
+		opts.MACPrefix = "fa:16:3e"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	q := make(map[string]int, len(model.DefaultQuotas))
+	for k, v := range model.DefaultQuotas {
+		q[k] = v
+	}
+	for k, v := range opts.Quotas {
+		q[k] = v
+	}
+	opts.Quotas = q
+	return &Service{st: st, opts: opts, log: opts.Logger}
+}
+
+// Store returns the underlying store (for status ingest and tests).
+func (s *Service) Store() store.Store { return s.st }
+
+func (s *Service) now() time.Time { return s.opts.Now().UTC().Truncate(time.Second) }
+
+func newID() string { return uuid.NewString() }
+
+// write runs fn in a write transaction and translates store errors that
+// escaped the rules into API errors.
+func (s *Service) write(ctx context.Context, fn func(store.Tx) error) error {
+	return translate(s.st.Write(ctx, fn))
+}
+
+func (s *Service) read(ctx context.Context, fn func(store.Tx) error) error {
+	return translate(s.st.Read(ctx, fn))
+}
+
+func translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ne *neutron.Error
+	if errors.As(err, &ne) {
+		return ne
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("store: %w", err)
+}
+
+// stamp sets the standard attributes of a new resource.
+func (s *Service) stamp(std *model.Standard) {
+	now := s.now()
+	std.CreatedAt, std.UpdatedAt, std.RevisionNumber = now, now, 0
+}
+
+// touch bumps the standard attributes of an updated resource.
+func (s *Service) touch(std *model.Standard) {
+	std.UpdatedAt = s.now()
+	std.RevisionNumber++
+}
+
+// caller is the identity of the request plus shorthands.
+type caller struct {
+	auth.Identity
+	admin bool
+}
+
+func who(ctx context.Context) caller {
+	id := auth.FromContext(ctx)
+	return caller{Identity: id, admin: id.Admin()}
+}
+
+// owns reports whether the caller may see a row of project p.
+func (c caller) owns(p string) bool { return c.admin || (p != "" && p == c.ProjectID) }
+
+// scope is the store scope for a listing by the caller.
+func (c caller) scope() store.Scope {
+	if c.admin {
+		return store.Scope{}
+	}
+	return store.Scope{ProjectID: c.ProjectID}
+}
+
+// mayWrite returns a 403 when the caller is read-only.
+func (c caller) mayWrite(rule string) error {
+	if !c.CanWrite() {
+		return neutron.Forbidden(rule)
+	}
+	return nil
+}
+
+// project decides the owning project of a new resource: the requested one
+// (admins only, when it differs) or the caller's.
+func (c caller) project(requested, rule string) (string, error) {
+	if requested == "" || requested == c.ProjectID {
+		return c.ProjectID, nil
+	}
+	if !c.admin {
+		return "", neutron.Forbidden(rule + ":tenant_id")
+	}
+	return requested, nil
+}
+
+// checkQuota returns OverQuota when project already has its limit of
+// resource. The caller holds the project's quota lock.
+func (s *Service) checkQuota(ctx context.Context, tx store.Tx, resource, project string, adding int) error {
+	limit, err := s.limit(ctx, tx, resource, project)
+	if err != nil || limit < 0 {
+		return err
+	}
+	if err := tx.Lock(ctx, "quota:"+project+":"+resource); err != nil {
+		return err
+	}
+	n, err := tx.Count(ctx, resource, project)
+	if err != nil {
+		return err
+	}
+	if n+adding > limit {
+		return neutron.Conflict("OverQuota", "Quota exceeded for resources: ['%s'].", resource)
+	}
+	return nil
+}
+
+func (s *Service) limit(ctx context.Context, tx store.Tx, resource, project string) (int, error) {
+	set, err := tx.Quotas(ctx, project)
+	if err != nil {
+		return 0, err
+	}
+	if v, ok := set[resource]; ok {
+		return v, nil
+	}
+	if v, ok := s.opts.Quotas[resource]; ok {
+		return v, nil
+	}
+	return -1, nil
+}
+
+// notFound maps a store miss to the typed 404 and passes other errors on.
+func notFound(err error, typ, format string, args ...any) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return neutron.NotFound(typ, format, args...)
+	}
+	return err
+}

@@ -1,0 +1,293 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+
+	"github.com/neutrino-net/neutrino/api/neutron"
+	"github.com/neutrino-net/neutrino/internal/ipam"
+	"github.com/neutrino-net/neutrino/internal/model"
+	"github.com/neutrino-net/neutrino/internal/store"
+)
+
+// SubnetCreate is a subnet request. Zero-valued GatewayIP with
+// GatewaySet=false means "the first host"; GatewaySet with a zero GatewayIP
+// means no gateway. A nil AllocationPools means the default pools.
+type SubnetCreate struct {
+	model.Subnet
+	GatewaySet bool
+}
+
+func subnetNotFound(id string) *neutron.Error {
+	return neutron.NotFound("SubnetNotFound", "Subnet %s could not be found.", id)
+}
+
+func invalidOp(format string, args ...any) *neutron.Error {
+	return neutron.Invalid("InvalidInput", "Invalid input for operation: %s.", fmt.Sprintf(format, args...))
+}
+
+// visibleSubnet returns a subnet the caller may see: its own or one on a
+// shared or external network.
+func (s *Service) visibleSubnet(ctx context.Context, tx store.Tx, c caller, id string) (*model.Subnet, *model.Network, error) {
+	sn, err := tx.GetSubnet(ctx, id)
+	if err != nil {
+		return nil, nil, notFound(err, "SubnetNotFound", "Subnet %s could not be found.", id)
+	}
+	n, err := tx.GetNetwork(ctx, sn.NetworkID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !c.owns(sn.ProjectID) && !n.Shared && !n.External {
+		return nil, nil, subnetNotFound(id)
+	}
+	return sn, n, nil
+}
+
+// checkSubnet validates the address plan of sn: version, gateway, pools,
+// DNS servers, host routes and IPv6 modes.
+func checkSubnet(sn *model.Subnet) error {
+	v4 := sn.IPVersion == 4
+	if sn.CIDR.Addr().Is4() != v4 {
+		return invalidOp("Cidr %s and IP version %d are not compatible", sn.CIDR, sn.IPVersion)
+	}
+	if sn.CIDR.Bits() == 0 {
+		return invalidOp("%s is not a valid cidr for a subnet", sn.CIDR)
+	}
+	if v4 && (sn.IPv6RAMode != "" || sn.IPv6AddressMode != "") {
+		mode, val := "ipv6_ra_mode", sn.IPv6RAMode
+		if val == "" {
+			mode, val = "ipv6_address_mode", sn.IPv6AddressMode
+		}
+		return invalidOp("%s set to '%s' with ip_version set to '4' is not valid", mode, val)
+	}
+	if sn.IPv6RAMode != "" && sn.IPv6AddressMode != "" && sn.IPv6RAMode != sn.IPv6AddressMode {
+		return invalidOp("ipv6_ra_mode set to '%s' with ipv6_address_mode set to '%s' is not valid. If both attributes are set, they must be the same value",
+			sn.IPv6RAMode, sn.IPv6AddressMode)
+	}
+	if sn.Auto() && sn.CIDR.Bits() != 64 {
+		return invalidOp("Invalid CIDR %s for IPv6 address mode. OpenStack uses the EUI-64 address format, which requires the prefix to be /64", sn.CIDR)
+	}
+	if gw := sn.GatewayIP; gw.IsValid() {
+		if gw.Is4() != v4 {
+			return neutron.InvalidInput("gateway_ip", fmt.Sprintf("'%s' is not a valid IP address for IP version %d", gw, sn.IPVersion))
+		}
+		if sn.CIDR.Contains(gw) && ipam.First(sn.CIDR) != ipam.Last(sn.CIDR) &&
+			(gw == ipam.First(sn.CIDR) || (v4 && gw == ipam.Last(sn.CIDR) && sn.CIDR.Bits() < 31)) {
+			return invalidOp("Gateway is not valid on subnet")
+		}
+	}
+	if err := poolError(sn); err != nil {
+		return err
+	}
+	if len(sn.DNSNameservers) > MaxDNSNameservers {
+		return neutron.Invalid("DNSNameServersExhausted",
+			"Unable to complete operation for %s. The number of DNS nameservers exceeds the limit %d.", sn.ID, MaxDNSNameservers)
+	}
+	seen := map[string]bool{}
+	for _, d := range sn.DNSNameservers {
+		if a, err := netip.ParseAddr(d); err != nil || a.Is4() != v4 {
+			return neutron.InvalidInput("dns_nameservers", fmt.Sprintf("'%s' is not a valid IP address", d))
+		}
+		if seen[d] {
+			return neutron.InvalidInput("dns_nameservers", fmt.Sprintf("Duplicate nameserver '%s'", d))
+		}
+		seen[d] = true
+	}
+	if len(sn.HostRoutes) > MaxHostRoutes {
+		return neutron.Invalid("HostRoutesExhausted",
+			"Unable to complete operation for %s. The number of host routes exceeds the limit %d.", sn.ID, MaxHostRoutes)
+	}
+	routes := map[model.HostRoute]bool{}
+	for _, r := range sn.HostRoutes {
+		if r.Destination.Addr().Is4() != v4 || r.Nexthop.Is4() != v4 {
+			return invalidOp("Host route %s via %s does not match IP version %d", r.Destination, r.Nexthop, sn.IPVersion)
+		}
+		if routes[r] {
+			return neutron.InvalidInput("host_routes", fmt.Sprintf("Duplicate hostroute '%s'", r.Destination))
+		}
+		routes[r] = true
+	}
+	return nil
+}
+
+func poolError(sn *model.Subnet) error {
+	err := ipam.CheckPools(sn.CIDR, sn.GatewayIP, sn.AllocationPools)
+	pe, ok := err.(*ipam.PoolError)
+	if !ok {
+		return err
+	}
+	switch pe.Kind {
+	case "invalid":
+		return neutron.Invalid("InvalidAllocationPool", "The allocation pool %s is not valid.", ipam.PoolString(pe.Pool))
+	case "out-of-bounds":
+		return neutron.Invalid("OutOfBoundsAllocationPool", "The allocation pool %s spans beyond the subnet cidr %s.", ipam.PoolString(pe.Pool), sn.CIDR)
+	case "overlap":
+		return neutron.Conflict("OverlappingAllocationPools", "Found overlapping allocation pools: %s %s for subnet %s.",
+			ipam.PoolString(pe.Pool), ipam.PoolString(pe.Other), sn.CIDR)
+	default:
+		return neutron.Conflict("GatewayConflictWithAllocationPools", "Gateway ip %s conflicts with allocation pool %s.",
+			sn.GatewayIP, ipam.PoolString(pe.Pool))
+	}
+}
+
+// CreateSubnet creates a subnet on a network the caller owns.
+func (s *Service) CreateSubnet(ctx context.Context, req SubnetCreate) (*model.Subnet, error) {
+	c := who(ctx)
+	if err := c.mayWrite("create_subnet"); err != nil {
+		return nil, err
+	}
+	sn := req.Subnet
+	project, err := c.project(sn.ProjectID, "create_subnet")
+	if err != nil {
+		return nil, err
+	}
+	sn.ID, sn.ProjectID = newID(), project
+	sn.CIDR = sn.CIDR.Masked()
+	if !req.GatewaySet {
+		sn.GatewayIP = ipam.DefaultGateway(sn.CIDR)
+	}
+	if sn.AllocationPools == nil && sn.CIDR.Addr().Is4() == (sn.IPVersion == 4) {
+		sn.AllocationPools = ipam.DefaultPools(sn.CIDR, sn.GatewayIP)
+	}
+	if sn.DNSNameservers == nil {
+		sn.DNSNameservers = []string{}
+	}
+	if sn.HostRoutes == nil {
+		sn.HostRoutes = []model.HostRoute{}
+	}
+	if err := checkSubnet(&sn); err != nil {
+		return nil, err
+	}
+	s.stamp(&sn.Standard)
+	err = s.write(ctx, func(tx store.Tx) error {
+		if err := tx.Lock(ctx, "network:"+sn.NetworkID); err != nil {
+			return err
+		}
+		n, err := s.visibleNetwork(ctx, tx, c, sn.NetworkID)
+		if err != nil {
+			return err
+		}
+		if !c.owns(n.ProjectID) {
+			return neutron.Forbidden("create_subnet")
+		}
+		others, err := tx.ListSubnets(ctx, store.SubnetFilter{NetworkIDs: []string{n.ID}})
+		if err != nil {
+			return err
+		}
+		for _, o := range others {
+			if o.CIDR.Overlaps(sn.CIDR) {
+				return invalidOp("Requested subnet with cidr: %s for network: %s overlaps with another subnet", sn.CIDR, n.ID)
+			}
+		}
+		if err := s.checkQuota(ctx, tx, "subnet", project, 1); err != nil {
+			return err
+		}
+		return tx.CreateSubnet(ctx, &sn)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &sn, nil
+}
+
+// GetSubnet returns a subnet the caller may see.
+func (s *Service) GetSubnet(ctx context.Context, id string) (*model.Subnet, error) {
+	c := who(ctx)
+	var out *model.Subnet
+	err := s.read(ctx, func(tx store.Tx) error {
+		sn, _, err := s.visibleSubnet(ctx, tx, c, id)
+		out = sn
+		return err
+	})
+	return out, err
+}
+
+// ListSubnets returns the subnets the caller may see.
+func (s *Service) ListSubnets(ctx context.Context) ([]model.Subnet, error) {
+	c := who(ctx)
+	var out []model.Subnet
+	err := s.read(ctx, func(tx store.Tx) error {
+		var err error
+		out, err = tx.ListSubnets(ctx, store.SubnetFilter{Scope: c.scope(), IncludePublic: !c.admin})
+		return err
+	})
+	return out, err
+}
+
+// UpdateSubnet applies change to a subnet the caller owns. change reports
+// whether it set the allocation pools.
+func (s *Service) UpdateSubnet(ctx context.Context, id string, change func(*model.Subnet)) (*model.Subnet, error) {
+	c := who(ctx)
+	if err := c.mayWrite("update_subnet"); err != nil {
+		return nil, err
+	}
+	var out *model.Subnet
+	err := s.write(ctx, func(tx store.Tx) error {
+		old, _, err := s.visibleSubnet(ctx, tx, c, id)
+		if err != nil {
+			return err
+		}
+		if !c.owns(old.ProjectID) {
+			return neutron.Forbidden("update_subnet")
+		}
+		if err := tx.Lock(ctx, "subnet:"+id); err != nil {
+			return err
+		}
+		sn := *old
+		change(&sn)
+		if err := checkSubnet(&sn); err != nil {
+			return err
+		}
+		if sn.GatewayIP != old.GatewayIP && sn.GatewayIP.IsValid() {
+			ports, err := tx.ListPorts(ctx, store.PortFilter{SubnetID: id})
+			if err != nil {
+				return err
+			}
+			for _, p := range ports {
+				for _, ip := range p.FixedIPs {
+					if ip.SubnetID == id && (ip.IPAddress == sn.GatewayIP || (ip.IPAddress == old.GatewayIP && p.DeviceOwner == model.OwnerRouterInterface)) {
+						return neutron.Conflict("GatewayIpInUse",
+							"Current gateway ip %s already in use by port %s. Unable to update.", ip.IPAddress, p.ID)
+					}
+				}
+			}
+		}
+		s.touch(&sn.Standard)
+		out = &sn
+		return tx.UpdateSubnet(ctx, &sn)
+	})
+	return out, err
+}
+
+// DeleteSubnet deletes a subnet without allocated addresses.
+func (s *Service) DeleteSubnet(ctx context.Context, id string) error {
+	c := who(ctx)
+	if err := c.mayWrite("delete_subnet"); err != nil {
+		return err
+	}
+	return s.write(ctx, func(tx store.Tx) error {
+		sn, _, err := s.visibleSubnet(ctx, tx, c, id)
+		if err != nil {
+			return err
+		}
+		if !c.owns(sn.ProjectID) {
+			return neutron.Forbidden("delete_subnet")
+		}
+		if err := tx.Lock(ctx, "subnet:"+id); err != nil {
+			return err
+		}
+		taken, err := tx.AllocatedIPs(ctx, id)
+		if err != nil {
+			return err
+		}
+		if len(taken) > 0 {
+			return subnetInUse(id, "One or more ports have an IP allocation from this subnet.")
+		}
+		return tx.DeleteSubnet(ctx, id)
+	})
+}
+
+func subnetInUse(id, reason string) *neutron.Error {
+	return neutron.Conflict("SubnetInUse", "Unable to complete operation on subnet %s: %s", id, reason)
+}
