@@ -1,0 +1,311 @@
+package httpapi
+
+import (
+	"cmp"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/neutrino-net/neutrino/api/neutron"
+)
+
+// object is a resource in wire form.
+type object = map[string]any
+
+var reservedQuery = map[string]bool{
+	"fields": true, "sort_key": true, "sort_dir": true, "limit": true, "marker": true, "page_reverse": true, "verbose": true,
+}
+
+// listQuery is a parsed collection query.
+type listQuery struct {
+	filters  map[string][]string
+	fields   []string
+	sortKeys []string
+	sortAsc  []bool
+	limit    int
+	marker   string
+	reverse  bool
+}
+
+func parseListQuery(q url.Values, res *resource, admin bool) (*listQuery, error) {
+	lq := &listQuery{filters: map[string][]string{}, fields: q["fields"]}
+	for k, vs := range q {
+		if reservedQuery[k] {
+			continue
+		}
+		if k == "tenant_id" {
+			k = "project_id"
+		}
+		a := res.byName[k]
+		if a == nil || a.filter == noFilter || (a.adminOnly && !admin) {
+			continue // the reference ignores keys it cannot filter on
+		}
+		for _, v := range vs {
+			if err := checkFilterValue(a, v); err != nil {
+				return nil, err
+			}
+		}
+		lq.filters[k] = append(lq.filters[k], vs...)
+	}
+	keys, dirs := q["sort_key"], q["sort_dir"]
+	if len(keys) != len(dirs) {
+		return nil, neutron.BadRequest("The number of sort_keys and sort_dirs must be same")
+	}
+	var badKeys, badDirs []string
+	for i, k := range keys {
+		if a := res.byName[k]; a == nil || !a.sort {
+			badKeys = append(badKeys, "'"+k+"'")
+		}
+		switch dirs[i] {
+		case "asc", "desc":
+		default:
+			badDirs = append(badDirs, "'"+dirs[i]+"'")
+		}
+		lq.sortKeys = append(lq.sortKeys, k)
+		lq.sortAsc = append(lq.sortAsc, dirs[i] != "desc")
+	}
+	if len(badKeys) > 0 {
+		return nil, neutron.BadRequest("[%s] is invalid attribute for sort_keys", strings.Join(badKeys, ", "))
+	}
+	if len(badDirs) > 0 {
+		return nil, neutron.BadRequest("[%s] is invalid value for sort_dirs, valid value is 'asc' and 'desc'", strings.Join(badDirs, ", "))
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 0 {
+			return nil, neutron.BadRequest("Limit must be an integer 0 or greater and not '%s'", l)
+		}
+		lq.limit = n
+	}
+	lq.marker = q.Get("marker")
+	if pr := q.Get("page_reverse"); pr != "" {
+		b, err := toBool(pr)
+		if err != nil {
+			return nil, attrError("page_reverse", err)
+		}
+		lq.reverse = b.(bool)
+	}
+	return lq, nil
+}
+
+func checkFilterValue(a *attr, v string) error {
+	switch a.filter {
+	case fBool:
+		if _, err := toBool(v); err != nil {
+			return attrError(a.name, err)
+		}
+	case fInt:
+		if _, err := toInt(v); err != nil {
+			return attrError(a.name, err)
+		}
+	}
+	return nil
+}
+
+// match reports whether o passes every filter.
+func (lq *listQuery) match(res *resource, o object) bool {
+	for k, want := range lq.filters {
+		if !matchAttr(res.byName[k], o[k], want) {
+			return false
+		}
+	}
+	return true
+}
+
+func matchAttr(a *attr, got any, want []string) bool {
+	switch a.filter {
+	case fFixedIPs:
+		return matchFixedIPs(got, want)
+	case fListValue:
+		l, _ := got.([]string)
+		return slices.ContainsFunc(want, func(w string) bool { return slices.Contains(l, w) })
+	case fBool:
+		b, ok := got.(bool)
+		return ok && slices.ContainsFunc(want, func(w string) bool { v, _ := toBool(w); return v == b })
+	case fInt:
+		n, ok := got.(int)
+		return ok && slices.ContainsFunc(want, func(w string) bool { v, _ := toInt(w); return v == n })
+	default:
+		s, ok := scalarString(got)
+		return ok && slices.Contains(want, s)
+	}
+}
+
+func scalarString(v any) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return x, true
+	case fmt.Stringer:
+		return x.String(), true
+	case nil:
+		return "", false
+	default:
+		return fmt.Sprint(x), true
+	}
+}
+
+// matchFixedIPs implements fixed_ips=ip_address=X&fixed_ips=subnet_id=Y:
+// a port matches when one of its addresses satisfies every key given.
+func matchFixedIPs(got any, want []string) bool {
+	conds := map[string][]string{}
+	for _, w := range want {
+		k, v, ok := strings.Cut(w, "=")
+		if !ok {
+			continue
+		}
+		conds[k] = append(conds[k], v)
+	}
+	ips, _ := got.([]object)
+	for _, ip := range ips {
+		ok := true
+		for k, vs := range conds {
+			var s string
+			switch k {
+			case "ip_address", "subnet_id":
+				s, _ = ip[k].(string)
+				ok = ok && slices.Contains(vs, s)
+			case "ip_address_substr":
+				s, _ = ip["ip_address"].(string)
+				ok = ok && slices.ContainsFunc(vs, func(sub string) bool { return strings.Contains(s, sub) })
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return len(ips) == 0 && len(conds) == 0
+}
+
+func compareValues(a, b any) int {
+	switch x := a.(type) {
+	case string:
+		y, _ := b.(string)
+		return cmp.Compare(x, y)
+	case int:
+		y, _ := b.(int)
+		return cmp.Compare(x, y)
+	case bool:
+		y, _ := b.(bool)
+		switch {
+		case x == y:
+			return 0
+		case !x:
+			return -1
+		default:
+			return 1
+		}
+	case nil:
+		if b == nil {
+			return 0
+		}
+		return -1
+	default:
+		sa, _ := scalarString(a)
+		sb, _ := scalarString(b)
+		return cmp.Compare(sa, sb)
+	}
+}
+
+// apply filters, sorts and pages objs, returning the page and its links.
+func (lq *listQuery) apply(r *http.Request, base string, res *resource, objs []object) ([]object, []object) {
+	out := objs[:0:0]
+	for _, o := range objs {
+		if lq.match(res, o) {
+			out = append(out, o)
+		}
+	}
+	keys, asc := lq.sortKeys, lq.sortAsc
+	if lq.limit > 0 || len(keys) > 0 {
+		// Pagination needs a total order: id breaks ties, as in the reference.
+		if !slices.Contains(keys, "id") {
+			keys = append(slices.Clone(keys), "id")
+			asc = append(slices.Clone(asc), len(asc) == 0 || asc[0])
+		}
+		if lq.reverse {
+			asc = slices.Clone(asc)
+			for i := range asc {
+				asc[i] = !asc[i]
+			}
+		}
+		slices.SortStableFunc(out, func(a, b object) int {
+			for i, k := range keys {
+				if c := compareValues(a[k], b[k]); c != 0 {
+					if !asc[i] {
+						return -c
+					}
+					return c
+				}
+			}
+			return 0
+		})
+	}
+	if lq.marker != "" {
+		i := slices.IndexFunc(out, func(o object) bool { return o["id"] == lq.marker })
+		if i < 0 {
+			out = nil
+		} else {
+			out = out[i+1:]
+		}
+	}
+	if lq.limit > 0 && len(out) > lq.limit {
+		out = out[:lq.limit]
+	}
+	var links []object
+	if lq.limit > 0 {
+		links = lq.links(r, base, out)
+	}
+	if lq.reverse {
+		slices.Reverse(out)
+	}
+	if out == nil {
+		out = []object{}
+	}
+	return out, links
+}
+
+// links builds the reference's next/previous links for a page (items are
+// in walk order, before a reverse page is flipped back).
+func (lq *listQuery) links(r *http.Request, base string, items []object) []object {
+	var links []object
+	if len(items) == 0 {
+		return links
+	}
+	short := len(items) < lq.limit
+	first, last := items[0]["id"].(string), items[len(items)-1]["id"].(string)
+	if lq.reverse {
+		first, last = last, first
+	}
+	href := func(marker string, reverse bool) string {
+		q := r.URL.Query()
+		q.Set("marker", marker)
+		q.Del("page_reverse")
+		if reverse {
+			q.Set("page_reverse", "True")
+		}
+		return base + r.URL.Path + "?" + q.Encode()
+	}
+	if !(short && !lq.reverse) {
+		links = append(links, object{"rel": "next", "href": href(last, false)})
+	}
+	if !(short && lq.reverse) {
+		links = append(links, object{"rel": "previous", "href": href(first, true)})
+	}
+	return links
+}
+
+// selectFields keeps only the requested fields of o.
+func selectFields(o object, fields []string) object {
+	if len(fields) == 0 {
+		return o
+	}
+	out := make(object, len(fields))
+	for _, f := range fields {
+		if v, ok := o[f]; ok {
+			out[f] = v
+		}
+	}
+	return out
+}

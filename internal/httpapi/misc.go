@@ -1,0 +1,119 @@
+package httpapi
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/neutrino-net/neutrino/api/neutron"
+)
+
+// Extension is one record of /v2.0/extensions.
+type Extension struct {
+	Alias, Name, Description, Updated string
+}
+
+// coreExtensions are the extensions the core API implements.
+var coreExtensions = []Extension{
+	{"agent", "agent", "The agent management extension.", "2013-02-03T10:00:00-00:00"},
+	{"allowed-address-pairs", "Allowed Address Pairs", "Provides allowed address pairs", "2013-07-23T10:00:00-00:00"},
+	{"binding", "Port Binding", "Expose port bindings of a virtual port to external application", "2014-02-03T10:00:00-00:00"},
+	{"empty-string-filtering", "Empty String Filtering Extension", "Allow filtering by attributes with empty string value", "2018-05-01T10:00:00-00:00"},
+	{"ext-gw-mode", "Neutron L3 Configurable external gateway mode", "Extension of the router abstraction for specifying whether SNAT should occur on the external gateway", "2013-03-28T10:00:00-00:00"},
+	{"external-net", "Neutron external network", "Adds external network attribute to network resource.", "2013-01-14T10:00:00-00:00"},
+	{"extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router", "2013-02-01T10:00:00-00:00"},
+	{"l3_agent_scheduler", "L3 Agent Scheduler", "Schedule routers among l3 agents", "2013-02-07T10:00:00-00:00"},
+	{"net-mtu", "Network MTU", "Provides MTU attribute for a network resource.", "2015-03-25T10:00:00-00:00"},
+	{"net-mtu-writable", "Network MTU (writable)", "Provides a writable MTU attribute for a network resource.", "2017-07-12T00:00:00-00:00"},
+	{"pagination", "Pagination support", "Extension that indicates that pagination is enabled.", "2016-06-12T00:00:00-00:00"},
+	{"port-security", "Port Security", "Provides port security", "2012-07-23T10:00:00-00:00"},
+	{"project-id", "project_id field enabled", "Extension that indicates that project_id field is enabled.", "2016-09-09T09:09:09-09:09"},
+	{"quotas", "Quota management support", "Expose functions for quotas management per project", "2012-07-29T10:00:00-00:00"},
+	{"quota_details", "Quota details management support", "Expose functions for quotas usage statistics per project", "2017-02-10T10:00:00-00:00"},
+	{"router", "Neutron L3 Router", "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external networks via a NAT gateway.", "2012-07-20T10:00:00-00:00"},
+	{"security-group", "security-group", "The security groups extension.", "2012-10-05T10:00:00-00:00"},
+	{"sorting", "Sorting support", "Extension that indicates that sorting is enabled.", "2016-06-12T00:00:00-00:00"},
+	{"standard-attr-description", "standard-attr-description", "Extension to add descriptions to standard attributes", "2016-02-10T10:00:00-00:00"},
+	{"standard-attr-revisions", "Resource revision numbers", "This extension will display the revision number of neutron resources.", "2016-04-11T10:00:00-00:00"},
+	{"standard-attr-timestamp", "Resource timestamps", "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes.", "2016-09-12T10:00:00-00:00"},
+	{"stateful-security-group", "Stateful security group", "Indicates if the security group is stateful or not", "2019-11-26T09:00:00-00:00"},
+}
+
+func extensionWire(e Extension) object {
+	return object{"alias": e.Alias, "name": e.Name, "description": e.Description, "updated": e.Updated, "links": []object{}}
+}
+
+func (a *API) extensions() []Extension {
+	exts := slices.Clone(coreExtensions)
+	slices.SortFunc(exts, func(x, y Extension) int { return strings.Compare(x.Alias, y.Alias) })
+	return exts
+}
+
+func (a *API) routes() {
+	m := a.mux
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			notFoundRoute(w, r)
+			return
+		}
+		if r.Method != http.MethodGet {
+			methodNotAllowed(w, r)
+			return
+		}
+		writeJSON(w, http.StatusOK, object{"versions": []object{{
+			"id": "v2.0", "status": "CURRENT",
+			"links": []object{{"rel": "self", "href": a.baseURL(r) + "/v2.0/"}},
+		}}})
+	})
+	m.HandleFunc("/v2.0", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			methodNotAllowed(w, r)
+			return
+		}
+		var res []object
+		for _, c := range []string{"network", "subnet", "subnetpool", "port"} {
+			res = append(res, object{"name": c, "collection": c + "s",
+				"links": []object{{"rel": "self", "href": a.baseURL(r) + "/v2.0/" + c + "s"}}})
+		}
+		writeJSON(w, http.StatusOK, object{"resources": res})
+	})
+	m.HandleFunc("GET /v2.0/extensions", func(w http.ResponseWriter, r *http.Request) {
+		var out []object
+		for _, e := range a.extensions() {
+			out = append(out, extensionWire(e))
+		}
+		writeJSON(w, http.StatusOK, object{"extensions": out})
+	})
+	m.HandleFunc("GET /v2.0/extensions/{alias}", func(w http.ResponseWriter, r *http.Request) {
+		alias := r.PathValue("alias")
+		for _, e := range a.extensions() {
+			if e.Alias == alias {
+				writeJSON(w, http.StatusOK, object{"extension": extensionWire(e)})
+				return
+			}
+		}
+		writeError(w, neutron.NotFound("ExtensionNotFound", "Extension with alias %s does not exist", alias))
+	})
+	a.mount("/v2.0/networks", a.networks())
+	a.mount("/v2.0/subnets", a.subnets())
+	a.mount("/v2.0/ports", a.ports())
+	a.mount("/v2.0/routers", a.routers())
+	a.mount("/v2.0/security-groups", a.securityGroups())
+	a.mount("/v2.0/security-group-rules", a.securityGroupRules())
+	m.HandleFunc("/v2.0/routers/{id}/add_router_interface", a.routerInterface(true))
+	m.HandleFunc("/v2.0/routers/{id}/remove_router_interface", a.routerInterface(false))
+	m.HandleFunc("GET /v2.0/routers/{id}/l3-agents", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := a.svc.GetRouter(r.Context(), r.PathValue("id")); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, object{"agents": []object{}})
+	})
+	m.HandleFunc("GET /v2.0/agents", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, object{"agents": []object{}})
+	})
+	m.HandleFunc("GET /v2.0/agents/{id}", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, neutron.NotFound("AgentNotFound", "Agent %s could not be found.", r.PathValue("id")))
+	})
+	a.quotaRoutes()
+}

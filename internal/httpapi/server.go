@@ -1,0 +1,284 @@
+// Package httpapi is Neutrino's OpenStack Networking v2.0 wire layer:
+// routes, envelopes, attribute validation, filters, fields, sorting,
+// pagination, extensions and NeutronError bodies. Rules live in the
+// service layer; this package only translates.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/neutrino-net/neutrino/api/neutron"
+	"github.com/neutrino-net/neutrino/internal/auth"
+	"github.com/neutrino-net/neutrino/internal/service"
+)
+
+// Options configure the API handler.
+type Options struct {
+	Service *service.Service
+	Auth    auth.Authenticator
+	Logger  *slog.Logger
+	// PublicURL is the base of links (e.g. "http://api.example:9696");
+	// empty means derived from each request's Host.
+	PublicURL string
+	// Observe, if set, is called after each request with its route pattern,
+	// status and duration (metrics).
+	Observe func(route string, status int, d time.Duration)
+}
+
+// API is the HTTP handler of the Networking API.
+type API struct {
+	opts Options
+	svc  *service.Service
+	log  *slog.Logger
+	mux  *http.ServeMux
+}
+
+// New returns the API handler.
+func New(opts Options) *API {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Auth == nil {
+		opts.Auth = auth.NoAuth{}
+	}
+	a := &API{opts: opts, svc: opts.Service, log: opts.Logger, mux: http.NewServeMux()}
+	a.routes()
+	return a
+}
+
+type ctxKey int
+
+const requestIDKey ctxKey = 0
+
+// ServeHTTP implements http.Handler: request id, body limit, path
+// normalisation, authentication, recovery and access logging.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	reqID := "req-" + uuid.NewString()
+	w.Header().Set("X-Openstack-Request-Id", reqID)
+	sw := &statusWriter{ResponseWriter: w}
+	ctx := context.WithValue(r.Context(), requestIDKey, reqID)
+	r = r.WithContext(ctx)
+	defer func() {
+		if p := recover(); p != nil {
+			a.log.ErrorContext(ctx, "panic serving request", "request_id", reqID, "panic", p)
+			if sw.status == 0 {
+				writeError(sw, neutron.Internal())
+			}
+		}
+		d := time.Since(start)
+		a.log.InfoContext(ctx, "request", "request_id", reqID, "method", r.Method, "path", r.URL.Path,
+			"status", sw.status, "duration_ms", float64(d.Microseconds())/1000)
+		if a.opts.Observe != nil {
+			a.opts.Observe(r.Pattern, sw.status, d)
+		}
+	}()
+	if r.ContentLength > MaxBodyBytes {
+		writeError(sw, errTooLarge)
+		return
+	}
+	r.Body = http.MaxBytesReader(sw, r.Body, MaxBodyBytes)
+	r.URL.Path = normalizePath(r.URL.Path)
+	if r.URL.Path != "/" {
+		id, err := a.opts.Auth.Authenticate(r)
+		if err != nil {
+			a.authError(sw, r, err)
+			return
+		}
+		r = r.WithContext(auth.WithIdentity(ctx, id))
+	}
+	a.mux.ServeHTTP(sw, r)
+}
+
+func (a *API) authError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, auth.ErrUnauthorized) {
+		w.Header().Set("WWW-Authenticate", "Keystone uri='"+a.opts.PublicURL+"'")
+		writeError(w, &neutron.Error{Status: http.StatusUnauthorized, Type: "HTTPUnauthorized", Message: "Authentication required"})
+		return
+	}
+	a.log.ErrorContext(r.Context(), "authentication backend failed", "error", err)
+	writeError(w, &neutron.Error{Status: http.StatusServiceUnavailable, Type: "ServiceUnavailable", Message: "The identity service is not available."})
+}
+
+// normalizePath drops a ".json" suffix and a trailing slash, as the
+// reference accepts both.
+func normalizePath(p string) string {
+	p = strings.TrimSuffix(p, ".json")
+	if len(p) > 1 {
+		p = strings.TrimRight(p, "/")
+	}
+	if p == "" {
+		return "/"
+	}
+	return p
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func writeError(w http.ResponseWriter, e *neutron.Error) {
+	writeJSON(w, e.Status, e.Body())
+}
+
+// fail renders err: a *neutron.Error as itself, anything else as the
+// reference's opaque 500 (logged with the request id).
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var ne *neutron.Error
+	if errors.As(err, &ne) {
+		writeError(w, ne)
+		return
+	}
+	if errors.Is(err, context.Canceled) {
+		writeError(w, &neutron.Error{Status: 499, Type: "HTTPClientClosedRequest", Message: "Client closed the request."})
+		return
+	}
+	reqID, _ := r.Context().Value(requestIDKey).(string)
+	a.log.ErrorContext(r.Context(), "request failed", "request_id", reqID, "error", err)
+	writeError(w, neutron.Internal())
+}
+
+// baseURL is the scheme and host that links start with.
+func (a *API) baseURL(r *http.Request) string {
+	if a.opts.PublicURL != "" {
+		return strings.TrimRight(a.opts.PublicURL, "/")
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+func notFoundRoute(w http.ResponseWriter, _ *http.Request) {
+	writeError(w, neutron.NotFound("HTTPNotFound", "The resource could not be found."))
+}
+
+func methodNotAllowed(w http.ResponseWriter, _ *http.Request) {
+	writeError(w, &neutron.Error{Status: http.StatusMethodNotAllowed, Type: "HTTPMethodNotAllowed", Message: "The method is not allowed for this resource."})
+}
+
+// crud wires one collection to the service.
+type crud struct {
+	res    *resource
+	list   func(r *http.Request, lq *listQuery) ([]object, error)
+	show   func(r *http.Request, id string) (object, error)
+	create func(r *http.Request, v values) (object, error)
+	update func(r *http.Request, id string, v values) (object, error)
+	remove func(r *http.Request, id string) error
+}
+
+func isAdmin(r *http.Request) bool { return auth.FromContext(r.Context()).Admin() }
+
+// mount registers path and path/{id} for c.
+func (a *API) mount(path string, c crud) {
+	a.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet:
+			lq, err := parseListQuery(r.URL.Query(), c.res, isAdmin(r))
+			if err != nil {
+				a.fail(w, r, err)
+				return
+			}
+			objs, err := c.list(r, lq)
+			if err != nil {
+				a.fail(w, r, err)
+				return
+			}
+			page, links := lq.apply(r, a.baseURL(r), c.res, objs)
+			for i := range page {
+				page[i] = selectFields(page[i], lq.fields)
+			}
+			body := object{c.res.plural: page}
+			if links != nil {
+				body[c.res.plural+"_links"] = links
+			}
+			writeJSON(w, http.StatusOK, body)
+		case http.MethodPost:
+			if c.create == nil {
+				methodNotAllowed(w, r)
+				return
+			}
+			v, err := parseBody(r, c.res, false)
+			if err != nil {
+				a.fail(w, r, err)
+				return
+			}
+			o, err := c.create(r, v)
+			if err != nil {
+				a.fail(w, r, err)
+				return
+			}
+			writeJSON(w, http.StatusCreated, object{c.res.singular: o})
+		default:
+			methodNotAllowed(w, r)
+		}
+	})
+	a.mux.HandleFunc(path+"/{id}", func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		switch r.Method {
+		case http.MethodGet:
+			o, err := c.show(r, id)
+			if err != nil {
+				a.fail(w, r, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, object{c.res.singular: selectFields(o, r.URL.Query()["fields"])})
+		case http.MethodPut:
+			if c.update == nil {
+				methodNotAllowed(w, r)
+				return
+			}
+			v, err := parseBody(r, c.res, true)
+			if err != nil {
+				a.fail(w, r, err)
+				return
+			}
+			o, err := c.update(r, id, v)
+			if err != nil {
+				a.fail(w, r, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, object{c.res.singular: o})
+		case http.MethodDelete:
+			if err := c.remove(r, id); err != nil {
+				a.fail(w, r, err)
+				return
+			}
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			methodNotAllowed(w, r)
+		}
+	})
+}
+
+// listOf converts views with fn into wire objects.
+func wireList[T any](items []T, fn func(*T) object) []object {
+	out := make([]object, len(items))
+	for i := range items {
+		out[i] = fn(&items[i])
+	}
+	return out
+}
