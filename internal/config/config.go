@@ -1,0 +1,230 @@
+// Package config loads Neutrino's configuration from defaults, one file of
+// "key = value" lines, NEUTRINO_<KEY> environment variables and flags, in
+// that order of precedence (flags win). One table of options drives all
+// four, so they never disagree.
+package config
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the server's configuration.
+type Config struct {
+	Listen           string
+	DataDir          string
+	Database         string
+	Auth             string
+	KeystoneURL      string
+	KeystoneCacheTTL time.Duration
+	PublicURL        string
+	LogLevel         string
+	LogFormat        string
+	PhysnetMTU       int
+	MACPrefix        string
+}
+
+// option is one configuration key.
+type option struct {
+	key  string
+	def  string
+	help string
+	set  func(c *Config, v string) error
+}
+
+func str(dst func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *dst(c) = v; return nil }
+}
+
+func oneOf(dst func(*Config) *string, allowed ...string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if !slices.Contains(allowed, v) {
+			return fmt.Errorf("must be one of %s, not %q", strings.Join(allowed, ", "), v)
+		}
+		*dst(c) = v
+		return nil
+	}
+}
+
+var options = []option{
+	{"listen", "127.0.0.1:9696", "Address and port the Networking API listens on.",
+		str(func(c *Config) *string { return &c.Listen })},
+	{"data_dir", defaultDataDir(), "Directory for the embedded database and state.",
+		str(func(c *Config) *string { return &c.DataDir })},
+	{"database", "", "Database URL: empty for SQLite in data_dir, sqlite:///path/file.db, or postgres://user:pass@host/db.",
+		str(func(c *Config) *string { return &c.Database })},
+	{"auth", "noauth", "Authentication: noauth (identity from X-Project-Id/X-Roles headers) or keystone.",
+		oneOf(func(c *Config) *string { return &c.Auth }, "noauth", "keystone")},
+	{"keystone_url", "", "Keystone v3 endpoint used to validate X-Auth-Token (e.g. http://127.0.0.1:5000/v3).",
+		str(func(c *Config) *string { return &c.KeystoneURL })},
+	{"keystone_cache_ttl", "5m", "How long a validated token is cached (never past its expiry).",
+		func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return fmt.Errorf("not a duration: %q", v)
+			}
+			c.KeystoneCacheTTL = d
+			return nil
+		}},
+	{"public_url", "", "Base URL used in links (versions, pagination); empty derives it from each request.",
+		str(func(c *Config) *string { return &c.PublicURL })},
+	{"log_level", "info", "Log level: debug, info, warn or error.",
+		oneOf(func(c *Config) *string { return &c.LogLevel }, "debug", "info", "warn", "error")},
+	{"log_format", "text", "Log format: text or json.",
+		oneOf(func(c *Config) *string { return &c.LogFormat }, "text", "json")},
+	{"physnet_mtu", "1500", "MTU of the physical network; tenant (VXLAN) networks get 50 bytes less.",
+		func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1280 || n > 65535 {
+				return fmt.Errorf("not an MTU between 1280 and 65535: %q", v)
+			}
+			c.PhysnetMTU = n
+			return nil
+		}},
+	{"mac_prefix", "fa:16:3e", "First three bytes of generated port MAC addresses.",
+		func(c *Config, v string) error {
+			parts := strings.Split(v, ":")
+			if len(parts) != 3 {
+				return fmt.Errorf("not a three-byte MAC prefix: %q", v)
+			}
+			for _, p := range parts {
+				if _, err := strconv.ParseUint(p, 16, 8); err != nil || len(p) != 2 {
+					return fmt.Errorf("not a three-byte MAC prefix: %q", v)
+				}
+			}
+			c.MACPrefix = strings.ToLower(v)
+			return nil
+		}},
+}
+
+func defaultDataDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/neutrino"
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "neutrino")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "share", "neutrino")
+	}
+	return "neutrino-data"
+}
+
+// EnvName is the environment variable of a key.
+func EnvName(key string) string { return "NEUTRINO_" + strings.ToUpper(key) }
+
+// Load builds the configuration from defaults, the file named by --config
+// or NEUTRINO_CONFIG (if any), the environment and args (flags).
+func Load(name string, args []string, env func(string) string) (*Config, error) {
+	c := &Config{}
+	for _, o := range options {
+		if err := o.set(c, o.def); err != nil {
+			panic("bad default for " + o.key + ": " + err.Error())
+		}
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	configFile := fs.String("config", env("NEUTRINO_CONFIG"), "configuration file (key = value lines)")
+	flagVals := map[string]*string{}
+	for _, o := range options {
+		flagVals[o.key] = fs.String(strings.ReplaceAll(o.key, "_", "-"), "", o.help+" (default "+strconv.Quote(o.def)+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		var b strings.Builder
+		fs.SetOutput(&b)
+		fs.PrintDefaults()
+		return nil, fmt.Errorf("%w\nflags:\n%s", err, b.String())
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if *configFile != "" {
+		f, err := os.Open(*configFile)
+		if err != nil {
+			return nil, fmt.Errorf("config file: %w", err)
+		}
+		defer f.Close()
+		if err := c.parseFile(f, *configFile); err != nil {
+			return nil, err
+		}
+	}
+	for _, o := range options {
+		if v := env(EnvName(o.key)); v != "" {
+			if err := o.set(c, v); err != nil {
+				return nil, fmt.Errorf("%s: %w", EnvName(o.key), err)
+			}
+		}
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for _, o := range options {
+		if name := strings.ReplaceAll(o.key, "_", "-"); set[name] {
+			if err := o.set(c, *flagVals[o.key]); err != nil {
+				return nil, fmt.Errorf("--%s: %w", name, err)
+			}
+		}
+	}
+	return c, c.check()
+}
+
+func (c *Config) check() error {
+	if c.Auth == "keystone" && c.KeystoneURL == "" {
+		return fmt.Errorf("auth = keystone needs keystone_url")
+	}
+	return nil
+}
+
+// parseFile reads "key = value" lines; '#' starts a comment; values may be
+// double-quoted.
+func (c *Config) parseFile(r io.Reader, name string) error {
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		key, val, ok := strings.Cut(line, "=")
+		if !ok {
+			return fmt.Errorf("%s:%d: expected key = value", name, n)
+		}
+		key, val = strings.TrimSpace(key), strings.TrimSpace(val)
+		if uq, err := strconv.Unquote(val); err == nil && strings.HasPrefix(val, `"`) {
+			val = uq
+		}
+		i := slices.IndexFunc(options, func(o option) bool { return o.key == key })
+		if i < 0 {
+			return fmt.Errorf("%s:%d: unknown key %q", name, n, key)
+		}
+		if err := options[i].set(c, val); err != nil {
+			return fmt.Errorf("%s:%d: %s: %w", name, n, key, err)
+		}
+	}
+	return sc.Err()
+}
+
+// Example writes a commented configuration file with every option at its
+// default.
+func Example(w io.Writer) {
+	fmt.Fprintln(w, "# Neutrino configuration. Every key may also be set as NEUTRINO_<KEY> in the")
+	fmt.Fprintln(w, "# environment or as --<key-with-dashes> on the command line (flags win).")
+	for _, o := range options {
+		fmt.Fprintf(w, "\n# %s\n# env: %s, flag: --%s\n%s = %s\n", o.help, EnvName(o.key), strings.ReplaceAll(o.key, "_", "-"), o.key, strconv.Quote(o.def))
+	}
+}
+
+// DatabaseURL is the database to open: the configured one or the SQLite
+// file in the data directory.
+func (c *Config) DatabaseURL() string {
+	if c.Database != "" {
+		return c.Database
+	}
+	return "sqlite://" + filepath.Join(c.DataDir, "neutrino.db")
+}
