@@ -1,0 +1,242 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/neutrino-net/neutrino/internal/model"
+	"github.com/neutrino-net/neutrino/internal/store"
+)
+
+// tx implements store.Tx on a *sql.Tx. Queries are written with ? and
+// rebound to $n on PostgreSQL.
+type tx struct {
+	tx *sql.Tx
+	pg bool
+}
+
+func (t *tx) rebind(q string) string {
+	if !t.pg || !strings.Contains(q, "?") {
+		return q
+	}
+	var b strings.Builder
+	b.Grow(len(q) + 16)
+	n := 0
+	for i := 0; i < len(q); i++ {
+		if q[i] != '?' {
+			b.WriteByte(q[i])
+			continue
+		}
+		n++
+		b.WriteByte('$')
+		b.WriteString(strconv.Itoa(n))
+	}
+	return b.String()
+}
+
+// bind adapts arguments to the dialect: pgx binds times to TIMESTAMPTZ
+// natively, SQLite stores them as RFC 3339 text.
+func (t *tx) bind(args []any) []any {
+	if !t.pg {
+		for i, a := range args {
+			if c, ok := a.(tsCol); ok {
+				args[i] = normTime(*c.t).Format(time.RFC3339)
+			}
+		}
+	}
+	return args
+}
+
+func (t *tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	res, err := t.tx.ExecContext(ctx, t.rebind(q), t.bind(args)...)
+	return res, mapErr(err)
+}
+
+func (t *tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	rows, err := t.tx.QueryContext(ctx, t.rebind(q), t.bind(args)...)
+	return rows, mapErr(err)
+}
+
+// execOne runs a statement that must affect a row, else ErrNotFound.
+func (t *tx) execOne(ctx context.Context, q string, args ...any) error {
+	res, err := t.exec(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// atomic runs fn, a sequence of statements, under a savepoint: if fn fails,
+// its writes are undone and the transaction stays usable (PostgreSQL would
+// otherwise refuse every further statement). The error is prefixed with what.
+func (t *tx) atomic(ctx context.Context, what string, fn func() error) error {
+	if _, err := t.tx.ExecContext(ctx, "SAVEPOINT neutrino_op"); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if err := fn(); err != nil {
+		if _, rbErr := t.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT neutrino_op"); rbErr != nil {
+			err = errors.Join(err, rbErr)
+		}
+		_, _ = t.tx.ExecContext(ctx, "RELEASE SAVEPOINT neutrino_op")
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if _, err := t.tx.ExecContext(ctx, "RELEASE SAVEPOINT neutrino_op"); err != nil {
+		return fmt.Errorf("%s: %w", what, mapErr(err))
+	}
+	return nil
+}
+
+// atomic1 is atomic for an fn running a single statement, which on SQLite
+// is atomic by itself and leaves the transaction usable when it fails.
+func (t *tx) atomic1(ctx context.Context, what string, fn func() error) error {
+	if t.pg {
+		return t.atomic(ctx, what, fn)
+	}
+	if err := fn(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+// queryAll runs q and scans every row with scan.
+func queryAll[T any](ctx context.Context, t *tx, q string, scan func(scanner) (T, error), args ...any) ([]T, error) {
+	rows, err := t.query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+func scanOne[T any](s scanner) (T, error) {
+	var v T
+	err := s.Scan(&v)
+	return v, err
+}
+
+// where accumulates ANDed conditions of a listing.
+type where struct {
+	conds []string
+	args  []any
+}
+
+func (w *where) add(cond string, args ...any) {
+	w.conds = append(w.conds, cond)
+	w.args = append(w.args, args...)
+}
+
+// eq adds col = v unless v is empty.
+func (w *where) eq(col, v string) {
+	if v != "" {
+		w.add(col+" = ?", v)
+	}
+}
+
+// in adds col IN (vs...) unless vs is empty.
+func (w *where) in(col string, vs []string) {
+	if len(vs) == 0 {
+		return
+	}
+	args := make([]any, len(vs))
+	for i, v := range vs {
+		args[i] = v
+	}
+	w.add(col+" IN (?"+strings.Repeat(", ?", len(vs)-1)+")", args...)
+}
+
+func (w *where) String() string {
+	if len(w.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(w.conds, " AND ")
+}
+
+func whereID(id string) where { return where{conds: []string{"id = ?"}, args: []any{id}} }
+
+// table maps a model type to its table. cols[0] must be "id", and fields
+// returns, in cols order, pointers into v (or column adapters) that serve
+// both as query arguments and as scan destinations. Every table has the
+// standard columns and a seq column giving insertion order.
+type table[T any] struct {
+	name, noun string
+	cols       []string
+	fields     func(v *T) []any
+}
+
+var stdCols = []string{"description", "created_at", "updated_at", "revision_number"}
+
+func stdFields(s *model.Standard) []any {
+	return []any{&s.Description, tsCol{&s.CreatedAt}, tsCol{&s.UpdatedAt}, &s.RevisionNumber}
+}
+
+func (tb *table[T]) list(ctx context.Context, t *tx, w where) ([]T, error) {
+	q := "SELECT " + strings.Join(tb.cols, ", ") + " FROM " + tb.name + w.String() + " ORDER BY created_at, seq"
+	out, err := queryAll(ctx, t, q, func(s scanner) (T, error) {
+		var v T
+		err := s.Scan(tb.fields(&v)...)
+		return v, err
+	}, w.args...)
+	if err != nil {
+		return nil, fmt.Errorf("list %ss: %w", tb.noun, err)
+	}
+	return out, nil
+}
+
+func (tb *table[T]) get(ctx context.Context, t *tx, id string) (*T, error) {
+	vs, err := tb.list(ctx, t, whereID(id))
+	if err != nil {
+		return nil, err
+	}
+	if len(vs) == 0 {
+		return nil, fmt.Errorf("%s %s: %w", tb.noun, id, store.ErrNotFound)
+	}
+	return &vs[0], nil
+}
+
+// insert normalises v's timestamps and inserts it.
+func (tb *table[T]) insert(ctx context.Context, t *tx, v *T) error {
+	f := normFields(tb.fields(v))
+	q := "INSERT INTO " + tb.name + " (" + strings.Join(tb.cols, ", ") + ") VALUES (?" + strings.Repeat(", ?", len(f)-1) + ")"
+	_, err := t.exec(ctx, q, f...)
+	return err
+}
+
+// update normalises v's timestamps and overwrites every column of its row.
+func (tb *table[T]) update(ctx context.Context, t *tx, v *T) error {
+	f := normFields(tb.fields(v))
+	q := "UPDATE " + tb.name + " SET " + strings.Join(tb.cols[1:], " = ?, ") + " = ? WHERE id = ?"
+	return t.execOne(ctx, q, append(f[1:len(f):len(f)], f[0])...)
+}
+
+func (tb *table[T]) delete(ctx context.Context, t *tx, id string) error {
+	return t.execOne(ctx, "DELETE FROM "+tb.name+" WHERE id = ?", id)
+}
+
+func normFields(f []any) []any {
+	for _, a := range f {
+		if c, ok := a.(tsCol); ok {
+			*c.t = normTime(*c.t)
+		}
+	}
+	return f
+}

@@ -1,0 +1,156 @@
+// Package store defines how the service layer reads and writes Neutrino's
+// state. Implementations live in sub-packages; the service layer never sees SQL.
+package store
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+
+	"github.com/neutrino-net/neutrino/internal/model"
+)
+
+// Sentinel errors returned by every implementation.
+var (
+	// ErrNotFound means the row does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrDuplicate means a uniqueness constraint rejected the write.
+	ErrDuplicate = errors.New("duplicate")
+	// ErrReferenced means a foreign key still points at the row.
+	ErrReferenced = errors.New("still referenced")
+)
+
+// Store is a transactional database.
+type Store interface {
+	// Read runs fn in a read-only transaction.
+	Read(ctx context.Context, fn func(Tx) error) error
+	// Write runs fn in a read-write transaction that is committed when fn
+	// returns nil and rolled back otherwise. Writes are serialisable with
+	// respect to the keys passed to Tx.Lock.
+	Write(ctx context.Context, fn func(Tx) error) error
+	// Dialect names the backend ("sqlite" or "postgres").
+	Dialect() string
+	Close() error
+}
+
+// Scope restricts a listing to one project. An empty ProjectID lists all.
+type Scope struct {
+	ProjectID string
+}
+
+// NetworkFilter selects networks.
+type NetworkFilter struct {
+	Scope
+	// IncludePublic adds shared and external networks of other projects
+	// when ProjectID is set.
+	IncludePublic bool
+	IDs           []string
+}
+
+// SubnetFilter selects subnets.
+type SubnetFilter struct {
+	Scope
+	// IncludePublic adds subnets of networks that are shared or external.
+	IncludePublic bool
+	NetworkIDs    []string
+	IDs           []string
+}
+
+// PortFilter selects ports.
+type PortFilter struct {
+	Scope
+	NetworkID string
+	DeviceID  string
+	SubnetID  string // ports with an address on this subnet
+	IDs       []string
+}
+
+// RouterFilter selects routers.
+type RouterFilter struct {
+	Scope
+	IDs []string
+	// GatewayNetworkID selects routers whose gateway is on this network.
+	GatewayNetworkID string
+}
+
+// SecurityGroupFilter selects security groups.
+type SecurityGroupFilter struct {
+	Scope
+	IDs []string
+}
+
+// RuleFilter selects security group rules.
+type RuleFilter struct {
+	Scope
+	SecurityGroupIDs []string
+	IDs              []string
+}
+
+// Tx is one transaction. Every method honours ctx.
+type Tx interface {
+	// Lock serialises writers on key until the transaction ends.
+	Lock(ctx context.Context, key string) error
+
+	GetNetwork(ctx context.Context, id string) (*model.Network, error)
+	ListNetworks(ctx context.Context, f NetworkFilter) ([]model.Network, error)
+	CreateNetwork(ctx context.Context, n *model.Network) error
+	UpdateNetwork(ctx context.Context, n *model.Network) error
+	// DeleteNetwork deletes the network and its subnets.
+	DeleteNetwork(ctx context.Context, id string) error
+
+	GetSubnet(ctx context.Context, id string) (*model.Subnet, error)
+	ListSubnets(ctx context.Context, f SubnetFilter) ([]model.Subnet, error)
+	CreateSubnet(ctx context.Context, s *model.Subnet) error
+	UpdateSubnet(ctx context.Context, s *model.Subnet) error
+	DeleteSubnet(ctx context.Context, id string) error
+
+	// GetPort and ListPorts fill FixedIPs and SecurityGroups.
+	GetPort(ctx context.Context, id string) (*model.Port, error)
+	ListPorts(ctx context.Context, f PortFilter) ([]model.Port, error)
+	// CreatePort and UpdatePort write the port with its FixedIPs and
+	// SecurityGroups; an address or MAC already taken gives ErrDuplicate.
+	CreatePort(ctx context.Context, p *model.Port) error
+	UpdatePort(ctx context.Context, p *model.Port) error
+	DeletePort(ctx context.Context, id string) error
+	// AllocatedIPs lists the addresses taken on a subnet.
+	AllocatedIPs(ctx context.Context, subnetID string) ([]netip.Addr, error)
+	// MACInUse reports whether a port on the network has the MAC.
+	MACInUse(ctx context.Context, networkID, mac string) (bool, error)
+
+	GetRouter(ctx context.Context, id string) (*model.Router, error)
+	ListRouters(ctx context.Context, f RouterFilter) ([]model.Router, error)
+	CreateRouter(ctx context.Context, r *model.Router) error
+	UpdateRouter(ctx context.Context, r *model.Router) error
+	DeleteRouter(ctx context.Context, id string) error
+
+	GetSecurityGroup(ctx context.Context, id string) (*model.SecurityGroup, error)
+	ListSecurityGroups(ctx context.Context, f SecurityGroupFilter) ([]model.SecurityGroup, error)
+	CreateSecurityGroup(ctx context.Context, g *model.SecurityGroup) error
+	UpdateSecurityGroup(ctx context.Context, g *model.SecurityGroup) error
+	// DeleteSecurityGroup deletes the group and its rules; a port still
+	// using it gives ErrReferenced.
+	DeleteSecurityGroup(ctx context.Context, id string) error
+	// DefaultSecurityGroup returns the id of a project's default group, or
+	// ErrNotFound.
+	DefaultSecurityGroup(ctx context.Context, projectID string) (string, error)
+	// SetDefaultSecurityGroup records a project's default group; a second
+	// one for the same project gives ErrDuplicate.
+	SetDefaultSecurityGroup(ctx context.Context, projectID, groupID string) error
+	// SecurityGroupPorts lists the ids of ports using the group.
+	SecurityGroupPorts(ctx context.Context, groupID string) ([]string, error)
+
+	GetRule(ctx context.Context, id string) (*model.SecurityGroupRule, error)
+	ListRules(ctx context.Context, f RuleFilter) ([]model.SecurityGroupRule, error)
+	CreateRule(ctx context.Context, r *model.SecurityGroupRule) error
+	DeleteRule(ctx context.Context, id string) error
+
+	// Quotas returns the limits set explicitly for a project.
+	Quotas(ctx context.Context, projectID string) (map[string]int, error)
+	// QuotaProjects lists the projects with explicit limits.
+	QuotaProjects(ctx context.Context) ([]string, error)
+	SetQuota(ctx context.Context, projectID, resource string, limit int) error
+	DeleteQuotas(ctx context.Context, projectID string) error
+	// Count counts a project's resources of a quota kind ("network",
+	// "subnet", "port", "router", "security_group", "security_group_rule").
+	Count(ctx context.Context, resource, projectID string) (int, error)
+}
