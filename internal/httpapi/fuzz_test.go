@@ -83,7 +83,9 @@ func FuzzRequest(f *testing.F) {
 			t.Fatalf("%s %s %q: %d %s", tg.method, path, body, w.Code, w.Body)
 		}
 		if w.Code >= 400 {
-			var fault struct{ NeutronError *struct{ Type, Message string } }
+			var fault struct {
+				NeutronError *struct{ Type, Message string }
+			}
 			if json.Unmarshal(w.Body.Bytes(), &fault) != nil || fault.NeutronError == nil || fault.NeutronError.Type == "" {
 				t.Fatalf("%s %s: %d without a NeutronError body: %s", tg.method, path, w.Code, w.Body)
 			}

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Neutrino's whole test suite, as CI runs it. Run as root on Debian 12 with Go.
+#
+# It installs what the tests need from Debian's packages (PostgreSQL,
+# Keystone, the openstack CLI), starts PostgreSQL and Keystone on loopback,
+# then runs gofmt, go vet and every Go test on SQLite and PostgreSQL, plus
+# a short fuzz run of the API's request decoding.
+#
+#   scripts/test.sh            everything
+#   scripts/test.sh -short     skip the installs and the external services
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { echo "[test] $*" >&2; }
+
+short=false
+[ "${1:-}" = "-short" ] && short=true
+
+if ! $short; then
+    export DEBIAN_FRONTEND=noninteractive
+    need=()
+    for pkg in python3-openstackclient python3-neutronclient; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+    done
+    if [ ${#need[@]} -gt 0 ]; then
+        log "installing ${need[*]}"
+        apt-get update -qq >&2
+        apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+    fi
+    # Each script prints NAME=value lines for the tests.
+    while IFS= read -r line; do
+        [ -n "$line" ] && export "${line?}"
+    done < <(bash scripts/ci/postgres.sh; bash scripts/ci/keystone.sh | grep KEYSTONE)
+    export NEUTRINO_REQUIRE_CLI=1
+    log "postgres: ${NEUTRINO_TEST_POSTGRES%%@*}@...  keystone: ${NEUTRINO_TEST_KEYSTONE}"
+fi
+
+log "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then
+    echo "gofmt would change:" >&2
+    echo "$unformatted" >&2
+    exit 1
+fi
+log "go vet"
+go vet ./...
+log "go test"
+go test -count=1 -timeout 15m ./...
+log "fuzz (20s)"
+go test -run '^$' -fuzz FuzzRequest -fuzztime 20s ./internal/httpapi/ >&2
+log "all tests passed"
