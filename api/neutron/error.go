@@ -2,10 +2,7 @@
 // its clients: the NeutronError body and the fault type names.
 package neutron
 
-import (
-	"fmt"
-	"net/http"
-)
+import "fmt"
 
 // Error is a fault with the reference's exception class name, its HTTP
 // status and its message. It is returned by the service layer and rendered
@@ -41,12 +38,12 @@ func newf(status int, typ, format string, args ...any) *Error {
 
 // BadRequest is the framework's generic 400 (HTTPBadRequest).
 func BadRequest(format string, args ...any) *Error {
-	return newf(http.StatusBadRequest, "HTTPBadRequest", format, args...)
+	return newf(400, "HTTPBadRequest", format, args...)
 }
 
 // InvalidInput is a 400 for a failed attribute validator.
 func InvalidInput(attr, reason string) *Error {
-	return newf(http.StatusBadRequest, "HTTPBadRequest", "Invalid input for %s. Reason: %s.", attr, reason)
+	return newf(400, "HTTPBadRequest", "Invalid input for %s. Reason: %s.", attr, reason)
 }
 
 // Typed builds an error of a named exception type.
@@ -56,26 +53,26 @@ func Typed(status int, typ, format string, args ...any) *Error {
 
 // NotFound is a 404 of a named type.
 func NotFound(typ, format string, args ...any) *Error {
-	return newf(http.StatusNotFound, typ, format, args...)
+	return newf(404, typ, format, args...)
 }
 
 // Conflict is a 409 of a named type.
 func Conflict(typ, format string, args ...any) *Error {
-	return newf(http.StatusConflict, typ, format, args...)
+	return newf(409, typ, format, args...)
 }
 
 // Invalid is a 400 of a named type.
 func Invalid(typ, format string, args ...any) *Error {
-	return newf(http.StatusBadRequest, typ, format, args...)
+	return newf(400, typ, format, args...)
 }
 
 // Forbidden is a 403 PolicyNotAuthorized for a policy rule.
 func Forbidden(rule string) *Error {
-	return newf(http.StatusForbidden, "PolicyNotAuthorized", "rule:%s is disallowed by policy", rule)
+	return newf(403, "PolicyNotAuthorized", "rule:%s is disallowed by policy", rule)
 }
 
 // Internal is the reference's opaque 500.
 func Internal() *Error {
-	return newf(http.StatusInternalServerError, "HTTPInternalServerError",
+	return newf(500, "HTTPInternalServerError",
 		"Request Failed: internal server error while processing your request.")
 }

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"errors"
+	"github.com/neutrino-net/neutrino/internal/identity"
 	"net/http"
 	"strings"
 )
@@ -11,7 +12,7 @@ var ErrUnauthorized = errors.New("authentication required")
 
 // Authenticator derives the caller's identity from a request.
 type Authenticator interface {
-	Authenticate(r *http.Request) (Identity, error)
+	Authenticate(r *http.Request) (identity.Identity, error)
 }
 
 // NoAuth trusts the X-Project-Id, X-User-Id and X-Roles headers, as the
@@ -20,12 +21,12 @@ type Authenticator interface {
 type NoAuth struct{}
 
 // Authenticate implements Authenticator.
-func (NoAuth) Authenticate(r *http.Request) (Identity, error) {
+func (NoAuth) Authenticate(r *http.Request) (identity.Identity, error) {
 	project := r.Header.Get("X-Project-Id")
 	if project == "" {
 		project = r.Header.Get("X-Tenant-Id")
 	}
-	id := Identity{UserID: r.Header.Get("X-User-Id"), ProjectID: project}
+	id := identity.Identity{UserID: r.Header.Get("X-User-Id"), ProjectID: project}
 	for _, role := range strings.Split(r.Header.Get("X-Roles"), ",") {
 		if role = strings.TrimSpace(strings.ToLower(role)); role != "" {
 			id.Roles = append(id.Roles, role)

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"github.com/neutrino-net/neutrino/internal/identity"
 	"io"
 	"net/http"
 	"strings"
@@ -27,7 +28,7 @@ type Keystone struct {
 }
 
 type cached struct {
-	id    Identity
+	id    identity.Identity
 	until time.Time
 }
 
@@ -40,10 +41,10 @@ func NewKeystone(url string, ttl time.Duration) *Keystone {
 }
 
 // Authenticate implements Authenticator.
-func (k *Keystone) Authenticate(r *http.Request) (Identity, error) {
+func (k *Keystone) Authenticate(r *http.Request) (identity.Identity, error) {
 	token := r.Header.Get("X-Auth-Token")
 	if token == "" {
-		return Identity{}, ErrUnauthorized
+		return identity.Identity{}, ErrUnauthorized
 	}
 	key := sha256.Sum256([]byte(token))
 	now := k.Now()
@@ -55,7 +56,7 @@ func (k *Keystone) Authenticate(r *http.Request) (Identity, error) {
 	}
 	id, expires, err := k.validate(r.Context(), token)
 	if err != nil {
-		return Identity{}, err
+		return identity.Identity{}, err
 	}
 	until := now.Add(k.CacheTTL)
 	if expires.Before(until) {
@@ -100,35 +101,35 @@ type tokenBody struct {
 	} `json:"token"`
 }
 
-func (k *Keystone) validate(ctx context.Context, token string) (Identity, time.Time, error) {
+func (k *Keystone) validate(ctx context.Context, token string) (identity.Identity, time.Time, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.URL+"/auth/tokens", nil)
 	if err != nil {
-		return Identity{}, time.Time{}, err
+		return identity.Identity{}, time.Time{}, err
 	}
 	req.Header.Set("X-Auth-Token", token)
 	req.Header.Set("X-Subject-Token", token)
 	resp, err := k.Client.Do(req)
 	if err != nil {
-		return Identity{}, time.Time{}, fmt.Errorf("keystone: %w", err)
+		return identity.Identity{}, time.Time{}, fmt.Errorf("keystone: %w", err)
 	}
 	defer resp.Body.Close()
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusUnauthorized, http.StatusNotFound, http.StatusForbidden:
-		return Identity{}, time.Time{}, ErrUnauthorized
+		return identity.Identity{}, time.Time{}, ErrUnauthorized
 	default:
-		return Identity{}, time.Time{}, fmt.Errorf("keystone: token validation answered %s", resp.Status)
+		return identity.Identity{}, time.Time{}, fmt.Errorf("keystone: token validation answered %s", resp.Status)
 	}
 	var body tokenBody
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil {
-		return Identity{}, time.Time{}, fmt.Errorf("keystone: decode token: %w", err)
+		return identity.Identity{}, time.Time{}, fmt.Errorf("keystone: decode token: %w", err)
 	}
 	t := body.Token
 	if t.User.ID == "" || t.Project == nil || t.Project.ID == "" {
 		// Unscoped or domain-scoped tokens carry no project.
-		return Identity{}, time.Time{}, ErrUnauthorized
+		return identity.Identity{}, time.Time{}, ErrUnauthorized
 	}
-	id := Identity{UserID: t.User.ID, ProjectID: t.Project.ID}
+	id := identity.Identity{UserID: t.User.ID, ProjectID: t.Project.ID}
 	for _, r := range t.Roles {
 		id.Roles = append(id.Roles, strings.ToLower(r.Name))
 	}

@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/neutrino-net/neutrino/api/neutron"
-	"github.com/neutrino-net/neutrino/internal/auth"
+	"github.com/neutrino-net/neutrino/internal/identity"
 )
 
 func quotaWire(limits map[string]int) object {
@@ -36,11 +36,11 @@ func (a *API) quotaRoutes() {
 		writeJSON(w, http.StatusOK, object{"quotas": out})
 	})
 	m.HandleFunc("GET /v2.0/quotas/tenant", func(w http.ResponseWriter, r *http.Request) {
-		id := auth.FromContext(r.Context())
+		id := identity.FromContext(r.Context())
 		writeJSON(w, http.StatusOK, object{"tenant": object{"tenant_id": id.ProjectID}})
 	})
 	m.HandleFunc("GET /v2.0/quotas/project", func(w http.ResponseWriter, r *http.Request) {
-		id := auth.FromContext(r.Context())
+		id := identity.FromContext(r.Context())
 		writeJSON(w, http.StatusOK, object{"project": object{"project_id": id.ProjectID}})
 	})
 	m.HandleFunc("GET /v2.0/quotas/{project}", func(w http.ResponseWriter, r *http.Request) {

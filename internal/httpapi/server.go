@@ -16,6 +16,7 @@ import (
 
 	"github.com/neutrino-net/neutrino/api/neutron"
 	"github.com/neutrino-net/neutrino/internal/auth"
+	"github.com/neutrino-net/neutrino/internal/identity"
 	"github.com/neutrino-net/neutrino/internal/service"
 )
 
@@ -92,7 +93,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			a.authError(sw, r, err)
 			return
 		}
-		r = r.WithContext(auth.WithIdentity(ctx, id))
+		r = r.WithContext(identity.WithIdentity(ctx, id))
 	}
 	a.mux.ServeHTTP(sw, r)
 }
@@ -190,7 +191,7 @@ type crud struct {
 	remove func(r *http.Request, id string) error
 }
 
-func isAdmin(r *http.Request) bool { return auth.FromContext(r.Context()).Admin() }
+func isAdmin(r *http.Request) bool { return identity.FromContext(r.Context()).Admin() }
 
 // mount registers path and path/{id} for c.
 func (a *API) mount(path string, c crud) {

@@ -13,7 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/neutrino-net/neutrino/api/neutron"
-	"github.com/neutrino-net/neutrino/internal/auth"
+	"github.com/neutrino-net/neutrino/internal/identity"
 	"github.com/neutrino-net/neutrino/internal/model"
 	"github.com/neutrino-net/neutrino/internal/store"
 )
@@ -122,12 +122,12 @@ func (s *Service) touch(std *model.Standard) {
 
 // caller is the identity of the request plus shorthands.
 type caller struct {
-	auth.Identity
+	identity.Identity
 	admin bool
 }
 
 func who(ctx context.Context) caller {
-	id := auth.FromContext(ctx)
+	id := identity.FromContext(ctx)
 	return caller{Identity: id, admin: id.Admin()}
 }
 

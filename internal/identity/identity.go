@@ -1,6 +1,6 @@
-// Package auth turns a request's credentials into an Identity: from headers
-// in noauth mode, or from a Keystone v3 token.
-package auth
+// Package identity says who is calling: a user, a project and roles,
+// carried in the request context from authentication down to the rules.
+package identity
 
 import (
 	"context"

@@ -1,0 +1,54 @@
+// Package archtest checks the dependency rules of the architecture: the
+// wire layer knows no SQL, the service layer knows neither HTTP nor SQL,
+// and the domain packages depend on the standard library only.
+package archtest
+
+import (
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const mod = "github.com/neutrino-net/neutrino/"
+
+func deps(t *testing.T, pkg string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{else}}std:{{.ImportPath}}{{end}}", mod+pkg).Output()
+	if err != nil {
+		t.Fatalf("go list %s: %v", pkg, err)
+	}
+	return strings.Fields(string(out))
+}
+
+func TestDependencyRules(t *testing.T) {
+	for _, tc := range []struct {
+		pkg       string
+		forbidden []string // import path prefixes
+		stdOnly   bool     // besides the module's own listed packages
+		allowed   []string
+	}{
+		{pkg: "api/neutron", stdOnly: true},
+		{pkg: "internal/model", stdOnly: true},
+		{pkg: "internal/ipam", stdOnly: true, allowed: []string{mod + "internal/model"}},
+		{pkg: "internal/service", forbidden: []string{"std:net/http", "std:database/sql", mod + "internal/httpapi", mod + "internal/store/sqlstore"}},
+		{pkg: "internal/httpapi", forbidden: []string{"std:database/sql", mod + "internal/store/sqlstore"}},
+		{pkg: "internal/store", forbidden: []string{"std:net/http", "std:database/sql"}},
+		{pkg: "internal/store/sqlstore", forbidden: []string{"std:net/http", mod + "internal/service", mod + "internal/httpapi"}},
+	} {
+		got := deps(t, tc.pkg)
+		for _, d := range got {
+			if d == mod+tc.pkg {
+				continue
+			}
+			for _, f := range tc.forbidden {
+				if d == f || (!strings.HasPrefix(f, "std:") && strings.HasPrefix(d, f+"/")) {
+					t.Errorf("%s must not depend on %s", tc.pkg, strings.TrimPrefix(d, "std:"))
+				}
+			}
+			if tc.stdOnly && !strings.HasPrefix(d, "std:") && !slices.Contains(tc.allowed, d) {
+				t.Errorf("%s must depend on the standard library only, not %s", tc.pkg, d)
+			}
+		}
+	}
+}
