@@ -53,6 +53,20 @@ func (s *Service) ownedRouter(ctx context.Context, tx store.Tx, c caller, id str
 	return r, nil
 }
 
+// lockedRouter serialises changes to a router the caller owns and returns
+// it with its ports (gateway and interfaces).
+func (s *Service) lockedRouter(ctx context.Context, tx store.Tx, c caller, id string) (*model.Router, []model.Port, error) {
+	if err := tx.Lock(ctx, "router:"+id); err != nil {
+		return nil, nil, err
+	}
+	r, err := s.ownedRouter(ctx, tx, c, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	ports, err := tx.ListPorts(ctx, store.PortFilter{DeviceID: id})
+	return r, ports, err
+}
+
 func (s *Service) routerView(ctx context.Context, tx store.Tx, r *model.Router) (*RouterView, error) {
 	v := &RouterView{Router: *r}
 	if r.Gateway != nil && r.Gateway.PortID != "" {
@@ -345,14 +359,7 @@ func (s *Service) DeleteRouter(ctx context.Context, id string) error {
 		return err
 	}
 	return s.write(ctx, func(tx store.Tx) error {
-		if err := tx.Lock(ctx, "router:"+id); err != nil {
-			return err
-		}
-		r, err := s.ownedRouter(ctx, tx, c, id)
-		if err != nil {
-			return err
-		}
-		ports, err := tx.ListPorts(ctx, store.PortFilter{DeviceID: id})
+		r, ports, err := s.lockedRouter(ctx, tx, c, id)
 		if err != nil {
 			return err
 		}
@@ -390,14 +397,7 @@ func (s *Service) AddInterface(ctx context.Context, routerID string, req Interfa
 	}
 	var info *InterfaceInfo
 	err := s.write(ctx, func(tx store.Tx) error {
-		if err := tx.Lock(ctx, "router:"+routerID); err != nil {
-			return err
-		}
-		r, err := s.ownedRouter(ctx, tx, c, routerID)
-		if err != nil {
-			return err
-		}
-		existing, err := tx.ListPorts(ctx, store.PortFilter{DeviceID: r.ID})
+		r, existing, err := s.lockedRouter(ctx, tx, c, routerID)
 		if err != nil {
 			return err
 		}
@@ -518,14 +518,7 @@ func (s *Service) RemoveInterface(ctx context.Context, routerID string, req Inte
 	}
 	var info *InterfaceInfo
 	err := s.write(ctx, func(tx store.Tx) error {
-		if err := tx.Lock(ctx, "router:"+routerID); err != nil {
-			return err
-		}
-		r, err := s.ownedRouter(ctx, tx, c, routerID)
-		if err != nil {
-			return err
-		}
-		ports, err := tx.ListPorts(ctx, store.PortFilter{DeviceID: r.ID})
+		r, ports, err := s.lockedRouter(ctx, tx, c, routerID)
 		if err != nil {
 			return err
 		}
