@@ -132,17 +132,13 @@ func CheckPools(p netip.Prefix, gateway netip.Addr, pools []model.AllocationPool
 	return nil
 }
 
-// NextFree returns the lowest address in pools that is not in taken.
-func NextFree(pools []model.AllocationPool, taken []netip.Addr) (netip.Addr, bool) {
-	used := make(map[netip.Addr]struct{}, len(taken))
-	for _, a := range taken {
-		used[a] = struct{}{}
-	}
+// NextFree returns the lowest address in pools for which taken is false.
+func NextFree(pools []model.AllocationPool, taken func(netip.Addr) bool) (netip.Addr, bool) {
 	sorted := slices.Clone(pools)
 	slices.SortFunc(sorted, func(a, b model.AllocationPool) int { return a.Start.Compare(b.Start) })
 	for _, pool := range sorted {
 		for a := pool.Start; a.IsValid() && a.Compare(pool.End) <= 0; a = a.Next() {
-			if _, ok := used[a]; !ok {
+			if !taken(a) {
 				return a, true
 			}
 		}

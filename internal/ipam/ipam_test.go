@@ -72,15 +72,15 @@ func TestCheckPools(t *testing.T) {
 
 func TestNextFree(t *testing.T) {
 	pools := []model.AllocationPool{pool("10.0.0.20", "10.0.0.22"), pool("10.0.0.2", "10.0.0.3")}
-	taken := []netip.Addr{addr("10.0.0.2")}
+	taken := map[netip.Addr]bool{addr("10.0.0.2"): true}
 	var got []string
 	for {
-		a, ok := NextFree(pools, taken)
+		a, ok := NextFree(pools, func(a netip.Addr) bool { return taken[a] })
 		if !ok {
 			break
 		}
 		got = append(got, a.String())
-		taken = append(taken, a)
+		taken[a] = true
 	}
 	want := []string{"10.0.0.3", "10.0.0.20", "10.0.0.21", "10.0.0.22"}
 	if len(got) != len(want) {

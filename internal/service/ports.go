@@ -312,11 +312,7 @@ func (a *allocator) take(ctx context.Context, sn *model.Subnet, ip netip.Addr) (
 		}
 	}
 	if !ip.IsValid() {
-		free := make([]netip.Addr, 0, len(taken))
-		for t := range taken {
-			free = append(free, t)
-		}
-		got, ok := ipam.NextFree(sn.AllocationPools, free)
+		got, ok := ipam.NextFree(sn.AllocationPools, func(a netip.Addr) bool { return taken[a] })
 		if !ok {
 			return model.FixedIP{}, neutron.Conflict("IpAddressGenerationFailure", "No more IP addresses available for subnet %s.", sn.ID)
 		}
@@ -414,11 +410,11 @@ func (s *Service) UpdatePort(ctx context.Context, id string, change func(*model.
 	}
 	var out *model.Port
 	err := s.write(ctx, func(tx store.Tx) error {
-		old, err := s.ownedPort(ctx, tx, c, id)
-		if err != nil {
+		if err := tx.Lock(ctx, "port:"+id); err != nil {
 			return err
 		}
-		if err := tx.Lock(ctx, "network:"+old.NetworkID); err != nil {
+		old, err := s.ownedPort(ctx, tx, c, id)
+		if err != nil {
 			return err
 		}
 		p := *old
@@ -451,6 +447,11 @@ func (s *Service) UpdatePort(ctx context.Context, id string, change func(*model.
 			return err
 		}
 		if !slices.Equal(p.FixedIPs, old.FixedIPs) {
+			// Only address changes need the network lock (allocate then
+			// takes the subnet locks); other updates run in parallel.
+			if err := tx.Lock(ctx, "network:"+p.NetworkID); err != nil {
+				return err
+			}
 			n, err := tx.GetNetwork(ctx, p.NetworkID)
 			if err != nil {
 				return err
@@ -473,6 +474,9 @@ func (s *Service) DeletePort(ctx context.Context, id string) error {
 		return err
 	}
 	return s.write(ctx, func(tx store.Tx) error {
+		if err := tx.Lock(ctx, "port:"+id); err != nil {
+			return err
+		}
 		p, err := s.ownedPort(ctx, tx, c, id)
 		if err != nil {
 			return err

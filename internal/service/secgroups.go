@@ -199,6 +199,9 @@ func (s *Service) UpdateSecurityGroup(ctx context.Context, id string, change fun
 	}
 	var v *SecurityGroupView
 	err := s.write(ctx, func(tx store.Tx) error {
+		if err := tx.Lock(ctx, "sg:"+id); err != nil {
+			return err
+		}
 		old, err := s.ownedSG(ctx, tx, c, id)
 		if err != nil {
 			return err
@@ -231,6 +234,9 @@ func (s *Service) DeleteSecurityGroup(ctx context.Context, id string) error {
 		return err
 	}
 	return s.write(ctx, func(tx store.Tx) error {
+		if err := tx.Lock(ctx, "sg:"+id); err != nil {
+			return err
+		}
 		g, err := s.ownedSG(ctx, tx, c, id)
 		if err != nil {
 			return err

@@ -224,15 +224,15 @@ func (s *Service) UpdateSubnet(ctx context.Context, id string, change func(*mode
 	}
 	var out *model.Subnet
 	err := s.write(ctx, func(tx store.Tx) error {
+		if err := tx.Lock(ctx, "subnet:"+id); err != nil {
+			return err
+		}
 		old, _, err := s.visibleSubnet(ctx, tx, c, id)
 		if err != nil {
 			return err
 		}
 		if !c.owns(old.ProjectID) {
 			return neutron.Forbidden("update_subnet")
-		}
-		if err := tx.Lock(ctx, "subnet:"+id); err != nil {
-			return err
 		}
 		sn := *old
 		change(&sn)
@@ -267,15 +267,15 @@ func (s *Service) DeleteSubnet(ctx context.Context, id string) error {
 		return err
 	}
 	return s.write(ctx, func(tx store.Tx) error {
+		if err := tx.Lock(ctx, "subnet:"+id); err != nil {
+			return err
+		}
 		sn, _, err := s.visibleSubnet(ctx, tx, c, id)
 		if err != nil {
 			return err
 		}
 		if !c.owns(sn.ProjectID) {
 			return neutron.Forbidden("delete_subnet")
-		}
-		if err := tx.Lock(ctx, "subnet:"+id); err != nil {
-			return err
 		}
 		taken, err := tx.AllocatedIPs(ctx, id)
 		if err != nil {

@@ -185,5 +185,21 @@ func TestConcurrentPorts(t *testing.T) {
 				t.Fatalf("round %d: delete %d, create %d %s", round, del.status, create.status, create.raw)
 			}
 		}
+		// Concurrent update and delete of one port: a 200 or a 404, never a 500.
+		for round := range 5 {
+			p := e.do("POST", "/v2.0/ports", projectA, map[string]any{"port": map[string]any{"network_id": netID, "fixed_ips": []any{}}})
+			id := p.body["port"].(map[string]any)["id"].(string)
+			var upd, del reply
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				upd = e.do("PUT", "/v2.0/ports/"+id, projectA, map[string]any{"port": map[string]any{"name": "x"}})
+			}()
+			go func() { defer wg.Done(); del = e.do("DELETE", "/v2.0/ports/"+id, projectA, nil) }()
+			wg.Wait()
+			if del.status != 204 || (upd.status != 200 && upd.status != 404) {
+				t.Fatalf("round %d: update %d %s, delete %d", round, upd.status, upd.raw, del.status)
+			}
+		}
 	})
 }

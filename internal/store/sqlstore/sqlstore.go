@@ -82,8 +82,11 @@ func open(ctx context.Context, dsn string) (*DB, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open postgres: %w", err)
 		}
+		// Keep every connection idle rather than closing and reopening
+		// them under load: a new PostgreSQL session costs a process and a
+		// password check.
 		pool.SetMaxOpenConns(32)
-		pool.SetMaxIdleConns(8)
+		pool.SetMaxIdleConns(32)
 		pool.SetConnMaxIdleTime(time.Minute)
 		return &DB{dialect: Postgres, w: pool, r: pool}, nil
 	}
