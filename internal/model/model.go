@@ -188,4 +188,10 @@ var DefaultQuotas = map[string]int{
 	"security_group":      10,
 	"security_group_rule": 100,
 	"rbac_policy":         10,
+	// VPNaaS resources are unlimited by default, as in the reference.
+	"vpnservice":            -1,
+	"ikepolicy":             -1,
+	"ipsecpolicy":           -1,
+	"ipsec_site_connection": -1,
+	"endpoint_group":        -1,
 }

@@ -86,6 +86,33 @@ type RuleFilter struct {
 	IDs              []string
 }
 
+// VPNServiceFilter selects VPN services.
+type VPNServiceFilter struct {
+	Scope
+	IDs      []string
+	RouterID string
+	SubnetID string
+}
+
+// EndpointGroupFilter selects endpoint groups.
+type EndpointGroupFilter struct {
+	Scope
+	IDs []string
+	// Endpoint selects groups listing this endpoint (e.g. a subnet id).
+	Endpoint string
+}
+
+// ConnectionFilter selects IPsec site connections.
+type ConnectionFilter struct {
+	Scope
+	IDs           []string
+	VPNServiceIDs []string
+	IKEPolicyID   string
+	IPsecPolicyID string
+	// EndpointGroupID selects connections using the group as local or peer.
+	EndpointGroupID string
+}
+
 // Tx is one transaction. Every method honours ctx.
 type Tx interface {
 	// Lock serialises writers on key until the transaction ends.
@@ -150,7 +177,43 @@ type Tx interface {
 	QuotaProjects(ctx context.Context) ([]string, error)
 	SetQuota(ctx context.Context, projectID, resource string, limit int) error
 	DeleteQuotas(ctx context.Context, projectID string) error
+	GetIKEPolicy(ctx context.Context, id string) (*model.IKEPolicy, error)
+	ListIKEPolicies(ctx context.Context, f Scope) ([]model.IKEPolicy, error)
+	CreateIKEPolicy(ctx context.Context, p *model.IKEPolicy) error
+	UpdateIKEPolicy(ctx context.Context, p *model.IKEPolicy) error
+	// DeleteIKEPolicy gives ErrReferenced while a connection uses it.
+	DeleteIKEPolicy(ctx context.Context, id string) error
+
+	GetIPsecPolicy(ctx context.Context, id string) (*model.IPsecPolicy, error)
+	ListIPsecPolicies(ctx context.Context, f Scope) ([]model.IPsecPolicy, error)
+	CreateIPsecPolicy(ctx context.Context, p *model.IPsecPolicy) error
+	UpdateIPsecPolicy(ctx context.Context, p *model.IPsecPolicy) error
+	// DeleteIPsecPolicy gives ErrReferenced while a connection uses it.
+	DeleteIPsecPolicy(ctx context.Context, id string) error
+
+	GetVPNService(ctx context.Context, id string) (*model.VPNService, error)
+	ListVPNServices(ctx context.Context, f VPNServiceFilter) ([]model.VPNService, error)
+	CreateVPNService(ctx context.Context, v *model.VPNService) error
+	UpdateVPNService(ctx context.Context, v *model.VPNService) error
+	// DeleteVPNService gives ErrReferenced while a connection uses it.
+	DeleteVPNService(ctx context.Context, id string) error
+
+	GetEndpointGroup(ctx context.Context, id string) (*model.EndpointGroup, error)
+	ListEndpointGroups(ctx context.Context, f EndpointGroupFilter) ([]model.EndpointGroup, error)
+	CreateEndpointGroup(ctx context.Context, g *model.EndpointGroup) error
+	UpdateEndpointGroup(ctx context.Context, g *model.EndpointGroup) error
+	// DeleteEndpointGroup gives ErrReferenced while a connection uses it.
+	DeleteEndpointGroup(ctx context.Context, id string) error
+
+	GetConnection(ctx context.Context, id string) (*model.IPsecSiteConnection, error)
+	ListConnections(ctx context.Context, f ConnectionFilter) ([]model.IPsecSiteConnection, error)
+	CreateConnection(ctx context.Context, c *model.IPsecSiteConnection) error
+	UpdateConnection(ctx context.Context, c *model.IPsecSiteConnection) error
+	DeleteConnection(ctx context.Context, id string) error
+
 	// Count counts a project's resources of a quota kind ("network",
-	// "subnet", "port", "router", "security_group", "security_group_rule").
+	// "subnet", "port", "router", "security_group", "security_group_rule",
+	// "ikepolicy", "ipsecpolicy", "vpnservice", "endpoint_group",
+	// "ipsec_site_connection").
 	Count(ctx context.Context, resource, projectID string) (int, error)
 }

@@ -67,6 +67,21 @@ func (c nullStr) Scan(src any) error {
 	return nil
 }
 
+// secretCol stores a model.Secret as its plain value: the column adapter is
+// the one place that reveals it.
+type secretCol struct{ p *model.Secret }
+
+func (c secretCol) Value() (driver.Value, error) { return c.p.Reveal(), nil }
+
+func (c secretCol) Scan(src any) error {
+	var s string
+	if err := (nullStr{&s}).Scan(src); err != nil {
+		return fmt.Errorf("scan secret: %w", err)
+	}
+	*c.p = model.Secret(s)
+	return nil
+}
+
 // nullInt maps a nil *int to NULL.
 type nullInt struct{ p **int }
 

@@ -444,12 +444,17 @@ func (t *tx) DeleteQuotas(ctx context.Context, projectID string) error {
 }
 
 var countTables = map[string]string{
-	"network":             "networks",
-	"subnet":              "subnets",
-	"port":                "ports",
-	"router":              "routers",
-	"security_group":      "security_groups",
-	"security_group_rule": "security_group_rules",
+	"network":               "networks",
+	"subnet":                "subnets",
+	"port":                  "ports",
+	"router":                "routers",
+	"security_group":        "security_groups",
+	"security_group_rule":   "security_group_rules",
+	"ikepolicy":             "ikepolicies",
+	"ipsecpolicy":           "ipsecpolicies",
+	"vpnservice":            "vpnservices",
+	"endpoint_group":        "endpoint_groups",
+	"ipsec_site_connection": "ipsec_site_connections",
 }
 
 func (t *tx) Count(ctx context.Context, resource, projectID string) (int, error) {

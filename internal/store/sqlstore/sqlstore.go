@@ -215,7 +215,11 @@ const migrationLock = 0x6e657574 // "neut"
 // Migrate applies the embedded migrations not yet recorded in the
 // schema_migrations table, all in one transaction. Concurrent callers (two
 // servers starting on one database) are serialised.
-func (db *DB) Migrate(ctx context.Context) error {
+func (db *DB) Migrate(ctx context.Context) error { return db.migrate(ctx, "") }
+
+// migrate applies the pending migrations up to and including version last
+// (all of them if last is ""). Tests use it to build an older schema.
+func (db *DB) migrate(ctx context.Context, last string) error {
 	names, err := fs.Glob(migrations, "migrations/*.sql")
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -240,6 +244,9 @@ func (db *DB) Migrate(ctx context.Context) error {
 		}
 		for _, name := range names {
 			version := strings.TrimSuffix(path.Base(name), ".sql")
+			if last != "" && version > last {
+				break
+			}
 			if slices.Contains(applied, version) {
 				continue
 			}

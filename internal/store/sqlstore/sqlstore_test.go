@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/neutrino-net/neutrino/internal/model"
 	"github.com/neutrino-net/neutrino/internal/store"
@@ -210,4 +214,112 @@ func BenchmarkListPorts(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestUpgrade opens a database written by a release that knew only the
+// first migration, with data in it: Open must apply the later migrations in
+// place, keep the data, and leave the same schema as a new database.
+func TestUpgrade(t *testing.T) {
+	sqltest.Run(t, func(t *testing.T, dialect string) {
+		ctx := context.Background()
+		dsn := sqltest.DSN(t, dialect)
+		old, err := sqlstore.OpenAt(ctx, dsn, "0001_init")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = old.Write(ctx, func(tx store.Tx) error {
+			if err := tx.CreateNetwork(ctx, &model.Network{ID: "n", ProjectID: "p"}); err != nil {
+				return err
+			}
+			if err := tx.CreateSubnet(ctx, &model.Subnet{ID: "s", ProjectID: "p", NetworkID: "n", IPVersion: 4,
+				CIDR: netip.MustParsePrefix("10.0.0.0/24")}); err != nil {
+				return err
+			}
+			return tx.CreateRouter(ctx, &model.Router{ID: "r", ProjectID: "p"})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if applied, err := old.Applied(ctx); err != nil || !slices.Equal(applied, []string{"0001_init"}) {
+			t.Fatalf("old database: applied %v, %v; want [0001_init]", applied, err)
+		}
+		err = old.Read(ctx, func(tx store.Tx) error {
+			_, err := tx.ListIKEPolicies(ctx, store.Scope{})
+			return err
+		})
+		if err == nil {
+			t.Fatal("old database already has the VPN tables")
+		}
+		old.Close()
+
+		db, err := sqlstore.Open(ctx, dsn)
+		if err != nil {
+			t.Fatalf("Open of the old database: %v", err)
+		}
+		defer db.Close()
+		fresh := sqltest.OpenDB(t, dialect)
+		want, err := fresh.Applied(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(want, "0002_vpnaas") {
+			t.Errorf("new database: applied %v, want 0002_vpnaas among them", want)
+		}
+		if got, err := db.Applied(ctx); err != nil || !slices.Equal(got, want) {
+			t.Errorf("upgraded database: applied %v, %v; want %v", got, err, want)
+		}
+		wantSchema, err := fresh.Schema(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(wantSchema, func(l string) bool { return strings.Contains(l, "endpoint_group_endpoints") }) {
+			t.Errorf("new schema lacks endpoint_group_endpoints: %q", wantSchema)
+		}
+		gotSchema, err := db.Schema(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(wantSchema, gotSchema); diff != "" {
+			t.Errorf("upgraded schema differs from a new one (-new +upgraded):\n%s", diff)
+		}
+
+		// The VPN tables work with the old rows.
+		err = db.Write(ctx, func(tx store.Tx) error {
+			for _, err := range []error{
+				tx.CreateIKEPolicy(ctx, &model.IKEPolicy{ID: "ike", ProjectID: "p"}),
+				tx.CreateIPsecPolicy(ctx, &model.IPsecPolicy{ID: "ipsec", ProjectID: "p"}),
+				tx.CreateVPNService(ctx, &model.VPNService{ID: "vpn", ProjectID: "p", RouterID: "r", SubnetID: "s"}),
+				tx.CreateEndpointGroup(ctx, &model.EndpointGroup{ID: "eg", ProjectID: "p", Type: "subnet", Endpoints: []string{"s"}}),
+				tx.CreateConnection(ctx, &model.IPsecSiteConnection{ID: "c", ProjectID: "p", VPNServiceID: "vpn",
+					IKEPolicyID: "ike", IPsecPolicyID: "ipsec", LocalEPGroupID: "eg", PSK: "k"}),
+			} {
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = db.Write(ctx, func(tx store.Tx) error { return tx.DeleteRouter(ctx, "r") })
+		if !errors.Is(err, store.ErrReferenced) {
+			t.Errorf("DeleteRouter of a router with a VPN service = %v, want ErrReferenced", err)
+		}
+		err = db.Read(ctx, func(tx store.Tx) error {
+			if n, err := tx.GetNetwork(ctx, "n"); err != nil || n.ProjectID != "p" {
+				return fmt.Errorf("old network: %+v, %w", n, err)
+			}
+			for _, r := range []string{"network", "subnet", "router", "ikepolicy", "ipsecpolicy", "vpnservice",
+				"endpoint_group", "ipsec_site_connection"} {
+				if n, err := tx.Count(ctx, r, "p"); err != nil || n != 1 {
+					return fmt.Errorf("Count(%s) = %d, %w; want 1", r, n, err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
 }

@@ -40,6 +40,16 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Count", testCount},
 		{"DefaultSecurityGroup", testDefaultSecurityGroup},
 		{"Concurrency", testConcurrency},
+		{"VPN/RoundTrip", testVPNRoundTrip},
+		{"VPN/Update", testVPNUpdate},
+		{"VPN/NotFound", testVPNNotFound},
+		{"VPN/ListOrder", testVPNListOrder},
+		{"VPN/Filters", testVPNFilters},
+		{"VPN/Duplicate", testVPNDuplicate},
+		{"VPN/Referenced", testVPNReferenced},
+		{"VPN/Cascade", testVPNCascade},
+		{"VPN/Count", testVPNCount},
+		{"VPN/Concurrency", testVPNConcurrency},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -148,6 +158,16 @@ func create(objs ...any) func(tx store.Tx) error {
 				err = tx.CreateSecurityGroup(ctx, o)
 			case *model.SecurityGroupRule:
 				err = tx.CreateRule(ctx, o)
+			case *model.IKEPolicy:
+				err = tx.CreateIKEPolicy(ctx, o)
+			case *model.IPsecPolicy:
+				err = tx.CreateIPsecPolicy(ctx, o)
+			case *model.VPNService:
+				err = tx.CreateVPNService(ctx, o)
+			case *model.EndpointGroup:
+				err = tx.CreateEndpointGroup(ctx, o)
+			case *model.IPsecSiteConnection:
+				err = tx.CreateConnection(ctx, o)
 			default:
 				panic(fmt.Sprintf("create %T", o))
 			}
@@ -194,6 +214,16 @@ func idOf(v any) string {
 	case model.SecurityGroup:
 		return v.ID
 	case model.SecurityGroupRule:
+		return v.ID
+	case model.IKEPolicy:
+		return v.ID
+	case model.IPsecPolicy:
+		return v.ID
+	case model.VPNService:
+		return v.ID
+	case model.EndpointGroup:
+		return v.ID
+	case model.IPsecSiteConnection:
 		return v.ID
 	}
 	panic(fmt.Sprintf("id of %T", v))
