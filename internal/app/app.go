@@ -54,7 +54,12 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	svc := service.New(db, service.Options{PhysnetMTU: cfg.PhysnetMTU, MACPrefix: cfg.MACPrefix, Logger: log})
+	providers, err := service.NewProviders(cfg.ServiceProviders, service.DriverKinds(nil))
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	svc := service.New(db, service.Options{PhysnetMTU: cfg.PhysnetMTU, MACPrefix: cfg.MACPrefix, Logger: log, Providers: providers})
 	var authn auth.Authenticator = auth.NoAuth{}
 	if cfg.Auth == "keystone" {
 		authn = auth.NewKeystone(cfg.KeystoneURL, cfg.KeystoneCacheTTL)

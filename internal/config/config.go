@@ -30,6 +30,7 @@ type Config struct {
 	LogFormat        string
 	PhysnetMTU       int
 	MACPrefix        string
+	ServiceProviders []string
 }
 
 // option is one configuration key.
@@ -87,6 +88,20 @@ var options = []option{
 				return fmt.Errorf("not an MTU between 1280 and 65535: %q", v)
 			}
 			c.PhysnetMTU = n
+			return nil
+		}},
+	{"service_provider", "VPN:strongswan:strongswan:default,VPN:libreswan:libreswan",
+		"VPN service providers, comma-separated, each VPN:<name>:<driver>[:default]; drivers: strongswan, libreswan.",
+		func(c *Config, v string) error {
+			c.ServiceProviders = nil
+			for _, e := range strings.Split(v, ",") {
+				if e = strings.TrimSpace(e); e != "" {
+					c.ServiceProviders = append(c.ServiceProviders, e)
+				}
+			}
+			if len(c.ServiceProviders) == 0 {
+				return fmt.Errorf("at least one provider is needed")
+			}
 			return nil
 		}},
 	{"mac_prefix", "fa:16:3e", "First three bytes of generated port MAC addresses.",

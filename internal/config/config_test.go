@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -38,7 +39,7 @@ func TestExampleRoundTrips(t *testing.T) {
 		t.Fatalf("example does not load: %v\n%s", err, b.String())
 	}
 	def, _ := Load("t", nil, env(nil))
-	if *c != *def {
+	if !reflect.DeepEqual(c, def) {
 		t.Fatalf("example %+v differs from defaults %+v", c, def)
 	}
 	for _, o := range options {
@@ -64,6 +65,7 @@ func TestRejects(t *testing.T) {
 		{args: []string{"extra"}, want: "unexpected arguments"},
 		{file: "listen 1\n", want: "expected key = value"},
 		{file: "colour = blue\n", want: `unknown key "colour"`},
+		{args: []string{"--service-provider", " , "}, want: "at least one provider"},
 	} {
 		args := tc.args
 		if tc.file != "" {

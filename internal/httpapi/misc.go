@@ -44,7 +44,7 @@ func extensionWire(e Extension) object {
 }
 
 func (a *API) extensions() []Extension {
-	exts := slices.Clone(coreExtensions)
+	exts := append(slices.Clone(coreExtensions), vpnExtensions...)
 	slices.SortFunc(exts, func(x, y Extension) int { return strings.Compare(x.Alias, y.Alias) })
 	return exts
 }
@@ -116,4 +116,5 @@ func (a *API) routes() {
 		writeError(w, neutron.NotFound("AgentNotFound", "Agent %s could not be found.", r.PathValue("id")))
 	})
 	a.quotaRoutes()
+	a.vpnRoutes()
 }

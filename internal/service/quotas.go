@@ -67,7 +67,8 @@ func (s *Service) QuotaDetails(ctx context.Context, project string) (map[string]
 		for res, limit := range limits {
 			u := QuotaUsage{Limit: limit}
 			switch res {
-			case "network", "subnet", "port", "router", "security_group", "security_group_rule":
+			case "network", "subnet", "port", "router", "security_group", "security_group_rule",
+				"ikepolicy", "ipsecpolicy", "vpnservice", "endpoint_group", "ipsec_site_connection":
 				if u.Used, err = tx.Count(ctx, res, project); err != nil {
 					return err
 				}

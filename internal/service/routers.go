@@ -281,6 +281,7 @@ func (s *Service) UpdateRouter(ctx context.Context, id string, u RouterUpdate) (
 		return nil, err
 	}
 	var v *RouterView
+	var moved []model.VPNService
 	err := s.write(ctx, func(tx store.Tx) error {
 		if err := tx.Lock(ctx, "router:"+id); err != nil {
 			return err
@@ -294,7 +295,15 @@ func (s *Service) UpdateRouter(ctx context.Context, id string, u RouterUpdate) (
 			u.Change(&r)
 		}
 		if u.GatewaySet {
+			if u.Gateway == nil && old.Gateway != nil {
+				if err := s.vpnBeforeGatewayClear(ctx, tx, id); err != nil {
+					return err
+				}
+			}
 			if err := s.setGateway(ctx, tx, c, &r, u.Gateway); err != nil {
+				return err
+			}
+			if moved, err = s.vpnAfterGatewayChange(ctx, tx, &r); err != nil {
 				return err
 			}
 		}
@@ -310,6 +319,9 @@ func (s *Service) UpdateRouter(ctx context.Context, id string, u RouterUpdate) (
 		v, err = s.routerView(ctx, tx, &r)
 		return err
 	})
+	for i := range moved {
+		s.notify(ctx, &moved[i])
+	}
 	return v, err
 }
 
@@ -367,6 +379,9 @@ func (s *Service) DeleteRouter(ctx context.Context, id string) error {
 			if p.DeviceOwner == model.OwnerRouterInterface {
 				return neutron.Conflict("RouterInUse", "Router %s still has ports", id)
 			}
+		}
+		if err := s.vpnBeforeGatewayClear(ctx, tx, id); err != nil {
+			return err
 		}
 		if err := s.setGateway(ctx, tx, c, r, nil); err != nil {
 			return err
@@ -558,6 +573,9 @@ func (s *Service) RemoveInterface(ctx context.Context, routerID string, req Inte
 			}
 		}
 		info = interfaceInfo(r, port)
+		if err := s.vpnBeforeInterfaceRemove(ctx, tx, r.ID, info.SubnetIDs); err != nil {
+			return err
+		}
 		return tx.DeletePort(ctx, port.ID)
 	})
 	return info, err

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"time"
 
 	"github.com/google/uuid"
@@ -26,6 +28,11 @@ type Options struct {
 	PhysnetMTU int
 	// MACPrefix is the first three bytes of generated MACs (default fa:16:3e).
 	MACPrefix string
+	// Providers are the VPN service providers (default: strongSwan and
+	// Libreswan, strongSwan the default).
+	Providers *Providers
+	// Resolve looks up an FQDN peer address (default net.DefaultResolver).
+	Resolve func(ctx context.Context, host string) ([]netip.Addr, error)
 	// Quotas override model.DefaultQuotas.
 	Quotas map[string]int
 	Logger *slog.Logger
@@ -65,6 +72,18 @@ func New(st store.Store, opts Options) *Service {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Providers == nil {
+		p, err := NewProviders(DefaultServiceProviders, DriverKinds(nil))
+		if err != nil {
+			panic(err) // the defaults are valid
+		}
+		opts.Providers = p
+	}
+	if opts.Resolve == nil {
+		opts.Resolve = func(ctx context.Context, host string) ([]netip.Addr, error) {
+			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		}
 	}
 	q := make(map[string]int, len(model.DefaultQuotas))
 	for k, v := range model.DefaultQuotas {

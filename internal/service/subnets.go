@@ -277,6 +277,9 @@ func (s *Service) DeleteSubnet(ctx context.Context, id string) error {
 		if !c.owns(sn.ProjectID) {
 			return neutron.Forbidden("delete_subnet")
 		}
+		if err := s.vpnBeforeSubnetDelete(ctx, tx, id); err != nil {
+			return err
+		}
 		taken, err := tx.AllocatedIPs(ctx, id)
 		if err != nil {
 			return err

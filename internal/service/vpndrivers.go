@@ -1,0 +1,144 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/neutrino-net/neutrino/api/neutron"
+	"github.com/neutrino-net/neutrino/internal/model"
+)
+
+// VPNDriver is a server-side VPN service driver: it says what its device
+// driver can do and tells the agents hosting a router that the router's
+// VPN changed.
+type VPNDriver interface {
+	// ValidateConnection rejects what the device driver cannot express,
+	// with a 400 IpsecValidationFailure naming the value. ike is nil when
+	// the IKE policy does not exist (that 404 comes after this check).
+	ValidateConnection(ike *model.IKEPolicy, ipsec *model.IPsecPolicy, conn *model.IPsecSiteConnection) error
+	// Notify is called after a committed change to the VPN of routerID.
+	Notify(ctx context.Context, routerID string)
+}
+
+// Provider is one configured VPN service provider.
+type Provider struct {
+	Name    string // e.g. "strongswan"
+	Driver  string // the registered driver kind
+	Default bool
+	// FlavorID is the flavor that selects this provider on a VPN service.
+	FlavorID string
+}
+
+// Providers is the explicit registry of VPN service providers.
+type Providers struct {
+	list    []Provider
+	drivers map[string]VPNDriver // by provider name
+}
+
+// flavorNamespace derives stable flavor ids from provider names.
+var flavorNamespace = uuid.MustParse("6f1c7c2e-3b0a-4f55-9d5e-8f6b2a1c0d9e")
+
+// NewProviders builds the registry from service_provider entries of the form
+// "VPN:<name>:<driver>[:default]", resolving each driver kind in kinds.
+// Exactly one provider is the default (the first when none says so).
+func NewProviders(entries []string, kinds map[string]VPNDriver) (*Providers, error) {
+	p := &Providers{drivers: map[string]VPNDriver{}}
+	known := slices.Sorted(maps.Keys(kinds))
+	for _, e := range entries {
+		parts := strings.Split(strings.TrimSpace(e), ":")
+		if len(parts) < 3 || len(parts) > 4 || parts[0] != "VPN" || parts[1] == "" || (len(parts) == 4 && parts[3] != "default") {
+			return nil, fmt.Errorf("service_provider %q: want VPN:<name>:<driver>[:default]", e)
+		}
+		name, kind := parts[1], parts[2]
+		drv, ok := kinds[kind]
+		if !ok {
+			return nil, fmt.Errorf("service_provider %q: unknown driver %q (known: %s)", e, kind, strings.Join(known, ", "))
+		}
+		if _, dup := p.drivers[name]; dup {
+			return nil, fmt.Errorf("service_provider %q: provider %q configured twice", e, name)
+		}
+		p.drivers[name] = drv
+		p.list = append(p.list, Provider{Name: name, Driver: kind, Default: len(parts) == 4,
+			FlavorID: uuid.NewSHA1(flavorNamespace, []byte(name)).String()})
+	}
+	if len(p.list) == 0 {
+		return nil, fmt.Errorf("no VPN service provider configured")
+	}
+	defaults := 0
+	for _, pr := range p.list {
+		if pr.Default {
+			defaults++
+		}
+	}
+	switch defaults {
+	case 0:
+		p.list[0].Default = true
+	case 1:
+	default:
+		return nil, fmt.Errorf("more than one default VPN service provider")
+	}
+	return p, nil
+}
+
+// List returns the providers in configuration order.
+func (p *Providers) List() []Provider { return slices.Clone(p.list) }
+
+// forFlavor returns the provider a flavor selects ("" selects the default).
+func (p *Providers) forFlavor(flavorID string) (Provider, error) {
+	for _, pr := range p.list {
+		if (flavorID == "" && pr.Default) || (flavorID != "" && strings.EqualFold(pr.FlavorID, flavorID)) {
+			return pr, nil
+		}
+	}
+	return Provider{}, neutron.NotFound("FlavorNotFound", "Flavor %s could not be found.", flavorID)
+}
+
+// driver returns the driver of a provider; a provider that was removed from
+// the configuration falls back to the default's.
+func (p *Providers) driver(name string) VPNDriver {
+	if d, ok := p.drivers[name]; ok {
+		return d
+	}
+	def, _ := p.forFlavor("")
+	return p.drivers[def.Name]
+}
+
+// IPsecDriver is the service driver of the IKE-daemon device drivers
+// (strongSwan, Libreswan): both run ESP or AH, never both at once.
+type IPsecDriver struct {
+	// Notifier tells agents; nil until agents exist.
+	Notifier func(ctx context.Context, routerID string)
+}
+
+// ValidateConnection implements VPNDriver.
+func (d IPsecDriver) ValidateConnection(_ *model.IKEPolicy, ipsec *model.IPsecPolicy, _ *model.IPsecSiteConnection) error {
+	if ipsec.TransformProtocol == "ah-esp" {
+		return neutron.Invalid("IpsecValidationFailure", "IPSec does not support %s attribute %s with value '%s'",
+			"IPsec Policy", "transform_protocol", ipsec.TransformProtocol)
+	}
+	return nil
+}
+
+// Notify implements VPNDriver.
+func (d IPsecDriver) Notify(ctx context.Context, routerID string) {
+	if d.Notifier != nil {
+		d.Notifier(ctx, routerID)
+	}
+}
+
+// DefaultServiceProviders is the configuration default: strongSwan (the
+// default provider) and Libreswan.
+var DefaultServiceProviders = []string{"VPN:strongswan:strongswan:default", "VPN:libreswan:libreswan"}
+
+// DriverKinds returns the registered driver kinds, each with notifier.
+func DriverKinds(notify func(ctx context.Context, routerID string)) map[string]VPNDriver {
+	return map[string]VPNDriver{
+		"strongswan": IPsecDriver{Notifier: notify},
+		"libreswan":  IPsecDriver{Notifier: notify},
+	}
+}
