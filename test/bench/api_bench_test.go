@@ -16,6 +16,7 @@ package bench_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -40,7 +41,7 @@ import (
 const listSize = 100 // objects per project for the list operation
 
 var (
-	resources   = []string{"networks", "ports"}
+	resources   = []string{"networks", "ports", "ikepolicies", "connections"}
 	operations  = []string{"create", "show", "list", "update", "delete"}
 	concurrency = []int{1, 8, 32}
 )
@@ -60,15 +61,31 @@ func BenchmarkAPI(b *testing.B) {
 	}
 }
 
+// paths and singular keys of the benchmarked resources.
+var (
+	paths = map[string]string{"networks": "/v2.0/networks", "ports": "/v2.0/ports",
+		"ikepolicies": "/v2.0/vpn/ikepolicies", "connections": "/v2.0/vpn/ipsec-site-connections"}
+	singulars = map[string]string{"networks": "network", "ports": "port", "ikepolicies": "ikepolicy",
+		"connections": "ipsec_site_connection"}
+)
+
 // env is one API server over a fresh store, and an HTTP client for it.
 type env struct {
 	b      *testing.B
 	url    string
 	hc     *http.Client
-	res    string // "networks" or "ports"
+	svc    *service.Service
+	res    string // a key of paths
 	netID  string // ports: the shared network (with a /16 subnet) they go on
+	extID  string // connections: the external network of every router
 	serial atomic.Int64
+
+	mu  sync.Mutex
+	vpn map[string]vpnSetup // connections: per project
 }
+
+// vpnSetup is what a project's connections reference.
+type vpnSetup struct{ service, ike, ipsec string }
 
 func newEnv(b *testing.B, dialect, res string) *env {
 	quiet := slog.New(slog.DiscardHandler)
@@ -79,7 +96,7 @@ func newEnv(b *testing.B, dialect, res string) *env {
 	b.Cleanup(srv.Close)
 	tr := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256, MaxConnsPerHost: 0, IdleConnTimeout: time.Minute}
 	b.Cleanup(tr.CloseIdleConnections)
-	e := &env{b: b, url: srv.URL, hc: &http.Client{Transport: tr, Timeout: time.Minute}, res: res}
+	e := &env{b: b, url: srv.URL, hc: &http.Client{Transport: tr, Timeout: time.Minute}, svc: svc, res: res, vpn: map[string]vpnSetup{}}
 	if res == "ports" {
 		var net, sub struct{ Network, Subnet struct{ ID string } }
 		e.must(e.decode(&net)(e.do("admin", "POST", "/v2.0/networks", `{"network":{"name":"bench","shared":true}}`, 201)))
@@ -87,7 +104,42 @@ func newEnv(b *testing.B, dialect, res string) *env {
 		e.must(e.decode(&sub)(e.do("admin", "POST", "/v2.0/subnets",
 			`{"subnet":{"network_id":"`+e.netID+`","cidr":"10.0.0.0/16","ip_version":4}}`, 201)))
 	}
+	if res == "connections" {
+		e.extID = e.id(e.do("admin", "POST", "/v2.0/networks", `{"network":{"name":"public","router:external":true}}`, 201))
+		e.id(e.do("admin", "POST", "/v2.0/subnets", `{"subnet":{"network_id":"`+e.extID+`","cidr":"100.64.0.0/16","ip_version":4}}`, 201))
+	}
 	return e
+}
+
+// id returns the id in a create response, failing the benchmark on error.
+func (e *env) id(data []byte, err error) string {
+	e.b.Helper()
+	var out map[string]struct{ ID string }
+	e.must(e.decode(&out)(data, err))
+	for _, v := range out {
+		return v.ID
+	}
+	e.b.Fatalf("no id in %s", data)
+	return ""
+}
+
+// setupVPN gives a project what its connections need: a router with a
+// gateway and an interface, a legacy-mode VPN service and two policies.
+func (e *env) setupVPN(project string) {
+	do := func(path, body string) string { return e.id(e.do(project, "POST", path, body, 201)) }
+	net := do("/v2.0/networks", `{"network":{"name":"vpn"}}`)
+	sub := do("/v2.0/subnets", `{"subnet":{"network_id":"`+net+`","cidr":"10.1.0.0/24","ip_version":4}}`)
+	rtr := do("/v2.0/routers", `{"router":{"name":"r","external_gateway_info":{"network_id":"`+e.extID+`"}}}`)
+	_, err := e.do(project, "PUT", "/v2.0/routers/"+rtr+"/add_router_interface", `{"subnet_id":"`+sub+`"}`, 200)
+	e.must(err)
+	v := vpnSetup{
+		service: do("/v2.0/vpn/vpnservices", `{"vpnservice":{"router_id":"`+rtr+`","subnet_id":"`+sub+`"}}`),
+		ike:     do("/v2.0/vpn/ikepolicies", `{"ikepolicy":{"name":"ike"}}`),
+		ipsec:   do("/v2.0/vpn/ipsecpolicies", `{"ipsecpolicy":{"name":"ipsec"}}`),
+	}
+	e.mu.Lock()
+	e.vpn[project] = v
+	e.mu.Unlock()
 }
 
 // do sends one request as project ("admin": the admin role) and returns the
@@ -138,19 +190,30 @@ func (e *env) must(err error) {
 }
 
 // createBody is the POST body of a new object with a unique name.
-func (e *env) createBody() string {
-	name := fmt.Sprintf("bench-%d", e.serial.Add(1))
-	if e.res == "ports" {
+func (e *env) createBody(project string) string {
+	n := e.serial.Add(1)
+	name := fmt.Sprintf("bench-%d", n)
+	switch e.res {
+	case "ports":
 		return `{"port":{"network_id":"` + e.netID + `","name":"` + name + `"}}`
+	case "ikepolicies":
+		return `{"ikepolicy":{"name":"` + name + `","encryption_algorithm":"aes-256","auth_algorithm":"sha256","pfs":"group14","lifetime":{"value":7200}}}`
+	case "connections":
+		e.mu.Lock()
+		v := e.vpn[project]
+		e.mu.Unlock()
+		return fmt.Sprintf(`{"ipsec_site_connection":{"name":"%s","vpnservice_id":"%s","ikepolicy_id":"%s","ipsecpolicy_id":"%s",`+
+			`"peer_address":"198.51.%d.%d","peer_id":"peer-%d","psk":"secret-%d","peer_cidrs":["192.168.%d.0/24"],"dpd":{"interval":10,"timeout":40}}}`,
+			name, v.service, v.ike, v.ipsec, n/250%250, n%250+1, n, n, n%250)
 	}
 	return `{"network":{"name":"` + name + `"}}`
 }
 
 // create makes one object as project and returns its id.
 func (e *env) create(project string) (string, error) {
-	var out struct{ Network, Port struct{ ID string } }
-	err := e.decode(&out)(e.do(project, "POST", "/v2.0/"+e.res, e.createBody(), 201))
-	return out.Network.ID + out.Port.ID, err
+	var out map[string]struct{ ID string }
+	err := e.decode(&out)(e.do(project, "POST", paths[e.res], e.createBody(project), 201))
+	return out[singulars[e.res]].ID, err
 }
 
 type item struct{ project, id string }
@@ -205,21 +268,31 @@ func bench(b *testing.B, dialect, res, op string, c int) {
 			_, err := e.do(projects[i], "GET", "/v2.0/security-groups", "", 200)
 			e.must(err)
 		}
+		if res == "connections" {
+			e.setupVPN(projects[i])
+		}
 	}
-	path := "/v2.0/" + res
+	path := paths[res]
 	var items []item
 	switch op {
 	case "show", "update", "list": // one project holding listSize objects
 		items = e.populate([]string{projects[0]}, listSize)
 		var out map[string][]json.RawMessage
 		e.must(e.decode(&out)(e.do(projects[0], "GET", path, "", 200)))
-		if got := len(out[res]); got != listSize {
+		if got := len(out[singulars[res]+"s"]) + len(out[res]); got != listSize {
 			b.Fatalf("list returned %d %s, want %d", got, res, listSize)
+		}
+		if res == "connections" { // settle PENDING_CREATE so PUT is allowed
+			report := service.VPNServiceStatus{ID: e.vpn[projects[0]].service, Status: "ACTIVE", Connections: map[string]service.ConnectionStatus{}}
+			for _, it := range items {
+				report.Connections[it.id] = service.ConnectionStatus{Status: "ACTIVE", UpdatedPendingStatus: true}
+			}
+			e.must(e.svc.UpdateVPNStatus(context.Background(), []service.VPNServiceStatus{report}))
 		}
 	case "delete":
 		items = e.populate(projects, b.N)
 	}
-	singular := res[:len(res)-1]
+	singular := singulars[res]
 	run := map[string]func(w, i int) error{
 		"create": func(w, _ int) error { _, err := e.create(projects[w]); return err },
 		"show": func(_, i int) error {
