@@ -384,6 +384,11 @@ func dictSpec(required []string, keys map[string]converter) converter {
 		out := make(map[string]any, len(m))
 		for k, x := range m {
 			c, err := keys[k](x)
+			if op, ok := err.(*opError); ok {
+				// Inside a dictionary the reference's validators, not its
+				// converters, run: their message names the attribute.
+				err = reason("%s", op.msg)
+			}
 			if err != nil {
 				return nil, err
 			}

@@ -295,7 +295,9 @@ func (s *Service) UpdateRouter(ctx context.Context, id string, u RouterUpdate) (
 			u.Change(&r)
 		}
 		if u.GatewaySet {
-			if u.Gateway == nil && old.Gateway != nil {
+			// Clearing the gateway or moving it to another network deletes
+			// the gateway port, which a VPN service on the router forbids.
+			if old.Gateway != nil && (u.Gateway == nil || u.Gateway.NetworkID != old.Gateway.NetworkID) {
 				if err := s.vpnBeforeGatewayClear(ctx, tx, id); err != nil {
 					return err
 				}
