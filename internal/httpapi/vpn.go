@@ -397,7 +397,9 @@ func (a *API) ikePolicies() crud {
 			return model.IKEPolicy{ProjectID: v.str("project_id"), AuthAlgorithm: "sha1", EncryptionAlgorithm: "aes-128",
 				Phase1NegotiationMode: "main", Lifetime: model.Lifetime{Units: "seconds", Value: 3600}, IKEVersion: "v1", PFS: "group5"}
 		},
-		func(r *http.Request, p model.IKEPolicy) (*model.IKEPolicy, error) { return a.svc.CreateIKEPolicy(r.Context(), p) },
+		func(r *http.Request, p model.IKEPolicy) (*model.IKEPolicy, error) {
+			return a.svc.CreateIKEPolicy(r.Context(), p)
+		},
 		func(r *http.Request, id string) (*model.IKEPolicy, error) { return a.svc.GetIKEPolicy(r.Context(), id) },
 		func(r *http.Request) ([]model.IKEPolicy, error) { return a.svc.ListIKEPolicies(r.Context()) },
 		func(r *http.Request, id string, f func(*model.IKEPolicy)) (*model.IKEPolicy, error) {
@@ -415,7 +417,9 @@ func (a *API) ipsecPolicies() crud {
 		func(r *http.Request, p model.IPsecPolicy) (*model.IPsecPolicy, error) {
 			return a.svc.CreateIPsecPolicy(r.Context(), p)
 		},
-		func(r *http.Request, id string) (*model.IPsecPolicy, error) { return a.svc.GetIPsecPolicy(r.Context(), id) },
+		func(r *http.Request, id string) (*model.IPsecPolicy, error) {
+			return a.svc.GetIPsecPolicy(r.Context(), id)
+		},
 		func(r *http.Request) ([]model.IPsecPolicy, error) { return a.svc.ListIPsecPolicies(r.Context()) },
 		func(r *http.Request, id string, f func(*model.IPsecPolicy)) (*model.IPsecPolicy, error) {
 			return a.svc.UpdateIPsecPolicy(r.Context(), id, f)
