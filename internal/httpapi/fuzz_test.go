@@ -49,6 +49,8 @@ func FuzzRequest(f *testing.F) {
 		{"PUT", "/v2.0/routers/" + rtrID + "/add_router_interface"},
 		{"POST", "/v2.0/security-groups"}, {"POST", "/v2.0/security-group-rules"},
 		{"PUT", "/v2.0/quotas/fuzz"}, {"GET", "/v2.0/ports?"},
+		{"POST", "/v2.0/vpn/ikepolicies"}, {"POST", "/v2.0/vpn/ipsecpolicies"}, {"POST", "/v2.0/vpn/vpnservices"},
+		{"POST", "/v2.0/vpn/endpoint-groups"}, {"POST", "/v2.0/vpn/ipsec-site-connections"}, {"GET", "/v2.0/vpn/ikepolicies?"},
 	}
 	seeds := []string{
 		`{"network": {"name": "x", "mtu": "1400", "admin_state_up": "true"}}`,
@@ -60,6 +62,12 @@ func FuzzRequest(f *testing.F) {
 		`{"security_group_rule": {"security_group_id": "x", "direction": "ingress", "protocol": 6, "port_range_min": "22"}}`,
 		`{"quota": {"network": "7", "port": -1}}`,
 		`sort_key=name&sort_dir=desc&limit=1&marker=x&fixed_ips=ip_address%3D10.0.0.2&page_reverse=1`,
+		`{"ikepolicy": {"lifetime": {"units": "seconds", "value": "2000"}, "pfs": "group31", "encryption_algorithm": "aes-256-gcm-16"}}`,
+		`{"ipsecpolicy": {"transform_protocol": "ah-esp", "lifetime": null}}`,
+		`{"vpnservice": {"router_id": "` + rtrID + `", "subnet_id": "` + subID + `", "admin_state_up": "1"}}`,
+		`{"endpoint_group": {"type": "cidr", "endpoints": "10.0.0.0/24"}}`,
+		`{"ipsec_site_connection": {"vpnservice_id": "` + rtrID + `", "ikepolicy_id": "` + rtrID + `", "ipsecpolicy_id": "` + rtrID + `", "peer_address": "x.invalid", "peer_id": "p", "psk": "k", "dpd": {"timeout": "9"}, "peer_cidrs": "1.2.3.0/24", "mtu": "1280"}}`,
+		`sort_key=name&sort_dir=asc&limit=2&name=a&id=b`,
 		`{}`, `[]`, `null`, `{"network": []}`, `"`, `{"network": {"name": "\u0000"}}`,
 	}
 	for i, s := range seeds {

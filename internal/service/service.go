@@ -82,6 +82,8 @@ func New(st store.Store, opts Options) *Service {
 	}
 	if opts.Resolve == nil {
 		opts.Resolve = func(ctx context.Context, host string) ([]netip.Addr, error) {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
 			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 		}
 	}
