@@ -227,7 +227,7 @@ var MinMTU = map[int]int{4: 68, 6: 1280}
 
 // checkConnection applies the reference's rules in its order, from the
 // driver's own validation to the peer address, and resolves an FQDN peer.
-func (s *Service) checkConnection(ctx context.Context, tx store.Tx, c caller, conn *model.IPsecSiteConnection) (*model.VPNService, error) {
+func (s *Service) checkConnection(ctx context.Context, tx store.Tx, c caller, conn *model.IPsecSiteConnection, peer peerLookup) (*model.VPNService, error) {
 	v, err := s.ownedVPNService(ctx, tx, c, conn.VPNServiceID)
 	if err != nil {
 		return nil, err // the reference's KeyError (500) becomes a 404
@@ -318,7 +318,7 @@ func (s *Service) checkConnection(ctx context.Context, tx store.Tx, c caller, co
 	if conn.MTU != 0 && conn.MTU < MinMTU[localVersion] {
 		return nil, neutron.Invalid("IPsecSiteConnectionMtuError", "ipsec_site_connection MTU %d is too small for ipv%d", conn.MTU, localVersion)
 	}
-	if err := s.resolvePeer(ctx, tx, v, conn); err != nil {
+	if err := s.resolvePeer(ctx, tx, v, conn, peer); err != nil {
 		return nil, err
 	}
 	return v, nil
@@ -389,13 +389,38 @@ func plural(items []string) string {
 	return ""
 }
 
-// resolvePeer resolves an FQDN peer address to the IP that is stored and
+// peerLookup is an FQDN peer address resolved before the transaction, so
+// that a slow DNS server never holds the store's writer.
+type peerLookup struct {
+	name  string
+	addrs []netip.Addr
+	err   error
+}
+
+// lookupPeer resolves the peer address a request sets, if it is a name.
+func (s *Service) lookupPeer(ctx context.Context, req ConnectionRequest) peerLookup {
+	var probe model.IPsecSiteConnection
+	req.Change(&probe)
+	if probe.PeerAddress == "" {
+		return peerLookup{}
+	}
+	if a, err := netip.ParseAddr(probe.PeerAddress); err == nil && a.Zone() == "" {
+		return peerLookup{}
+	}
+	addrs, err := s.opts.Resolve(ctx, probe.PeerAddress)
+	return peerLookup{name: probe.PeerAddress, addrs: addrs, err: err}
+}
+
+// resolvePeer replaces an FQDN peer address with the IP that is stored and
 // returned, and checks that the router's gateway has an address of the
 // peer's family.
-func (s *Service) resolvePeer(ctx context.Context, tx store.Tx, v *model.VPNService, conn *model.IPsecSiteConnection) error {
+func (s *Service) resolvePeer(ctx context.Context, tx store.Tx, v *model.VPNService, conn *model.IPsecSiteConnection, peer peerLookup) error {
 	addr, err := netip.ParseAddr(conn.PeerAddress)
 	if err != nil || addr.Zone() != "" {
-		addrs, lerr := s.opts.Resolve(ctx, conn.PeerAddress)
+		addrs, lerr := peer.addrs, peer.err
+		if peer.name != conn.PeerAddress {
+			addrs, lerr = s.opts.Resolve(ctx, conn.PeerAddress)
+		}
 		if lerr != nil || len(addrs) == 0 {
 			return neutron.Invalid("VPNPeerAddressNotResolved", "Peer address %s cannot be resolved", conn.PeerAddress)
 		}
@@ -458,12 +483,13 @@ func (s *Service) CreateConnection(ctx context.Context, req ConnectionRequest) (
 	}
 	conn.ID, conn.ProjectID, conn.Status = newID(), project, model.StatusPendingCreate
 	s.stamp(&conn.Standard)
+	peer := s.lookupPeer(ctx, req)
 	var v *model.VPNService
 	err = s.write(ctx, func(tx store.Tx) error {
 		if err := lockConnectionRefs(ctx, tx, &conn); err != nil {
 			return err
 		}
-		if v, err = s.checkConnection(ctx, tx, c, &conn); err != nil {
+		if v, err = s.checkConnection(ctx, tx, c, &conn, peer); err != nil {
 			return err
 		}
 		if err := s.checkQuota(ctx, tx, "ipsec_site_connection", project, 1); err != nil {
@@ -527,6 +553,7 @@ func (s *Service) UpdateConnection(ctx context.Context, id string, req Connectio
 	}
 	var out *model.IPsecSiteConnection
 	var v *model.VPNService
+	peer := s.lookupPeer(ctx, req)
 	err := s.write(ctx, func(tx store.Tx) error {
 		if err := tx.Lock(ctx, "ipsec_site_connection:"+id); err != nil {
 			return err
@@ -542,7 +569,7 @@ func (s *Service) UpdateConnection(ctx context.Context, id string, req Connectio
 		if err := lockConnectionRefs(ctx, tx, &conn); err != nil {
 			return err
 		}
-		if v, err = s.checkConnection(ctx, tx, c, &conn); err != nil {
+		if v, err = s.checkConnection(ctx, tx, c, &conn, peer); err != nil {
 			return err
 		}
 		if model.IsPending(old.Status) {
