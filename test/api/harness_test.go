@@ -164,3 +164,40 @@ func wantFault(t *testing.T, err error, code int, typ string) {
 		t.Fatalf("got fault %s, want type %s", ec.Body, typ)
 	}
 }
+
+// faultCase is one bad request and the NeutronError it must get.
+type faultCase struct {
+	name, method, path string
+	body               any
+	status             int
+	typ, msg           string // msg is a substring
+}
+
+// runFaultCases sends each case as project A and checks status, fault type,
+// message and body shape; no reply may contain secret (when set), and
+// snapshot must be unchanged afterwards: rejected requests write nothing.
+func runFaultCases(t *testing.T, e *env, cases []faultCase, snapshot func(*env) string, secret string) {
+	t.Helper()
+	before := snapshot(e)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.do(tc.method, tc.path, projectA, tc.body)
+			if secret != "" && strings.Contains(r.raw, secret) {
+				t.Fatalf("the reply echoes the secret: %s", r.raw)
+			}
+			typ, msg := r.fault()
+			if r.status != tc.status || typ != tc.typ || !strings.Contains(msg, tc.msg) {
+				t.Fatalf("got %d %s %q, want %d %s containing %q", r.status, typ, msg, tc.status, tc.typ, tc.msg)
+			}
+			if ne, ok := r.body["NeutronError"].(map[string]any); !ok || ne["detail"] != "" {
+				t.Fatalf("body is not a NeutronError: %s", r.raw)
+			}
+			if ct := r.header.Get("Content-Type"); ct != "application/json" {
+				t.Fatalf("content type = %q", ct)
+			}
+		})
+	}
+	if after := snapshot(e); after != before {
+		t.Fatalf("rejected requests changed state:\nbefore %s\nafter  %s", before, after)
+	}
+}

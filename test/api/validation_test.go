@@ -18,12 +18,7 @@ func TestValidationErrors(t *testing.T) {
 		const missing = "3f1c1b7e-6a9b-4d6e-9a54-0123456789ab"
 		big := `{"network": {"name": "` + strings.Repeat("x", 2<<20) + `"}}`
 
-		cases := []struct {
-			name, method, path string
-			body               any
-			status             int
-			typ, msg           string // msg is a substring
-		}{
+		cases := []faultCase{
 			{"malformed json", "POST", "/v2.0/networks", `{"network": {`, 400, "HTTPBadRequest", "Malformed request body"},
 			{"trailing garbage", "POST", "/v2.0/networks", `{"network": {}} x`, 400, "HTTPBadRequest", "Malformed request body"},
 			{"empty body", "POST", "/v2.0/networks", ``, 400, "HTTPBadRequest", "Resource body required"},
@@ -94,25 +89,7 @@ func TestValidationErrors(t *testing.T) {
 			{"body too large", "POST", "/v2.0/networks", big, 413, "HTTPRequestEntityTooLarge", ""},
 			{"non-uuid id is a 404", "GET", "/v2.0/networks/net1", nil, 404, "NetworkNotFound", "net1"},
 		}
-		before := snapshot(e)
-		for _, tc := range cases {
-			t.Run(tc.name, func(t *testing.T) {
-				r := e.do(tc.method, tc.path, projectA, tc.body)
-				typ, msg := r.fault()
-				if r.status != tc.status || typ != tc.typ || !strings.Contains(msg, tc.msg) {
-					t.Fatalf("got %d %s %q, want %d %s containing %q", r.status, typ, msg, tc.status, tc.typ, tc.msg)
-				}
-				if ne, ok := r.body["NeutronError"].(map[string]any); !ok || ne["detail"] != "" {
-					t.Fatalf("body is not a NeutronError: %s", r.raw)
-				}
-				if ct := r.header.Get("Content-Type"); ct != "application/json" {
-					t.Fatalf("content type = %q", ct)
-				}
-			})
-		}
-		if after := snapshot(e); after != before {
-			t.Fatalf("rejected requests changed state:\nbefore %s\nafter  %s", before, after)
-		}
+		runFaultCases(t, e, cases, snapshot, "")
 	})
 }
 

@@ -129,12 +129,7 @@ func TestVPNValidationErrors(t *testing.T) {
 		ikeURL, ipsecURL := ikePath+"/"+f.ikeFree, ipsecPath+"/"+f.ipsecFree
 		connURL, connEGURL := connPath+"/"+f.connLegacy, connPath+"/"+f.connEG
 
-		type tcase struct {
-			name, method, path string
-			body               any
-			status             int
-			typ, msg           string // msg is a substring
-		}
+		type tcase = faultCase
 		var cases []tcase
 		add := func(cs ...tcase) { cases = append(cases, cs...) }
 
@@ -439,28 +434,7 @@ func TestVPNValidationErrors(t *testing.T) {
 			tcase{"conn sort on peer_address", "GET", connPath + "?sort_key=peer_address&sort_dir=asc", nil, 400, "HTTPBadRequest", "['peer_address'] is invalid attribute for sort_keys"},
 		)
 
-		before := vpnSnapshot(e)
-		for _, tc := range cases {
-			t.Run(tc.name, func(t *testing.T) {
-				r := e.do(tc.method, tc.path, projectA, tc.body)
-				if strings.Contains(r.raw, vpnPSK) {
-					t.Fatalf("the reply echoes the PSK: %s", r.raw)
-				}
-				typ, msg := r.fault()
-				if r.status != tc.status || typ != tc.typ || !strings.Contains(msg, tc.msg) {
-					t.Fatalf("got %d %s %q, want %d %s containing %q", r.status, typ, msg, tc.status, tc.typ, tc.msg)
-				}
-				if ne, ok := r.body["NeutronError"].(map[string]any); !ok || ne["detail"] != "" {
-					t.Fatalf("body is not a NeutronError: %s", r.raw)
-				}
-				if ct := r.header.Get("Content-Type"); ct != "application/json" {
-					t.Fatalf("content type = %q", ct)
-				}
-			})
-		}
-		if after := vpnSnapshot(e); after != before {
-			t.Fatalf("rejected requests changed state:\nbefore %s\nafter  %s", before, after)
-		}
+		runFaultCases(t, e, cases, vpnSnapshot, vpnPSK)
 	})
 }
 

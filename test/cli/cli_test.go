@@ -79,7 +79,10 @@ func cliRequired() bool {
 	return false
 }
 
-func TestOpenstackCLI(t *testing.T) {
+// newCLI skips (or, in CI, fails) without the CLI; otherwise it starts a
+// server and returns a CLI pointed at it that logs its calls at the end.
+func newCLI(t *testing.T) (*cli, *server) {
+	t.Helper()
 	if openstackPath == "" {
 		const why = "`openstack` CLI not on PATH (apt-get install python3-openstackclient python3-neutronclient)"
 		if cliRequired() {
@@ -91,7 +94,12 @@ func TestOpenstackCLI(t *testing.T) {
 	srv := startServer(t)
 	c := &cli{t: t, env: cliEnv(srv.url)}
 	t.Cleanup(c.dumpOnFailure)
-	defer func() { t.Logf("%d CLI calls in %s", len(c.log), time.Since(start).Round(time.Millisecond)) }()
+	t.Cleanup(func() { t.Logf("%d CLI calls in %s", len(c.log), time.Since(start).Round(time.Millisecond)) })
+	return c, srv
+}
+
+func TestOpenstackCLI(t *testing.T) {
+	c, _ := newCLI(t)
 
 	// The CLI spends 1-2 s starting Python for every call, so commands that
 	// do not depend on each other run concurrently; each step waits for the

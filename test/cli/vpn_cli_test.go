@@ -19,18 +19,7 @@ import (
 // and request id but not the HTTP status, so the status is read from the
 // server's request log (see docs/dev/openstack-cli-wire.md).
 func TestOpenstackVPNCLI(t *testing.T) {
-	if openstackPath == "" {
-		const why = "`openstack` CLI not on PATH (apt-get install python3-openstackclient python3-neutronclient)"
-		if cliRequired() {
-			t.Fatal(why + "; CI=true or NEUTRINO_REQUIRE_CLI=1 is set, so this is a failure, not a skip")
-		}
-		t.Skip(why)
-	}
-	start := time.Now()
-	srv := startServer(t)
-	c := &cli{t: t, env: cliEnv(srv.url)}
-	t.Cleanup(c.dumpOnFailure)
-	defer func() { t.Logf("%d CLI calls in %s", len(c.log), time.Since(start).Round(time.Millisecond)) }()
+	c, srv := newCLI(t)
 
 	// Topology (SDK commands) alongside the VPN objects that need none of it.
 	var public, net1, r1, ike, ipsec, peerEPs map[string]any
