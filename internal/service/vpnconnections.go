@@ -276,7 +276,10 @@ func (s *Service) checkConnection(ctx context.Context, tx store.Tx, c caller, co
 		if peer.Type != "cidr" {
 			return nil, wrongGroupType("peer", peer.Type, "cidr")
 		}
-		_, ports, err := s.lockedRouter(ctx, tx, c, v.RouterID)
+		if err := tx.LockShared(ctx, "router:"+v.RouterID); err != nil {
+			return nil, err
+		}
+		ports, err := tx.ListPorts(ctx, store.PortFilter{DeviceID: v.RouterID})
 		if err != nil {
 			return nil, err
 		}
@@ -445,8 +448,9 @@ func (s *Service) resolvePeer(ctx context.Context, tx store.Tx, v *model.VPNServ
 	return nil
 }
 
-// lockConnectionRefs serialises against deletes of everything a connection
-// references, in one global order.
+// lockConnectionRefs holds everything a connection references against
+// deletes and updates, in one global order. The locks are shared, so
+// connections of one service are created and updated in parallel.
 func lockConnectionRefs(ctx context.Context, tx store.Tx, conn *model.IPsecSiteConnection) error {
 	keys := []string{"vpnservice:" + conn.VPNServiceID, "ikepolicy:" + conn.IKEPolicyID, "ipsecpolicy:" + conn.IPsecPolicyID}
 	if conn.LocalEPGroupID != "" {
@@ -457,7 +461,7 @@ func lockConnectionRefs(ctx context.Context, tx store.Tx, conn *model.IPsecSiteC
 	}
 	slices.Sort(keys)
 	for _, k := range slices.Compact(keys) {
-		if err := tx.Lock(ctx, k); err != nil {
+		if err := tx.LockShared(ctx, k); err != nil {
 			return err
 		}
 	}

@@ -117,6 +117,10 @@ type ConnectionFilter struct {
 type Tx interface {
 	// Lock serialises writers on key until the transaction ends.
 	Lock(ctx context.Context, key string) error
+	// LockShared holds key against Lock, but not against other LockShared
+	// holders, until the transaction ends: many writers may rely on a row
+	// that none of them changes.
+	LockShared(ctx context.Context, key string) error
 
 	GetNetwork(ctx context.Context, id string) (*model.Network, error)
 	ListNetworks(ctx context.Context, f NetworkFilter) ([]model.Network, error)

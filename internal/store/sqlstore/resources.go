@@ -91,6 +91,16 @@ func (t *tx) Lock(ctx context.Context, key string) error {
 	return nil
 }
 
+func (t *tx) LockShared(ctx context.Context, key string) error {
+	if !t.pg {
+		return ctx.Err()
+	}
+	if _, err := t.exec(ctx, "SELECT pg_advisory_xact_lock_shared(hashtext(?))", key); err != nil {
+		return fmt.Errorf("shared lock %s: %w", key, err)
+	}
+	return nil
+}
+
 // Networks.
 
 func (t *tx) GetNetwork(ctx context.Context, id string) (*model.Network, error) {
