@@ -26,6 +26,9 @@ type Network struct {
 	External            bool
 	MTU                 int
 	PortSecurityEnabled bool
+	// SegmentationID is the VXLAN network identifier, assigned by the store
+	// when the network is created and never changed.
+	SegmentationID int
 	Standard
 }
 
@@ -194,4 +197,19 @@ var DefaultQuotas = map[string]int{
 	"ipsecpolicy":           -1,
 	"ipsec_site_connection": -1,
 	"endpoint_group":        -1,
+}
+
+// Agent is a Neutrino agent on a host, as /v2.0/agents shows it.
+type Agent struct {
+	ID                 string
+	Host               string
+	AgentType          string
+	Binary             string
+	UnderlayIP         string
+	AdminStateUp       bool
+	Configurations     map[string]any
+	StartedAt          time.Time
+	HeartbeatTimestamp time.Time
+	CreatedAt          time.Time
+	Description        string
 }

@@ -215,6 +215,30 @@ type Tx interface {
 	UpdateConnection(ctx context.Context, c *model.IPsecSiteConnection) error
 	DeleteConnection(ctx context.Context, id string) error
 
+	// GetAgent returns an agent by id; AgentByHost by host and type.
+	GetAgent(ctx context.Context, id string) (*model.Agent, error)
+	AgentByHost(ctx context.Context, host, agentType string) (*model.Agent, error)
+	ListAgents(ctx context.Context) ([]model.Agent, error)
+	// CreateAgent gives ErrDuplicate for a second agent of a type on a host.
+	CreateAgent(ctx context.Context, a *model.Agent) error
+	UpdateAgent(ctx context.Context, a *model.Agent) error
+	// DeleteAgent also drops the agent's router bindings.
+	DeleteAgent(ctx context.Context, id string) error
+
+	// RouterAgents lists the ids of the agents hosting a router.
+	RouterAgents(ctx context.Context, routerID string) ([]string, error)
+	// AgentRouters lists the ids of the routers an agent hosts.
+	AgentRouters(ctx context.Context, agentID string) ([]string, error)
+	// RouterLoads maps every agent id to its number of routers (agents
+	// without routers are absent).
+	RouterLoads(ctx context.Context) (map[string]int, error)
+	// BindRouter records that an agent hosts a router (idempotent).
+	BindRouter(ctx context.Context, routerID, agentID string) error
+	UnbindRouter(ctx context.Context, routerID, agentID string) error
+
+	// PortsOnHost lists the ports whose binding:host_id is host.
+	PortsOnHost(ctx context.Context, host string) ([]model.Port, error)
+
 	// Count counts a project's resources of a quota kind ("network",
 	// "subnet", "port", "router", "security_group", "security_group_rule",
 	// "ikepolicy", "ipsecpolicy", "vpnservice", "endpoint_group",

@@ -1,6 +1,9 @@
 package sqlstore
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // OpenAt opens dsn like Open but applies the migrations only up to and
 // including version, so tests can build a database of an older release.
@@ -49,4 +52,32 @@ func (db *DB) Schema(ctx context.Context) ([]string, error) {
 		return err
 	})
 	return out, err
+}
+
+// MaxSegmentationID is the largest segmentation id.
+const MaxSegmentationID = maxSegmentationID
+
+// Exec runs one statement (with ? placeholders; time.Time arguments are
+// bound as timestamps) in its own write transaction, for tests that write
+// rows as an older release did.
+func (db *DB) Exec(ctx context.Context, q string, args ...any) error {
+	for i, a := range args {
+		if ts, ok := a.(time.Time); ok {
+			args[i] = tsCol{&ts}
+		}
+	}
+	return db.run(ctx, db.w, nil, true, func(t *tx) error {
+		_, err := t.exec(ctx, q, args...)
+		return err
+	})
+}
+
+// SegmentationIDFor returns the segmentation id CreateNetwork would give the
+// network getting seq, as if seq were the next one.
+func (db *DB) SegmentationIDFor(ctx context.Context, seq int64) (id int, err error) {
+	err = db.run(ctx, db.w, nil, false, func(t *tx) error {
+		id, err = t.segmentationID(ctx, seq)
+		return err
+	})
+	return id, err
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -125,7 +126,9 @@ func queryAll[T any](ctx context.Context, t *tx, q string, scan func(scanner) (T
 		}
 		out = append(out, v)
 	}
-	return out, rows.Err()
+	// A statement's failure may only show here (PostgreSQL, or a SQLite
+	// statement with RETURNING).
+	return out, mapErr(rows.Err())
 }
 
 func scanOne[T any](s scanner) (T, error) {
@@ -175,12 +178,18 @@ func whereID(id string) where { return where{conds: []string{"id = ?"}, args: []
 
 // table maps a model type to its table. cols[0] must be "id", and fields
 // returns, in cols order, pointers into v (or column adapters) that serve
-// both as query arguments and as scan destinations. Every table has the
-// standard columns and a seq column giving insertion order.
+// both as query arguments and as scan destinations. Every table has a seq
+// column giving insertion order and, unless order says otherwise, a
+// created_at column.
 type table[T any] struct {
 	name, noun string
 	cols       []string
 	fields     func(v *T) []any
+	// order is the listing order; "created_at, seq" if empty.
+	order string
+	// fixed lists columns, among cols, that only insert writes: update
+	// leaves them alone and reads them back into v.
+	fixed []string
 }
 
 var stdCols = []string{"description", "created_at", "updated_at", "revision_number"}
@@ -190,7 +199,11 @@ func stdFields(s *model.Standard) []any {
 }
 
 func (tb *table[T]) list(ctx context.Context, t *tx, w where) ([]T, error) {
-	q := "SELECT " + strings.Join(tb.cols, ", ") + " FROM " + tb.name + w.String() + " ORDER BY created_at, seq"
+	order := tb.order
+	if order == "" {
+		order = "created_at, seq"
+	}
+	q := "SELECT " + strings.Join(tb.cols, ", ") + " FROM " + tb.name + w.String() + " ORDER BY " + order
 	out, err := queryAll(ctx, t, q, func(s scanner) (T, error) {
 		var v T
 		err := s.Scan(tb.fields(&v)...)
@@ -215,17 +228,47 @@ func (tb *table[T]) get(ctx context.Context, t *tx, id string) (*T, error) {
 
 // insert normalises v's timestamps and inserts it.
 func (tb *table[T]) insert(ctx context.Context, t *tx, v *T) error {
-	f := normFields(tb.fields(v))
-	q := "INSERT INTO " + tb.name + " (" + strings.Join(tb.cols, ", ") + ") VALUES (?" + strings.Repeat(", ?", len(f)-1) + ")"
-	_, err := t.exec(ctx, q, f...)
+	return tb.insertRow(ctx, t, tb.cols, normFields(tb.fields(v)))
+}
+
+// insertAt is insert giving the row's seq (see tx.nextSeq).
+func (tb *table[T]) insertAt(ctx context.Context, t *tx, v *T, seq int64) error {
+	return tb.insertRow(ctx, t, append([]string{"seq"}, tb.cols...), append([]any{seq}, normFields(tb.fields(v))...))
+}
+
+func (tb *table[T]) insertRow(ctx context.Context, t *tx, cols []string, args []any) error {
+	q := "INSERT INTO " + tb.name + " (" + strings.Join(cols, ", ") + ") VALUES (?" + strings.Repeat(", ?", len(args)-1) + ")"
+	_, err := t.exec(ctx, q, args...)
 	return err
 }
 
-// update normalises v's timestamps and overwrites every column of its row.
+// update normalises v's timestamps and overwrites every column of its row
+// but the fixed ones, which it reads back into v.
 func (tb *table[T]) update(ctx context.Context, t *tx, v *T) error {
 	f := normFields(tb.fields(v))
-	q := "UPDATE " + tb.name + " SET " + strings.Join(tb.cols[1:], " = ?, ") + " = ? WHERE id = ?"
-	return t.execOne(ctx, q, append(f[1:len(f):len(f)], f[0])...)
+	var set, back []string
+	var args, dest []any
+	for i, c := range tb.cols[1:] {
+		if slices.Contains(tb.fixed, c) {
+			back, dest = append(back, c), append(dest, f[i+1])
+			continue
+		}
+		set, args = append(set, c+" = ?"), append(args, f[i+1])
+	}
+	q := "UPDATE " + tb.name + " SET " + strings.Join(set, ", ") + " WHERE id = ?"
+	args = append(args, f[0])
+	if len(back) == 0 {
+		return t.execOne(ctx, q, args...)
+	}
+	rows, err := queryAll(ctx, t, q+" RETURNING "+strings.Join(back, ", "),
+		func(s scanner) (struct{}, error) { return struct{}{}, s.Scan(dest...) }, args...)
+	if err != nil {
+		return err
+	}
+	if len(rows) == 0 {
+		return store.ErrNotFound
+	}
+	return nil
 }
 
 func (tb *table[T]) delete(ctx context.Context, t *tx, id string) error {

@@ -16,11 +16,13 @@ func cols(c ...string) []string { return append(c, stdCols...) }
 
 var networks = &table[model.Network]{
 	name: "networks", noun: "network",
-	cols: cols("id", "project_id", "name", "admin_state_up", "status", "shared", "external", "mtu", "port_security_enabled"),
+	cols: cols("id", "project_id", "name", "admin_state_up", "status", "shared", "external", "mtu", "port_security_enabled",
+		"segmentation_id"),
 	fields: func(n *model.Network) []any {
 		return append([]any{&n.ID, &n.ProjectID, &n.Name, &n.AdminStateUp, &n.Status, &n.Shared, &n.External,
-			&n.MTU, &n.PortSecurityEnabled}, stdFields(&n.Standard)...)
+			&n.MTU, &n.PortSecurityEnabled, &n.SegmentationID}, stdFields(&n.Standard)...)
 	},
+	fixed: []string{"segmentation_id"},
 }
 
 var subnets = &table[model.Subnet]{
@@ -118,12 +120,86 @@ func (t *tx) ListNetworks(ctx context.Context, f store.NetworkFilter) ([]model.N
 	return networks.list(ctx, t, w)
 }
 
+// CreateNetwork inserts the network with a new segmentation id, which it
+// sets in n (whatever n.SegmentationID was).
 func (t *tx) CreateNetwork(ctx context.Context, n *model.Network) error {
-	return t.atomic1(ctx, "create network "+n.ID, func() error { return networks.insert(ctx, t, n) })
+	given := n.SegmentationID
+	err := t.atomic(ctx, "create network "+n.ID, func() error {
+		seq, err := t.nextSeq(ctx, "networks")
+		if err != nil {
+			return err
+		}
+		if n.SegmentationID, err = t.segmentationID(ctx, seq); err != nil {
+			return err
+		}
+		return networks.insertAt(ctx, t, n, seq)
+	})
+	if err != nil {
+		n.SegmentationID = given
+	}
+	return err
 }
 
+// UpdateNetwork overwrites the network but its segmentation id, which it
+// sets in n to the stored one.
 func (t *tx) UpdateNetwork(ctx context.Context, n *model.Network) error {
 	return t.atomic1(ctx, "update network "+n.ID, func() error { return networks.update(ctx, t, n) })
+}
+
+// maxSegmentationID is the largest VXLAN network identifier (24 bits).
+const maxSegmentationID = 1<<24 - 1
+
+// nextSeq reserves the seq of a new row of table: on PostgreSQL the next
+// value of the column's identity sequence (never handed out twice, even to
+// concurrent transactions), on SQLite, whose writers are serialised, the one
+// the INTEGER PRIMARY KEY would pick.
+func (t *tx) nextSeq(ctx context.Context, table string) (int64, error) {
+	q := "SELECT COALESCE(MAX(seq), 0) + 1 FROM " + table
+	if t.pg {
+		q = "SELECT nextval(pg_get_serial_sequence('" + table + "', 'seq'))"
+	}
+	seq, err := queryAll(ctx, t, q, scanOne[int64])
+	if err != nil {
+		return 0, fmt.Errorf("next seq of %s: %w", table, err)
+	}
+	return seq[0], nil
+}
+
+// segmentationID picks the segmentation id of the network that gets seq.
+// It is seq itself while seq is in range and free: no lock and no conflict
+// between concurrent writers, and an id freed by a deletion is not reused
+// at once (on PostgreSQL; on SQLite only the latest network's can be).
+// Once seq is past the range, that is after 16,777,215 network creations,
+// it is the lowest free id, chosen under a lock.
+func (t *tx) segmentationID(ctx context.Context, seq int64) (int, error) {
+	if seq <= maxSegmentationID {
+		n, err := t.count(ctx, "SELECT COUNT(*) FROM networks WHERE segmentation_id = ?", seq)
+		if err != nil {
+			return 0, fmt.Errorf("segmentation id: %w", err)
+		}
+		if n == 0 {
+			return int(seq), nil
+		}
+	}
+	// Writers past the range serialise here (on SQLite they already are);
+	// the transaction-scoped lock makes each see the previous one's network.
+	if err := t.Lock(ctx, "sqlstore:segmentation_id"); err != nil {
+		return 0, fmt.Errorf("segmentation id: %w", err)
+	}
+	ids, err := queryAll(ctx, t, `SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM networks WHERE segmentation_id = 1) THEN 1
+		ELSE (SELECT MIN(a.segmentation_id) + 1 FROM networks a WHERE a.segmentation_id < ?
+			AND NOT EXISTS (SELECT 1 FROM networks b WHERE b.segmentation_id = a.segmentation_id + 1)) END`,
+		func(s scanner) (id *int, err error) {
+			err = s.Scan(nullInt{&id})
+			return id, err
+		}, maxSegmentationID)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("segmentation id: %w", err)
+	case ids[0] == nil:
+		return 0, fmt.Errorf("segmentation id: all %d in use", maxSegmentationID)
+	}
+	return *ids[0], nil
 }
 
 func (t *tx) DeleteNetwork(ctx context.Context, id string) error {

@@ -26,6 +26,11 @@
 // caller's copy equals what a later Get returns. Every mutating Tx method is
 // atomic (it runs under a savepoint): when it fails it leaves nothing behind
 // and the transaction stays usable, on both backends.
+//
+// CreateNetwork assigns the network's segmentation id (VXLAN VNI, 1..2^24-1)
+// from the row's seq, which PostgreSQL's identity hands out without locks
+// and SQLite's serialised writer picks as MAX+1; past the range it takes the
+// lowest free id under a lock. A UNIQUE index is the safety net.
 package sqlstore
 
 import (

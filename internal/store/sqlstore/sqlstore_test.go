@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -216,110 +217,261 @@ func BenchmarkListPorts(b *testing.B) {
 	}
 }
 
-// TestUpgrade opens a database written by a release that knew only the
-// first migration, with data in it: Open must apply the later migrations in
-// place, keep the data, and leave the same schema as a new database.
+// TestUpgrade opens databases written by older releases, with data in them:
+// Open must apply the later migrations in place, keep the data, and leave
+// the same schema as a new database.
 func TestUpgrade(t *testing.T) {
+	for _, from := range []string{"0001_init", "0002_vpnaas"} {
+		t.Run("from-"+from, func(t *testing.T) {
+			sqltest.Run(t, func(t *testing.T, dialect string) { testUpgrade(t, dialect, from) })
+		})
+	}
+}
+
+func testUpgrade(t *testing.T, dialect, from string) {
+	ctx := context.Background()
+	dsn := sqltest.DSN(t, dialect)
+	old, err := sqlstore.OpenAt(ctx, dsn, from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	// Networks as the old releases wrote them, without a segmentation id;
+	// b's deletion leaves a gap in seq.
+	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, id := range []string{"a", "b", "c"} {
+		if err := old.Exec(ctx, `INSERT INTO networks (id, project_id, name, admin_state_up, status, shared, external,
+			mtu, port_security_enabled, description, created_at, updated_at, revision_number)
+			VALUES (?, 'p', ?, true, 'ACTIVE', false, false, 1450, true, 'old', ?, ?, 3)`,
+			id, "net "+id, created, created); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := old.Exec(ctx, "DELETE FROM networks WHERE id = 'b'"); err != nil {
+		t.Fatal(err)
+	}
+	hostPort := &model.Port{ID: "hp", ProjectID: "p", NetworkID: "a", MACAddress: "fa:16:3e:00:00:01",
+		BindingHostID: "h1", FixedIPs: []model.FixedIP{{SubnetID: "s", IPAddress: netip.MustParseAddr("10.0.0.5")}}}
+	vpnObjects := func(tx store.Tx) error {
+		for _, err := range []error{
+			tx.CreateIKEPolicy(ctx, &model.IKEPolicy{ID: "ike", ProjectID: "p"}),
+			tx.CreateIPsecPolicy(ctx, &model.IPsecPolicy{ID: "ipsec", ProjectID: "p"}),
+			tx.CreateVPNService(ctx, &model.VPNService{ID: "vpn", ProjectID: "p", RouterID: "r", SubnetID: "s"}),
+			tx.CreateEndpointGroup(ctx, &model.EndpointGroup{ID: "eg", ProjectID: "p", Type: "subnet", Endpoints: []string{"s"}}),
+			tx.CreateConnection(ctx, &model.IPsecSiteConnection{ID: "c", ProjectID: "p", VPNServiceID: "vpn",
+				IKEPolicyID: "ike", IPsecPolicyID: "ipsec", LocalEPGroupID: "eg", PSK: "k"}),
+		} {
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	err = old.Write(ctx, func(tx store.Tx) error {
+		if err := tx.CreateSubnet(ctx, &model.Subnet{ID: "s", ProjectID: "p", NetworkID: "a", IPVersion: 4,
+			CIDR: netip.MustParsePrefix("10.0.0.0/24")}); err != nil {
+			return err
+		}
+		if err := tx.CreatePort(ctx, hostPort); err != nil {
+			return err
+		}
+		if err := tx.CreateRouter(ctx, &model.Router{ID: "r", ProjectID: "p"}); err != nil {
+			return err
+		}
+		if from >= "0002_vpnaas" {
+			return vpnObjects(tx)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantOld := map[string][]string{"0001_init": {"0001_init"}, "0002_vpnaas": {"0001_init", "0002_vpnaas"}}[from]
+	if applied, err := old.Applied(ctx); err != nil || !slices.Equal(applied, wantOld) {
+		t.Fatalf("old database: applied %v, %v; want %v", applied, err, wantOld)
+	}
+	err = old.Read(ctx, func(tx store.Tx) error {
+		_, err := tx.ListAgents(ctx)
+		return err
+	})
+	if err == nil {
+		t.Fatal("old database already has the agents table")
+	}
+	err = old.Read(ctx, func(tx store.Tx) error {
+		_, err := tx.ListIKEPolicies(ctx, store.Scope{})
+		return err
+	})
+	if hasVPN := err == nil; hasVPN != (from >= "0002_vpnaas") {
+		t.Fatalf("old database at %s has the VPN tables: %v", from, hasVPN)
+	}
+	old.Close()
+
+	db, err := sqlstore.Open(ctx, dsn)
+	if err != nil {
+		t.Fatalf("Open of the old database: %v", err)
+	}
+	defer db.Close()
+	fresh := sqltest.OpenDB(t, dialect)
+	want, err := fresh.Applied(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"0001_init", "0002_vpnaas", "0003_agents"} {
+		if !slices.Contains(want, v) {
+			t.Errorf("new database: applied %v, want %s among them", want, v)
+		}
+	}
+	if got, err := db.Applied(ctx); err != nil || !slices.Equal(got, want) {
+		t.Errorf("upgraded database: applied %v, %v; want %v", got, err, want)
+	}
+	wantSchema, err := fresh.Schema(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"endpoint_group_endpoints", "router_agent_bindings", "agents", "segmentation_id",
+		"ports_binding_host_id"} {
+		if !slices.ContainsFunc(wantSchema, func(l string) bool { return strings.Contains(l, s) }) {
+			t.Errorf("new schema lacks %s: %q", s, wantSchema)
+		}
+	}
+	gotSchema, err := db.Schema(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(wantSchema, gotSchema); diff != "" {
+		t.Errorf("upgraded schema differs from a new one (-new +upgraded):\n%s", diff)
+	}
+
+	// The old networks are numbered in creation order, the rest kept.
+	err = db.Read(ctx, func(tx store.Tx) error {
+		got, err := tx.ListNetworks(ctx, store.NetworkFilter{})
+		if err != nil {
+			return err
+		}
+		var wantNets []model.Network
+		for i, id := range []string{"a", "c"} {
+			wantNets = append(wantNets, model.Network{ID: id, ProjectID: "p", Name: "net " + id, AdminStateUp: true,
+				Status: "ACTIVE", MTU: 1450, PortSecurityEnabled: true, SegmentationID: i + 1,
+				Standard: model.Standard{Description: "old", CreatedAt: created, UpdatedAt: created, RevisionNumber: 3}})
+		}
+		if diff := cmp.Diff(wantNets, got); diff != "" {
+			t.Errorf("old networks (-want +got):\n%s", diff)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// New networks get ids of their own; the new tables work with the old rows.
+	agent := &model.Agent{ID: "ag", Host: "h1", AgentType: "L3 agent", Configurations: map[string]any{"k": "v"}}
+	var fresh1, fresh2 model.Network
+	err = db.Write(ctx, func(tx store.Tx) error {
+		fresh1, fresh2 = model.Network{ID: "d", ProjectID: "p"}, model.Network{ID: "e", ProjectID: "p"}
+		if err := tx.CreateNetwork(ctx, &fresh1); err != nil {
+			return err
+		}
+		if err := tx.CreateNetwork(ctx, &fresh2); err != nil {
+			return err
+		}
+		if err := tx.CreateAgent(ctx, agent); err != nil {
+			return err
+		}
+		if err := tx.BindRouter(ctx, "r", "ag"); err != nil {
+			return err
+		}
+		if from < "0002_vpnaas" {
+			return vpnObjects(tx)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	segs := []int{1, 2, fresh1.SegmentationID, fresh2.SegmentationID}
+	slices.Sort(segs)
+	if segs = slices.Compact(segs); len(segs) != 4 || segs[0] < 1 || segs[3] > sqlstore.MaxSegmentationID {
+		t.Errorf("segmentation ids of the new networks: %d and %d, want distinct ones in range, not 1 or 2",
+			fresh1.SegmentationID, fresh2.SegmentationID)
+	}
+	err = db.Write(ctx, func(tx store.Tx) error { return tx.DeleteRouter(ctx, "r") })
+	if !errors.Is(err, store.ErrReferenced) {
+		t.Errorf("DeleteRouter of a router with a VPN service = %v, want ErrReferenced", err)
+	}
+	err = db.Read(ctx, func(tx store.Tx) error {
+		if n, err := tx.GetNetwork(ctx, "d"); err != nil || n.SegmentationID != fresh1.SegmentationID {
+			return fmt.Errorf("new network: %+v, %w; want segmentation id %d", n, err, fresh1.SegmentationID)
+		}
+		if rs, err := tx.AgentRouters(ctx, "ag"); err != nil || !slices.Equal(rs, []string{"r"}) {
+			return fmt.Errorf("AgentRouters(ag) = %v, %w; want [r]", rs, err)
+		}
+		ps, err := tx.PortsOnHost(ctx, "h1")
+		if err != nil {
+			return err
+		}
+		if len(ps) != 1 || ps[0].ID != "hp" || len(ps[0].FixedIPs) != 1 {
+			return fmt.Errorf("PortsOnHost(h1) = %+v, want the old port hp", ps)
+		}
+		for r, want := range map[string]int{"network": 4, "subnet": 1, "port": 1, "router": 1, "ikepolicy": 1,
+			"ipsecpolicy": 1, "vpnservice": 1, "endpoint_group": 1, "ipsec_site_connection": 1} {
+			if n, err := tx.Count(ctx, r, "p"); err != nil || n != want {
+				return fmt.Errorf("Count(%s) = %d, %w; want %d", r, n, err, want)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSegmentationIDPastRange checks the choice of a segmentation id once
+// the networks' seq has passed the 24-bit range: the lowest free one.
+func TestSegmentationIDPastRange(t *testing.T) {
 	sqltest.Run(t, func(t *testing.T, dialect string) {
 		ctx := context.Background()
-		dsn := sqltest.DSN(t, dialect)
-		old, err := sqlstore.OpenAt(ctx, dsn, "0001_init")
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = old.Write(ctx, func(tx store.Tx) error {
-			if err := tx.CreateNetwork(ctx, &model.Network{ID: "n", ProjectID: "p"}); err != nil {
-				return err
-			}
-			if err := tx.CreateSubnet(ctx, &model.Subnet{ID: "s", ProjectID: "p", NetworkID: "n", IPVersion: 4,
-				CIDR: netip.MustParsePrefix("10.0.0.0/24")}); err != nil {
-				return err
-			}
-			return tx.CreateRouter(ctx, &model.Router{ID: "r", ProjectID: "p"})
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if applied, err := old.Applied(ctx); err != nil || !slices.Equal(applied, []string{"0001_init"}) {
-			t.Fatalf("old database: applied %v, %v; want [0001_init]", applied, err)
-		}
-		err = old.Read(ctx, func(tx store.Tx) error {
-			_, err := tx.ListIKEPolicies(ctx, store.Scope{})
-			return err
-		})
-		if err == nil {
-			t.Fatal("old database already has the VPN tables")
-		}
-		old.Close()
-
-		db, err := sqlstore.Open(ctx, dsn)
-		if err != nil {
-			t.Fatalf("Open of the old database: %v", err)
-		}
-		defer db.Close()
-		fresh := sqltest.OpenDB(t, dialect)
-		want, err := fresh.Applied(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !slices.Contains(want, "0002_vpnaas") {
-			t.Errorf("new database: applied %v, want 0002_vpnaas among them", want)
-		}
-		if got, err := db.Applied(ctx); err != nil || !slices.Equal(got, want) {
-			t.Errorf("upgraded database: applied %v, %v; want %v", got, err, want)
-		}
-		wantSchema, err := fresh.Schema(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !slices.ContainsFunc(wantSchema, func(l string) bool { return strings.Contains(l, "endpoint_group_endpoints") }) {
-			t.Errorf("new schema lacks endpoint_group_endpoints: %q", wantSchema)
-		}
-		gotSchema, err := db.Schema(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if diff := cmp.Diff(wantSchema, gotSchema); diff != "" {
-			t.Errorf("upgraded schema differs from a new one (-new +upgraded):\n%s", diff)
-		}
-
-		// The VPN tables work with the old rows.
-		err = db.Write(ctx, func(tx store.Tx) error {
-			for _, err := range []error{
-				tx.CreateIKEPolicy(ctx, &model.IKEPolicy{ID: "ike", ProjectID: "p"}),
-				tx.CreateIPsecPolicy(ctx, &model.IPsecPolicy{ID: "ipsec", ProjectID: "p"}),
-				tx.CreateVPNService(ctx, &model.VPNService{ID: "vpn", ProjectID: "p", RouterID: "r", SubnetID: "s"}),
-				tx.CreateEndpointGroup(ctx, &model.EndpointGroup{ID: "eg", ProjectID: "p", Type: "subnet", Endpoints: []string{"s"}}),
-				tx.CreateConnection(ctx, &model.IPsecSiteConnection{ID: "c", ProjectID: "p", VPNServiceID: "vpn",
-					IKEPolicyID: "ike", IPsecPolicyID: "ipsec", LocalEPGroupID: "eg", PSK: "k"}),
-			} {
-				if err != nil {
+		db := sqltest.OpenDB(t, dialect)
+		var nets []*model.Network
+		err := db.Write(ctx, func(tx store.Tx) error {
+			for i := range 4 {
+				n := &model.Network{ID: fmt.Sprint("n", i), ProjectID: "p"}
+				if err := tx.CreateNetwork(ctx, n); err != nil {
 					return err
 				}
+				nets = append(nets, n)
 			}
 			return nil
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = db.Write(ctx, func(tx store.Tx) error { return tx.DeleteRouter(ctx, "r") })
-		if !errors.Is(err, store.ErrReferenced) {
-			t.Errorf("DeleteRouter of a router with a VPN service = %v, want ErrReferenced", err)
-		}
-		err = db.Read(ctx, func(tx store.Tx) error {
-			if n, err := tx.GetNetwork(ctx, "n"); err != nil || n.ProjectID != "p" {
-				return fmt.Errorf("old network: %+v, %w", n, err)
+		for i, n := range nets {
+			if n.SegmentationID != i+1 {
+				t.Fatalf("network %d of a new database got segmentation id %d, want %d", i, n.SegmentationID, i+1)
 			}
-			for _, r := range []string{"network", "subnet", "router", "ikepolicy", "ipsecpolicy", "vpnservice",
-				"endpoint_group", "ipsec_site_connection"} {
-				if n, err := tx.Count(ctx, r, "p"); err != nil || n != 1 {
-					return fmt.Errorf("Count(%s) = %d, %w; want 1", r, n, err)
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
 		}
+		check := func(seq int64, want int) {
+			t.Helper()
+			if got, err := db.SegmentationIDFor(ctx, seq); err != nil || got != want {
+				t.Errorf("SegmentationIDFor(%d) = %d, %v; want %d", seq, got, err, want)
+			}
+		}
+		const max = sqlstore.MaxSegmentationID
+		check(max, max)
+		check(max+1, 5)
+		check(1<<40, 5)
+		check(3, 5) // seq in range but its id taken
+		deleteNet := func(id string) {
+			t.Helper()
+			if err := db.Write(ctx, func(tx store.Tx) error { return tx.DeleteNetwork(ctx, id) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		deleteNet("n2")
+		check(max+1, 3)
+		deleteNet("n0")
+		check(max+1, 1)
+		check(5, 5)
+		check(4, 1)
 	})
 }

@@ -50,6 +50,17 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"VPN/Cascade", testVPNCascade},
 		{"VPN/Count", testVPNCount},
 		{"VPN/Concurrency", testVPNConcurrency},
+		{"Network/SegmentationID", testSegmentationID},
+		{"Network/SegmentationIDConcurrency", testSegmentationIDConcurrency},
+		{"Agents/RoundTrip", testAgentRoundTrip},
+		{"Agents/Update", testAgentUpdate},
+		{"Agents/NotFound", testAgentNotFound},
+		{"Agents/Duplicate", testAgentDuplicate},
+		{"Agents/ListOrder", testAgentListOrder},
+		{"Agents/Bindings", testAgentBindings},
+		{"Agents/Cascade", testAgentCascade},
+		{"Agents/Rollback", testAgentRollback},
+		{"PortsOnHost", testPortsOnHost},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -168,6 +179,8 @@ func create(objs ...any) func(tx store.Tx) error {
 				err = tx.CreateEndpointGroup(ctx, o)
 			case *model.IPsecSiteConnection:
 				err = tx.CreateConnection(ctx, o)
+			case *model.Agent:
+				err = tx.CreateAgent(ctx, o)
 			default:
 				panic(fmt.Sprintf("create %T", o))
 			}
@@ -224,6 +237,8 @@ func idOf(v any) string {
 	case model.EndpointGroup:
 		return v.ID
 	case model.IPsecSiteConnection:
+		return v.ID
+	case model.Agent:
 		return v.ID
 	}
 	panic(fmt.Sprintf("id of %T", v))
