@@ -3,7 +3,10 @@
 package app
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -11,11 +14,18 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/neutrino-net/neutrino/api/agentv1"
 	"github.com/neutrino-net/neutrino/internal/auth"
+	"github.com/neutrino-net/neutrino/internal/bus"
 	"github.com/neutrino-net/neutrino/internal/config"
+	"github.com/neutrino-net/neutrino/internal/control"
 	"github.com/neutrino-net/neutrino/internal/httpapi"
 	"github.com/neutrino-net/neutrino/internal/service"
 	"github.com/neutrino-net/neutrino/internal/store/sqlstore"
@@ -34,12 +44,101 @@ func Logger(cfg *config.Config, w io.Writer) *slog.Logger {
 
 // Server is a running Networking API.
 type Server struct {
-	Addr  string // the address actually listened on
-	db    *sqlstore.DB
-	http  *http.Server
-	ln    net.Listener
-	log   *slog.Logger
-	errCh chan error
+	Addr    string // the address actually listened on
+	BusURL  string // where agents connect ("" when the bus is in-process only)
+	Service *service.Service
+	db      *sqlstore.DB
+	http    *http.Server
+	ln      net.Listener
+	log     *slog.Logger
+	errCh   chan error
+	closers []func()
+}
+
+// LoadSecret reads the bus secret, creating a random one (mode 0600) the
+// first time.
+func LoadSecret(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err == nil {
+		if s := bytes.TrimSpace(data); len(s) >= 16 {
+			return s, nil
+		}
+		return nil, fmt.Errorf("bus secret %s: too short (want at least 16 bytes)", path)
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("bus secret: %w", err)
+	}
+	buf := make([]byte, 32)
+	if _, err := rand.Read(buf); err != nil {
+		return nil, err
+	}
+	secret := []byte(hex.EncodeToString(buf))
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("bus secret: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return LoadSecret(path) // another server created it first
+	} else if err != nil {
+		return nil, fmt.Errorf("bus secret: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.Write(append(secret, '\n')); err != nil {
+		return nil, fmt.Errorf("bus secret: %w", err)
+	}
+	return secret, nil
+}
+
+// startBus starts the embedded NATS server (or dials the external one)
+// and serves agents on it.
+func (s *Server) startBus(ctx context.Context, cfg *config.Config, secret []byte, hint *hinter) error {
+	var nc *nats.Conn
+	if cfg.Bus == "" {
+		e, err := bus.StartEmbedded(bus.EmbeddedOptions{Listen: cfg.BusListen, Secret: secret, Logger: s.log})
+		if err != nil {
+			return err
+		}
+		s.closers = append(s.closers, e.Shutdown)
+		s.BusURL = e.URL()
+		if nc, err = e.Connect(bus.ServerUser, bus.ServerToken(secret)); err != nil {
+			return fmt.Errorf("bus: %w", err)
+		}
+	} else {
+		var err error
+		if nc, err = bus.DialServer(ctx, cfg.Bus, bus.ServerToken(secret), s.log); err != nil {
+			return err
+		}
+		s.BusURL = cfg.Bus
+	}
+	s.closers = append(s.closers, nc.Close)
+	ctrl, err := control.New(s.Service, nc, s.log)
+	if err != nil {
+		return err
+	}
+	s.closers = append(s.closers, ctrl.Close)
+	hint.set(ctrl.Hint)
+	return nil
+}
+
+// hinter forwards the service's hints to the bus once it is up.
+type hinter struct {
+	mu sync.Mutex
+	fn func(context.Context, string, agentv1.Hint)
+}
+
+func (h *hinter) set(fn func(context.Context, string, agentv1.Hint)) {
+	h.mu.Lock()
+	h.fn = fn
+	h.mu.Unlock()
+}
+
+func (h *hinter) hint(ctx context.Context, host string, m agentv1.Hint) {
+	h.mu.Lock()
+	fn := h.fn
+	h.mu.Unlock()
+	if fn != nil {
+		fn(ctx, host, m)
+	}
 }
 
 // Start opens the store (applying migrations), and starts serving.
@@ -54,12 +153,29 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	providers, err := service.NewProviders(cfg.ServiceProviders, service.DriverKinds(nil))
+	secret, err := LoadSecret(cfg.SecretFile())
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	svc := service.New(db, service.Options{PhysnetMTU: cfg.PhysnetMTU, MACPrefix: cfg.MACPrefix, Logger: log, Providers: providers})
+	hint := &hinter{}
+	var svc *service.Service
+	notify := func(ctx context.Context, routerID string) { // VPN changes reach the router's hosts
+		hosts, err := svc.HostsOfRouter(ctx, routerID)
+		if err != nil {
+			log.Warn("vpn: hosts of router", "router", routerID, "error", err)
+		}
+		for _, h := range hosts {
+			hint.hint(ctx, h, agentv1.Hint{RouterIDs: []string{routerID}})
+		}
+	}
+	providers, err := service.NewProviders(cfg.ServiceProviders, service.DriverKinds(notify))
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	svc = service.New(db, service.Options{PhysnetMTU: cfg.PhysnetMTU, MACPrefix: cfg.MACPrefix, Logger: log,
+		Providers: providers, Hint: hint.hint, AgentDownTime: cfg.AgentDownTime})
 	var authn auth.Authenticator = auth.NoAuth{}
 	if cfg.Auth == "keystone" {
 		authn = auth.NewKeystone(cfg.KeystoneURL, cfg.KeystoneCacheTTL)
@@ -71,8 +187,13 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	s := &Server{
-		Addr: ln.Addr().String(), db: db, ln: ln, log: log, errCh: make(chan error, 1),
+		Addr: ln.Addr().String(), Service: svc, db: db, ln: ln, log: log, errCh: make(chan error, 1),
 		http: &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second},
+	}
+	if err := s.startBus(ctx, cfg, secret, hint); err != nil {
+		ln.Close()
+		s.Close()
+		return nil, err
 	}
 	go func() {
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -80,7 +201,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		}
 		close(s.errCh)
 	}()
-	log.Info("networking API listening", "addr", s.Addr, "database", db.Dialect(), "auth", cfg.Auth)
+	log.Info("networking API listening", "addr", s.Addr, "database", db.Dialect(), "auth", cfg.Auth, "bus", s.BusURL)
 	return s, nil
 }
 
@@ -99,5 +220,8 @@ func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := s.http.Shutdown(ctx)
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
 	return errors.Join(err, s.db.Close())
 }

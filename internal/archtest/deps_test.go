@@ -35,6 +35,10 @@ func TestDependencyRules(t *testing.T) {
 		{pkg: "internal/httpapi", forbidden: []string{"std:database/sql", mod + "internal/store/sqlstore"}},
 		{pkg: "internal/store", forbidden: []string{"std:net/http", "std:database/sql"}},
 		{pkg: "internal/store/sqlstore", forbidden: []string{"std:net/http", mod + "internal/service", mod + "internal/httpapi"}},
+		// The agent never touches the store: everything comes over the bus.
+		{pkg: "internal/agent", forbidden: []string{mod + "internal/store", mod + "internal/service", mod + "internal/httpapi", "std:database/sql"}},
+		// The server links no data-plane code.
+		{pkg: "internal/app", forbidden: []string{"github.com/vishvananda/netlink", "github.com/vishvananda/netns", "github.com/google/nftables", mod + "internal/agent"}},
 	} {
 		got := deps(t, tc.pkg)
 		for _, d := range got {

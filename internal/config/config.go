@@ -31,6 +31,10 @@ type Config struct {
 	PhysnetMTU       int
 	MACPrefix        string
 	ServiceProviders []string
+	Bus              string
+	BusListen        string
+	BusSecretFile    string
+	AgentDownTime    time.Duration
 }
 
 // option is one configuration key.
@@ -102,6 +106,27 @@ var options = []option{
 			if len(c.ServiceProviders) == 0 {
 				return fmt.Errorf("at least one provider is needed")
 			}
+			return nil
+		}},
+	{"bus", "", "Message bus between servers and agents: empty runs NATS inside the server; nats://host:4222 uses an external cluster.",
+		func(c *Config, v string) error {
+			if v != "" && !strings.HasPrefix(v, "nats://") && !strings.HasPrefix(v, "tls://") {
+				return fmt.Errorf("not a nats:// URL: %q", v)
+			}
+			c.Bus = v
+			return nil
+		}},
+	{"bus_listen", "127.0.0.1:4222", "Where the embedded NATS server listens for agents (empty: no agents from other processes).",
+		str(func(c *Config) *string { return &c.BusListen })},
+	{"bus_secret_file", "", "File with the secret that signs agent and server bus credentials; empty: data_dir/bus.secret, created on first start.",
+		str(func(c *Config) *string { return &c.BusSecretFile })},
+	{"agent_down_time", "30s", "How long an agent may miss heartbeats before it is shown dead and gets no new routers.",
+		func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return fmt.Errorf("not a positive duration: %q", v)
+			}
+			c.AgentDownTime = d
 			return nil
 		}},
 	{"mac_prefix", "fa:16:3e", "First three bytes of generated port MAC addresses.",
@@ -242,4 +267,12 @@ func (c *Config) DatabaseURL() string {
 		return c.Database
 	}
 	return "sqlite://" + filepath.Join(c.DataDir, "neutrino.db")
+}
+
+// SecretFile is the bus secret's file.
+func (c *Config) SecretFile() string {
+	if c.BusSecretFile != "" {
+		return c.BusSecretFile
+	}
+	return filepath.Join(c.DataDir, "bus.secret")
 }

@@ -102,19 +102,8 @@ func (a *API) routes() {
 	a.mount("/v2.0/security-group-rules", a.securityGroupRules())
 	m.HandleFunc("/v2.0/routers/{id}/add_router_interface", a.routerInterface(true))
 	m.HandleFunc("/v2.0/routers/{id}/remove_router_interface", a.routerInterface(false))
-	m.HandleFunc("GET /v2.0/routers/{id}/l3-agents", func(w http.ResponseWriter, r *http.Request) {
-		if _, err := a.svc.GetRouter(r.Context(), r.PathValue("id")); err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, object{"agents": []object{}})
-	})
-	m.HandleFunc("GET /v2.0/agents", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, object{"agents": []object{}})
-	})
-	m.HandleFunc("GET /v2.0/agents/{id}", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, neutron.NotFound("AgentNotFound", "Agent %s could not be found.", r.PathValue("id")))
-	})
+	m.HandleFunc("GET /v2.0/routers/{id}/l3-agents", a.routerL3Agents)
+	a.mount("/v2.0/agents", a.agents())
 	a.quotaRoutes()
 	a.vpnRoutes()
 }

@@ -218,6 +218,9 @@ func (s *Service) UpdateNetwork(ctx context.Context, id string, change func(*mod
 		v = &views[0]
 		return nil
 	})
+	if err == nil {
+		s.hintAll(ctx) // the MTU may have changed on every host
+	}
 	return v, err
 }
 

@@ -117,6 +117,9 @@ func (s *Service) CreatePort(ctx context.Context, req PortCreate) (*model.Port, 
 	if err != nil {
 		return nil, err
 	}
+	if p.BindingHostID != "" {
+		s.hintAll(ctx)
+	}
 	return &p, nil
 }
 
@@ -409,6 +412,7 @@ func (s *Service) UpdatePort(ctx context.Context, id string, change func(*model.
 		return nil, err
 	}
 	var out *model.Port
+	var bound bool
 	err := s.write(ctx, func(tx store.Tx) error {
 		if err := tx.Lock(ctx, "port:"+id); err != nil {
 			return err
@@ -462,8 +466,12 @@ func (s *Service) UpdatePort(ctx context.Context, id string, change func(*model.
 		}
 		s.touch(&p.Standard)
 		out = &p
+		bound = p.BindingHostID != "" || old.BindingHostID != ""
 		return dupAsConflict(tx.UpdatePort(ctx, &p), &p)
 	})
+	if err == nil && bound {
+		s.hintAll(ctx)
+	}
 	return out, err
 }
 
@@ -473,7 +481,8 @@ func (s *Service) DeletePort(ctx context.Context, id string) error {
 	if err := c.mayWrite("delete_port"); err != nil {
 		return err
 	}
-	return s.write(ctx, func(tx store.Tx) error {
+	var bound bool
+	err := s.write(ctx, func(tx store.Tx) error {
 		if err := tx.Lock(ctx, "port:"+id); err != nil {
 			return err
 		}
@@ -485,8 +494,13 @@ func (s *Service) DeletePort(ctx context.Context, id string) error {
 			return neutron.Conflict("L3PortInUse",
 				"Port %s has owner %s and therefore cannot be deleted directly via the port API.", id, p.DeviceOwner)
 		}
+		bound = p.BindingHostID != ""
 		return tx.DeletePort(ctx, id)
 	})
+	if err == nil && bound {
+		s.hintAll(ctx)
+	}
+	return err
 }
 
 func mapsEqual(a, b map[string]any) bool {

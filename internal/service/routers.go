@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/neutrino-net/neutrino/api/agentv1"
 	"github.com/neutrino-net/neutrino/api/neutron"
 	"github.com/neutrino-net/neutrino/internal/model"
 	"github.com/neutrino-net/neutrino/internal/store"
@@ -98,6 +99,7 @@ func (s *Service) CreateRouter(ctx context.Context, r model.Router, gw *GatewayR
 	}
 	s.stamp(&r.Standard)
 	var v *RouterView
+	var host string
 	err = s.write(ctx, func(tx store.Tx) error {
 		if err := s.checkQuota(ctx, tx, "router", project, 1); err != nil {
 			return err
@@ -113,9 +115,15 @@ func (s *Service) CreateRouter(ctx context.Context, r model.Router, gw *GatewayR
 				return err
 			}
 		}
+		if host, err = s.schedule(ctx, tx, r.ID); err != nil {
+			return err
+		}
 		v, err = s.routerView(ctx, tx, &r)
 		return err
 	})
+	if err == nil && host != "" {
+		s.hint(ctx, []string{host}, agentv1.Hint{RouterIDs: []string{r.ID}})
+	}
 	return v, err
 }
 
@@ -282,8 +290,13 @@ func (s *Service) UpdateRouter(ctx context.Context, id string, u RouterUpdate) (
 	}
 	var v *RouterView
 	var moved []model.VPNService
+	var hosts []string
 	err := s.write(ctx, func(tx store.Tx) error {
 		if err := tx.Lock(ctx, "router:"+id); err != nil {
+			return err
+		}
+		var err error
+		if hosts, err = s.routerHosts(ctx, tx, id); err != nil {
 			return err
 		}
 		old, err := s.ownedRouter(ctx, tx, c, id)
@@ -321,10 +334,23 @@ func (s *Service) UpdateRouter(ctx context.Context, id string, u RouterUpdate) (
 		v, err = s.routerView(ctx, tx, &r)
 		return err
 	})
+	if err == nil {
+		s.afterRouter(ctx, hosts, id, u.GatewaySet)
+	}
 	for i := range moved {
 		s.notify(ctx, &moved[i])
 	}
 	return v, err
+}
+
+// afterRouter hints the hosts of a changed router; when the router's
+// networks changed, every host resyncs (its VXLAN peers may change).
+func (s *Service) afterRouter(ctx context.Context, hosts []string, routerID string, networksChanged bool) {
+	if networksChanged {
+		s.hintAll(ctx)
+		return
+	}
+	s.hint(ctx, hosts, agentv1.Hint{RouterIDs: []string{routerID}})
 }
 
 // checkRoutes validates extra routes: each nexthop must be on a subnet the
@@ -372,7 +398,8 @@ func (s *Service) DeleteRouter(ctx context.Context, id string) error {
 	if err := c.mayWrite("delete_router"); err != nil {
 		return err
 	}
-	return s.write(ctx, func(tx store.Tx) error {
+	var hosts []string
+	err := s.write(ctx, func(tx store.Tx) error {
 		r, ports, err := s.lockedRouter(ctx, tx, c, id)
 		if err != nil {
 			return err
@@ -382,6 +409,9 @@ func (s *Service) DeleteRouter(ctx context.Context, id string) error {
 				return neutron.Conflict("RouterInUse", "Router %s still has ports", id)
 			}
 		}
+		if hosts, err = s.routerHosts(ctx, tx, id); err != nil {
+			return err
+		}
 		if err := s.vpnBeforeGatewayClear(ctx, tx, id); err != nil {
 			return err
 		}
@@ -390,6 +420,10 @@ func (s *Service) DeleteRouter(ctx context.Context, id string) error {
 		}
 		return tx.DeleteRouter(ctx, id)
 	})
+	if err == nil {
+		s.afterRouter(ctx, hosts, id, true)
+	}
+	return err
 }
 
 // InterfaceRequest names a subnet or a port, as in the unwrapped body of
@@ -487,6 +521,9 @@ func (s *Service) AddInterface(ctx context.Context, routerID string, req Interfa
 		info = interfaceInfo(r, p)
 		return nil
 	})
+	if err == nil {
+		s.afterRouter(ctx, nil, routerID, true)
+	}
 	return info, err
 }
 
@@ -580,5 +617,8 @@ func (s *Service) RemoveInterface(ctx context.Context, routerID string, req Inte
 		}
 		return tx.DeletePort(ctx, port.ID)
 	})
+	if err == nil {
+		s.afterRouter(ctx, nil, routerID, true)
+	}
 	return info, err
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/neutrino-net/neutrino/api/agentv1"
 	"github.com/neutrino-net/neutrino/api/neutron"
 	"github.com/neutrino-net/neutrino/internal/identity"
 	"github.com/neutrino-net/neutrino/internal/model"
@@ -33,6 +34,12 @@ type Options struct {
 	Providers *Providers
 	// Resolve looks up an FQDN peer address (default net.DefaultResolver).
 	Resolve func(ctx context.Context, host string) ([]netip.Addr, error)
+	// Hint, if set, is called after a commit for every host whose desired
+	// state changed (the bus publishes it).
+	Hint func(ctx context.Context, host string, h agentv1.Hint)
+	// AgentDownTime is how long an agent may miss heartbeats before it is
+	// dead (default DefaultAgentDownTime).
+	AgentDownTime time.Duration
 	// Quotas override model.DefaultQuotas.
 	Quotas map[string]int
 	Logger *slog.Logger

@@ -257,6 +257,9 @@ func (s *Service) UpdateSubnet(ctx context.Context, id string, change func(*mode
 		out = &sn
 		return tx.UpdateSubnet(ctx, &sn)
 	})
+	if err == nil {
+		s.hintAll(ctx) // gateways of ports may have changed
+	}
 	return out, err
 }
 

@@ -1,0 +1,357 @@
+// Package agent is the process on each network node: it keeps the host's
+// data plane equal to the desired state the server publishes, with one
+// independent reconcile worker per router, and reports what it realised.
+// It never touches the store: everything comes over the bus.
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/neutrino-net/neutrino/api/agentv1"
+	"github.com/neutrino-net/neutrino/internal/bus"
+)
+
+// L2 realises networks and VM ports on the host.
+type L2 interface {
+	Apply(ctx context.Context, networks []agentv1.Network, ports []agentv1.Port) error
+	Sweep(ctx context.Context, networks []agentv1.Network, ports []agentv1.Port) error
+	PortReady(portID string) bool
+}
+
+// L3 realises one router at a time.
+type L3 interface {
+	Apply(ctx context.Context, r agentv1.Router) error
+	Delete(ctx context.Context, routerID string) error
+	Sweep(ctx context.Context, wanted []string) error
+}
+
+// Options configure an agent.
+type Options struct {
+	Host       string
+	BusURL     string
+	Token      string
+	UnderlayIP netip.Addr
+	L2         L2
+	L3         L3
+	// Heartbeat is the heartbeat period (default 10s); Resync the period
+	// of full state fetches (default 30s).
+	Heartbeat, Resync time.Duration
+	// Configurations are shown in /v2.0/agents.
+	Configurations map[string]any
+	Logger         *slog.Logger
+}
+
+// Agent is a running agent.
+type Agent struct {
+	opts    Options
+	log     *slog.Logger
+	nc      *nats.Conn
+	kick    chan struct{}
+	started time.Time
+
+	mu       sync.Mutex
+	workers  map[string]*worker
+	retiring map[string]*worker // deleting; a new worker for the id waits
+	status   map[string]agentv1.RouterStatus
+	swept    bool
+}
+
+// New returns an agent; Run starts it.
+func New(opts Options) (*Agent, error) {
+	if !bus.ValidHost(opts.Host) {
+		return nil, fmt.Errorf("agent: host %q cannot name bus subjects (letters, digits, - and _ only)", opts.Host)
+	}
+	if opts.Heartbeat == 0 {
+		opts.Heartbeat = 10 * time.Second
+	}
+	if opts.Resync == 0 {
+		opts.Resync = 30 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Agent{opts: opts, log: opts.Logger.With("host", opts.Host), kick: make(chan struct{}, 1),
+		workers: map[string]*worker{}, retiring: map[string]*worker{}, status: map[string]agentv1.RouterStatus{}}, nil
+}
+
+// Run connects to the bus and reconciles until ctx ends. Losing the bus
+// leaves the data plane as it is; on reconnect the agent resyncs.
+func (a *Agent) Run(ctx context.Context) error {
+	a.started = time.Now()
+	nc, err := bus.DialAgent(ctx, a.opts.BusURL, a.opts.Host, a.opts.Token, a.log,
+		nats.ReconnectHandler(func(*nats.Conn) { a.log.Info("bus: reconnected, resyncing"); a.trigger() }))
+	if err != nil {
+		return err
+	}
+	a.nc = nc
+	defer nc.Close()
+	sub, err := nc.Subscribe(agentv1.HintSubject(a.opts.Host), func(*nats.Msg) { a.trigger() })
+	if err != nil {
+		return fmt.Errorf("agent: subscribe hints: %w", err)
+	}
+	defer sub.Unsubscribe()
+	go a.heartbeats(ctx)
+	a.trigger()
+	resync := time.NewTicker(a.opts.Resync)
+	defer resync.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			a.stopWorkers()
+			return nil
+		case <-resync.C:
+		case <-a.kick:
+		}
+		if err := a.sync(ctx); err != nil {
+			a.log.Warn("sync failed; keeping the data plane as it is", "error", err)
+		}
+	}
+}
+
+// trigger asks for a sync; triggers coalesce.
+func (a *Agent) trigger() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Agent) heartbeats(ctx context.Context) {
+	t := time.NewTicker(a.opts.Heartbeat)
+	defer t.Stop()
+	for {
+		a.mu.Lock()
+		conf := map[string]any{"routers": len(a.workers)}
+		a.mu.Unlock()
+		for k, v := range a.opts.Configurations {
+			conf[k] = v
+		}
+		data, _ := json.Marshal(agentv1.Heartbeat{Host: a.opts.Host, AgentType: agentv1.AgentTypeL3,
+			StartedAt: a.started, UnderlayIP: a.opts.UnderlayIP, Configurations: conf})
+		if err := a.nc.Publish(agentv1.HeartbeatSubject(a.opts.Host), data); err != nil {
+			a.log.Warn("heartbeat not sent", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// fetch asks the server for the host's desired state.
+func (a *Agent) fetch(ctx context.Context) (*agentv1.HostState, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, _ := json.Marshal(agentv1.SyncRequest{Host: a.opts.Host})
+	m, err := a.nc.RequestWithContext(ctx, agentv1.SyncSubject(a.opts.Host), req)
+	if err != nil {
+		return nil, fmt.Errorf("fetch state: %w", err)
+	}
+	var st agentv1.HostState
+	if err := json.Unmarshal(m.Data, &st); err != nil {
+		return nil, fmt.Errorf("decode state: %w", err)
+	}
+	if st.Error != "" {
+		return nil, errors.New("server: " + st.Error)
+	}
+	return &st, nil
+}
+
+// sync fetches the desired state and hands it to the layers: L2 first (the
+// bridges routers plug into), then each router's worker.
+func (a *Agent) sync(ctx context.Context) error {
+	st, err := a.fetch(ctx)
+	if err != nil {
+		return err
+	}
+	wanted := make([]string, len(st.Routers))
+	for i, r := range st.Routers {
+		wanted[i] = r.ID
+	}
+	if !a.swept {
+		// Adopt what exists; remove only leftovers Neutrino owns.
+		err := errors.Join(a.opts.L2.Sweep(ctx, st.Networks, st.Ports), a.opts.L3.Sweep(ctx, wanted))
+		if err != nil {
+			a.log.Warn("sweep on start", "error", err)
+		}
+		a.swept = true
+	}
+	l2err := a.opts.L2.Apply(ctx, st.Networks, st.Ports)
+	a.mu.Lock()
+	for _, r := range st.Routers {
+		w := a.workers[r.ID]
+		if w == nil {
+			w = a.newWorker(ctx, r.ID)
+			a.workers[r.ID] = w
+		}
+		w.set(&r)
+	}
+	for id, w := range a.workers {
+		if !slices.Contains(wanted, id) {
+			w.set(nil)
+			delete(a.workers, id)
+			a.retiring[id] = w
+		}
+	}
+	a.mu.Unlock()
+	a.report(st)
+	return l2err
+}
+
+// report tells the server which ports are wired and how routers are.
+func (a *Agent) report(st *agentv1.HostState) {
+	r := agentv1.StatusReport{Host: a.opts.Host, Ports: map[string]string{}, Routers: map[string]agentv1.RouterStatus{}}
+	for _, p := range st.Ports {
+		r.Ports[p.PortID] = "DOWN"
+		if p.AdminStateUp && a.opts.L2.PortReady(p.PortID) {
+			r.Ports[p.PortID] = "ACTIVE"
+		}
+	}
+	a.mu.Lock()
+	for id, s := range a.status {
+		r.Routers[id] = s
+	}
+	a.mu.Unlock()
+	data, _ := json.Marshal(r)
+	if err := a.nc.Publish(agentv1.StatusSubject(a.opts.Host), data); err != nil {
+		a.log.Warn("status not sent", "error", err)
+	}
+}
+
+func (a *Agent) setStatus(id string, s *agentv1.RouterStatus) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if s == nil {
+		delete(a.status, id)
+	} else {
+		a.status[id] = *s
+	}
+}
+
+func (a *Agent) stopWorkers() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, w := range a.workers {
+		w.stop()
+	}
+}
+
+// worker reconciles one router: level-triggered on the latest desired
+// state, never two reconciles of one router at once, backoff on error. A
+// slow or failing router never stalls another.
+type worker struct {
+	id      string
+	mu      sync.Mutex
+	desired *agentv1.Router
+	deleted bool
+	wake    chan struct{}
+	done    chan struct{}
+	cancel  context.CancelFunc
+}
+
+// newWorker starts a router's worker; it first waits for a previous worker
+// of the same router that is still deleting. The caller holds a.mu.
+func (a *Agent) newWorker(parent context.Context, id string) *worker {
+	ctx, cancel := context.WithCancel(parent)
+	w := &worker{id: id, wake: make(chan struct{}, 1), done: make(chan struct{}), cancel: cancel}
+	old := a.retiring[id]
+	delete(a.retiring, id)
+	go func() {
+		if old != nil {
+			<-old.done
+		}
+		a.run(ctx, w)
+	}()
+	return w
+}
+
+// set hands the worker a new desired state (nil: delete the router).
+func (w *worker) set(r *agentv1.Router) {
+	w.mu.Lock()
+	if r == nil {
+		w.deleted = true
+	} else {
+		c := *r
+		w.desired = &c
+	}
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// stop ends the worker without deleting anything (agent shutdown).
+func (w *worker) stop() { w.cancel() }
+
+func (a *Agent) run(ctx context.Context, w *worker) {
+	defer close(w.done)
+	backoff := time.Duration(0)
+	var applied *agentv1.Router
+	for {
+		var retry <-chan time.Time
+		if backoff > 0 {
+			retry = time.After(backoff)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.wake:
+		case <-retry:
+		}
+		w.mu.Lock()
+		desired, deleted := w.desired, w.deleted
+		w.mu.Unlock()
+		if deleted {
+			err := a.opts.L3.Delete(ctx, w.id)
+			if err == nil {
+				a.setStatus(w.id, nil)
+				a.log.Info("router removed", "router", w.id)
+				a.mu.Lock()
+				if a.retiring[w.id] == w {
+					delete(a.retiring, w.id)
+				}
+				a.mu.Unlock()
+				return
+			}
+			a.log.Warn("router delete failed; retrying", "router", w.id, "error", err)
+			backoff = next(backoff)
+			continue
+		}
+		if desired == nil || (applied != nil && backoff == 0 && sameRouter(applied, desired)) {
+			continue
+		}
+		if err := a.opts.L3.Apply(ctx, *desired); err != nil {
+			a.setStatus(w.id, &agentv1.RouterStatus{Status: "ERROR", Reason: err.Error()})
+			a.log.Warn("router apply failed; retrying", "router", w.id, "error", err)
+			backoff = next(backoff)
+			continue
+		}
+		applied, backoff = desired, 0
+		a.setStatus(w.id, &agentv1.RouterStatus{Status: "ACTIVE"})
+	}
+}
+
+func next(d time.Duration) time.Duration {
+	if d == 0 {
+		return 500 * time.Millisecond
+	}
+	return min(2*d, 30*time.Second)
+}
+
+func sameRouter(x, y *agentv1.Router) bool {
+	a, _ := json.Marshal(x)
+	b, _ := json.Marshal(y)
+	return string(a) == string(b)
+}

@@ -1,0 +1,78 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/neutrino-net/neutrino/internal/model"
+	"github.com/neutrino-net/neutrino/internal/service"
+)
+
+var agentRes = newResource("agent", "agents",
+	attr{name: "id", filter: fString, sort: true},
+	attr{name: "agent_type", filter: fString, sort: true},
+	attr{name: "binary", filter: fString, sort: true},
+	attr{name: "topic", filter: fString},
+	attr{name: "host", filter: fString, sort: true},
+	attr{name: "admin_state_up", put: true, conv: toBool, filter: fBool, sort: true},
+	attr{name: "alive", filter: fBool},
+	attr{name: "description", put: true, conv: orNone(str(255)), filter: fString},
+	attr{name: "heartbeat_timestamp", sort: true},
+	attr{name: "created_at", sort: true},
+	attr{name: "started_at", sort: true},
+	attr{name: "configurations"},
+	attr{name: "availability_zone", filter: fString},
+	attr{name: "resources_synced"},
+)
+
+// agentTime is the reference's agent timestamp format.
+const agentTime = "2006-01-02 15:04:05"
+
+func agentWire(a *service.AgentView) object {
+	return object{
+		"id": a.ID, "agent_type": a.AgentType, "binary": a.Binary, "topic": "l3_agent", "host": a.Host,
+		"admin_state_up": a.AdminStateUp, "alive": a.Alive, "description": strOrNil(a.Description),
+		"heartbeat_timestamp": a.HeartbeatTimestamp.UTC().Format(agentTime),
+		"created_at":          a.CreatedAt.UTC().Format(agentTime),
+		"started_at":          a.StartedAt.UTC().Format(agentTime),
+		"configurations":      a.Configurations, "availability_zone": "nova", "resources_synced": nil,
+	}
+}
+
+func (a *API) agents() crud {
+	return crud{
+		res: agentRes,
+		list: func(r *http.Request, _ *listQuery) ([]object, error) {
+			as, err := a.svc.ListAgents(r.Context())
+			return wireList(as, agentWire), err
+		},
+		show: func(r *http.Request, id string) (object, error) {
+			ag, err := a.svc.GetAgent(r.Context(), id)
+			if err != nil {
+				return nil, err
+			}
+			return agentWire(ag), nil
+		},
+		update: func(r *http.Request, id string, v values) (object, error) {
+			ag, err := a.svc.UpdateAgent(r.Context(), id, func(m *model.Agent) {
+				m.AdminStateUp = v.boolean("admin_state_up", m.AdminStateUp)
+				if v.has("description") {
+					m.Description = v.str("description")
+				}
+			})
+			if err != nil {
+				return nil, err
+			}
+			return agentWire(ag), nil
+		},
+		remove: func(r *http.Request, id string) error { return a.svc.DeleteAgent(r.Context(), id) },
+	}
+}
+
+func (a *API) routerL3Agents(w http.ResponseWriter, r *http.Request) {
+	as, err := a.svc.RouterAgents(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, object{"agents": wireList(as, agentWire)})
+}

@@ -1,0 +1,191 @@
+package control_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/neutrino-net/neutrino/api/agentv1"
+	"github.com/neutrino-net/neutrino/internal/agent"
+	"github.com/neutrino-net/neutrino/internal/bus"
+	"github.com/neutrino-net/neutrino/internal/store/sqlstore/sqltest"
+)
+
+// fakeDataPlane records what the agent asks of its layers; it stands in
+// for the kernel in tests of the agent's control loop.
+type fakeDataPlane struct {
+	mu       sync.Mutex
+	applied  map[string]agentv1.Router
+	deleted  []string
+	swept    [][]string
+	ports    []string
+	failures map[string]int // router id -> Apply calls that failed
+	// blockDown makes Apply of an admin-down router wait until closed;
+	// failFirst makes the first two Applies of other gateway-less routers
+	// (except those in settled) fail.
+	blockDown chan struct{}
+	failFirst bool
+	settled   []string
+}
+
+func newFake() *fakeDataPlane {
+	return &fakeDataPlane{applied: map[string]agentv1.Router{}, failures: map[string]int{}}
+}
+
+func (f *fakeDataPlane) Apply(ctx context.Context, r agentv1.Router) error {
+	f.mu.Lock()
+	wait := f.blockDown
+	f.mu.Unlock()
+	if wait != nil && !r.AdminStateUp {
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failFirst && r.AdminStateUp && r.Gateway == nil && !slices.Contains(f.settled, r.ID) && f.failures[r.ID] < 2 {
+		f.failures[r.ID]++
+		return errors.New("injected failure")
+	}
+	f.applied[r.ID] = r
+	return nil
+}
+
+func (f *fakeDataPlane) Delete(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.applied, id)
+	f.deleted = append(f.deleted, id)
+	return nil
+}
+
+func (f *fakeDataPlane) Sweep(_ context.Context, wanted []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.swept = append(f.swept, slices.Clone(wanted))
+	return nil
+}
+
+type fakeL2 struct{ f *fakeDataPlane }
+
+func (l fakeL2) Apply(_ context.Context, _ []agentv1.Network, ports []agentv1.Port) error {
+	l.f.mu.Lock()
+	defer l.f.mu.Unlock()
+	l.f.ports = l.f.ports[:0]
+	for _, p := range ports {
+		l.f.ports = append(l.f.ports, p.PortID)
+	}
+	return nil
+}
+
+func (l fakeL2) Sweep(context.Context, []agentv1.Network, []agentv1.Port) error { return nil }
+
+func (l fakeL2) PortReady(id string) bool {
+	l.f.mu.Lock()
+	defer l.f.mu.Unlock()
+	return slices.Contains(l.f.ports, id)
+}
+
+func (f *fakeDataPlane) has(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.applied[id]
+	return ok
+}
+
+// TestAgentLoop runs the real agent against the real server over the bus,
+// with the kernel replaced by a recording fake.
+func TestAgentLoop(t *testing.T) {
+	e := newEnv(t, "sqlite")
+	sqltest.Require(t, "sqlite")
+	ext := e.id("POST", "/v2.0/networks", map[string]any{"network": map[string]any{"name": "public", "router:external": true}}, "network")
+	e.id("POST", "/v2.0/subnets", map[string]any{"subnet": map[string]any{"network_id": ext, "ip_version": 4, "cidr": "203.0.113.0/24"}}, "subnet")
+	net := e.id("POST", "/v2.0/networks", map[string]any{"network": map[string]any{"name": "a"}}, "network")
+	e.id("POST", "/v2.0/subnets", map[string]any{"subnet": map[string]any{"network_id": net, "ip_version": 4, "cidr": "10.0.0.0/24"}}, "subnet")
+	existing := e.id("POST", "/v2.0/routers", map[string]any{"router": map[string]any{"name": "before"}}, "router")
+
+	f := newFake()
+	slow := make(chan struct{})
+	a, err := agent.New(agent.Options{Host: "node-1", BusURL: e.bus.URL(), Token: bus.AgentToken(secret, "node-1"),
+		UnderlayIP: netip.MustParseAddr("192.0.2.10"), L2: fakeL2{f}, L3: f, Heartbeat: 100 * time.Millisecond,
+		Resync: 300 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("agent: %v", err)
+		}
+	}()
+
+	// The router that waited for an agent is scheduled and applied; the
+	// agent swept once, knowing it wanted that router.
+	eventually(t, "existing router applied", func() bool { return f.has(existing) })
+	f.mu.Lock()
+	if len(f.swept) != 1 {
+		t.Fatalf("sweeps = %v", f.swept)
+	}
+	f.mu.Unlock()
+
+	// A slow router does not hold up another; a failing one is retried.
+	f.mu.Lock()
+	f.blockDown, f.failFirst, f.settled = slow, true, []string{existing}
+	f.mu.Unlock()
+	slowID := e.id("POST", "/v2.0/routers", map[string]any{"router": map[string]any{"name": "slow", "admin_state_up": false}}, "router")
+	flaky := e.id("POST", "/v2.0/routers", map[string]any{"router": map[string]any{"name": "flaky"}}, "router")
+	fast := e.id("POST", "/v2.0/routers", map[string]any{"router": map[string]any{"name": "fast", "external_gateway_info": map[string]any{"network_id": ext}}}, "router")
+	eventually(t, "fast router applied while another is stuck", func() bool { return f.has(fast) })
+	if f.has(slowID) {
+		t.Fatal("slow router applied while blocked")
+	}
+	eventually(t, "flaky router applied after retries", func() bool { return f.has(flaky) })
+	f.mu.Lock()
+	if f.failures[flaky] != 2 {
+		t.Fatalf("flaky router failed %d times, want 2", f.failures[flaky])
+	}
+	f.mu.Unlock()
+	close(slow)
+	eventually(t, "slow router applied once released", func() bool { return f.has(slowID) })
+
+	// The gateway reached the data plane with its address.
+	f.mu.Lock()
+	gw := f.applied[fast].Gateway
+	f.mu.Unlock()
+	if gw == nil || len(gw.Addresses) != 1 || !netip.MustParsePrefix("203.0.113.0/24").Contains(gw.Addresses[0].Addr()) {
+		t.Fatalf("gateway = %+v", gw)
+	}
+
+	// A plugged port is wired and reported ACTIVE.
+	port := e.id("POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": net, "binding:host_id": "node-1",
+		"binding:profile": map[string]any{"netns": "vm"}}}, "port")
+	var p struct{ Port map[string]any }
+	eventually(t, "port ACTIVE", func() bool {
+		e.call("GET", "/v2.0/ports/"+port, nil, 200, &p)
+		return p.Port["status"] == "ACTIVE"
+	})
+
+	// Deleting a router removes it from the data plane.
+	e.call("DELETE", "/v2.0/routers/"+flaky, nil, 204, nil)
+	eventually(t, "router deleted", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return slices.Contains(f.deleted, flaky)
+	})
+	var agents agentList
+	e.call("GET", "/v2.0/agents", nil, 200, &agents)
+	if len(agents.Agents) != 1 || !agents.Agents[0].Alive || agents.Agents[0].Configurations["routers"] == nil {
+		t.Fatalf("agents = %+v", agents)
+	}
+}
