@@ -160,15 +160,13 @@ const (
 	BridgePrefix          = "brq"
 	VXLANPrefix           = "vxlan-"
 	TapPrefix             = "tap"
-	// DeviceIDLength is how much of a port or network id a device name
-	// keeps (Linux names are at most 15 bytes).
-	DeviceIDLength = 11
 )
 
 // RouterNamespace is the network namespace of a router.
 func RouterNamespace(routerID string) string { return RouterNamespacePrefix + routerID }
 
-// DeviceName is a device name for a prefix and an id, within 15 bytes.
+// DeviceName is a device name for a prefix and an id: as much of the id as
+// fits in Linux's 15 bytes.
 func DeviceName(prefix, id string) string {
 	n := 15 - len(prefix)
 	if len(id) < n {
