@@ -7,12 +7,15 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/neutrino-net/neutrino/internal/app"
+	"github.com/neutrino-net/neutrino/internal/bus"
 	"github.com/neutrino-net/neutrino/internal/config"
 	"github.com/neutrino-net/neutrino/internal/store/sqlstore"
 )
@@ -22,6 +25,10 @@ const usage = `neutrino: OpenStack Networking API with IPsec VPN as a service
 Usage:
   neutrino up [flags]              all-in-one server with embedded defaults
   neutrino server [flags]          the API server (for deployments)
+  neutrino agent [flags]           the L3 agent of this network node (root)
+  neutrino agent-token HOST        print the bus token of HOST's agent
+  neutrino port plug PORT --netns NS   give namespace NS a VIF bound to PORT
+  neutrino port unplug PORT        unbind PORT from this host
   neutrino config example          print a commented configuration file
   neutrino db upgrade [flags]      apply database migrations and exit
   neutrino version
@@ -60,10 +67,24 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		agentLine := "none (neutrino server runs none; see neutrino agent)"
 		if args[0] == "up" {
-			printBanner(stdout, cfg, srv.Addr)
+			if agentLine, err = localAgent(ctx, cfg, srv, log); err != nil {
+				srv.Close()
+				return err
+			}
+			printBanner(stdout, cfg, srv, agentLine)
 		}
 		return srv.Wait(ctx)
+	case "agent":
+		return runAgent(ctx, args[1:], stderr)
+	case "agent-token":
+		return agentToken(args[1:], stdout)
+	case "port":
+		if len(args) < 2 || (args[1] != "plug" && args[1] != "unplug") {
+			return fmt.Errorf("usage: neutrino port plug|unplug PORT [--netns NS]")
+		}
+		return portPlug(ctx, args[2:], stdout, args[1] == "plug")
 	case "config":
 		if len(args) != 2 || args[1] != "example" {
 			return fmt.Errorf("usage: neutrino config example")
@@ -99,21 +120,56 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 }
 
-func printBanner(w io.Writer, cfg *config.Config, addr string) {
-	endpoint := "http://" + addr
+// localAgent starts the all-in-one agent of neutrino up when it should run,
+// and says what it did.
+func localAgent(ctx context.Context, cfg *config.Config, srv *app.Server, log *slog.Logger) (string, error) {
+	root := os.Geteuid() == 0
+	switch {
+	case cfg.Agent == "false":
+		return "none (agent = false)", nil
+	case cfg.Agent == "auto" && !root:
+		log.Warn("not running as root: no local agent, so routers and ports stay unrealised (run as root, or run `neutrino agent` elsewhere)")
+		return "NONE: not root, so nothing is wired into the kernel", nil
+	case !root:
+		return "", fmt.Errorf("agent = true needs root")
+	case srv.BusURL == "":
+		return "", fmt.Errorf("the local agent needs the bus to listen (bus_listen is empty)")
+	}
+	secret, err := app.LoadSecret(cfg.SecretFile())
+	if err != nil {
+		return "", err
+	}
+	f := agentFlags{host: defaultHost(), busURL: srv.BusURL, token: bus.AgentToken(secret, defaultHost()),
+		underlay: "127.0.0.1", netnsDir: "/var/run/netns", resync: 30 * time.Second}
+	a, closeFn, err := newAgent(f, log)
+	if err != nil {
+		return "", err
+	}
+	go func() {
+		defer closeFn()
+		if err := a.Run(ctx); err != nil {
+			log.Error("local agent stopped", "error", err)
+		}
+	}()
+	return "host " + f.host + " (routers in qrouter-* namespaces, ports via `neutrino port plug`)", nil
+}
+
+func printBanner(w io.Writer, cfg *config.Config, srv *app.Server, agentLine string) {
+	endpoint := "http://" + srv.Addr
 	fmt.Fprintf(w, `
 Neutrino is up.
   Networking API:  %s/v2.0/
   Database:        %s
   Auth:            %s
-  Agent:           none yet (the L3/VPN agent arrives in a later release)
+  Bus:             %s
+  Agent:           %s
 
 Try it:
   curl -s %s/v2.0/networks -H 'X-Project-Id: demo'
   openstack --os-auth-type none --os-endpoint %s network list
 
 Stop with Ctrl-C.
-`, endpoint, redact(cfg.DatabaseURL()), cfg.Auth, endpoint, endpoint)
+`, endpoint, redact(cfg.DatabaseURL()), cfg.Auth, busLine(cfg, srv.BusURL), agentLine, endpoint, endpoint)
 }
 
 // redact hides a password in a database URL.
@@ -123,4 +179,14 @@ func redact(dsn string) string {
 		return "(unparsable database URL)"
 	}
 	return u.Redacted()
+}
+
+func busLine(cfg *config.Config, url string) string {
+	switch {
+	case cfg.Bus != "":
+		return cfg.Bus
+	case url == "":
+		return "embedded NATS, in-process only"
+	}
+	return "embedded NATS on " + url + " (agent tokens: neutrino agent-token HOST)"
 }

@@ -35,6 +35,7 @@ type Config struct {
 	BusListen        string
 	BusSecretFile    string
 	AgentDownTime    time.Duration
+	Agent            string
 }
 
 // option is one configuration key.
@@ -129,6 +130,8 @@ var options = []option{
 			c.AgentDownTime = d
 			return nil
 		}},
+	{"agent", "auto", "neutrino up only: run a local agent (auto: when running as root; true; false).",
+		oneOf(func(c *Config) *string { return &c.Agent }, "auto", "true", "false")},
 	{"mac_prefix", "fa:16:3e", "First three bytes of generated port MAC addresses.",
 		func(c *Config, v string) error {
 			parts := strings.Split(v, ":")

@@ -298,7 +298,7 @@ func tryStartServer(t *testing.T) (*server, error) {
 		return nil, err
 	}
 	defer logFile.Close() // the child keeps its own descriptor
-	cmd := exec.Command(serverBin, "up", "--listen", addr, "--data-dir", filepath.Join(dir, "data"), "--bus-listen", "127.0.0.1:0")
+	cmd := exec.Command(serverBin, "up", "--listen", addr, "--data-dir", filepath.Join(dir, "data"), "--bus-listen", "127.0.0.1:0", "--agent", "false")
 	// Settings meant for other tests (NEUTRINO_DATABASE, NEUTRINO_AUTH, ...)
 	// must not leak into this server.
 	cmd.Env = filterEnv(os.Environ(), "NEUTRINO_")
