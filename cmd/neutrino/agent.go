@@ -1,0 +1,235 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/neutrino-net/neutrino/internal/agent"
+	"github.com/neutrino-net/neutrino/internal/agent/l2"
+	"github.com/neutrino-net/neutrino/internal/agent/l3"
+	"github.com/neutrino-net/neutrino/internal/app"
+	"github.com/neutrino-net/neutrino/internal/bus"
+	"github.com/neutrino-net/neutrino/internal/config"
+)
+
+// envDefault returns the environment's value for key, or def.
+func envDefault(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// defaultHost is the host name in the bus's alphabet.
+func defaultHost() string {
+	h, _ := os.Hostname()
+	h, _, _ = strings.Cut(h, ".")
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '-'
+	}, h)
+}
+
+// agentFlags are the agent's settings: flags, else NEUTRINO_<NAME>.
+type agentFlags struct {
+	host, busURL, token, underlay, netnsDir, logLevel string
+	resync                                            time.Duration
+}
+
+func (f *agentFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.host, "host", envDefault("NEUTRINO_HOST", defaultHost()), "this host's name on the bus (NEUTRINO_HOST)")
+	fs.StringVar(&f.busURL, "bus", envDefault("NEUTRINO_BUS", "nats://127.0.0.1:4222"), "the bus URL (NEUTRINO_BUS)")
+	fs.StringVar(&f.token, "token", envDefault("NEUTRINO_AGENT_TOKEN", ""), "this host's bus token, from `neutrino agent-token HOST` (NEUTRINO_AGENT_TOKEN)")
+	fs.StringVar(&f.underlay, "underlay-ip", envDefault("NEUTRINO_UNDERLAY_IP", "127.0.0.1"), "address other hosts reach this host's VXLAN on (NEUTRINO_UNDERLAY_IP)")
+	fs.StringVar(&f.netnsDir, "netns-dir", envDefault("NEUTRINO_NETNS_DIR", "/var/run/netns"), "where named network namespaces live (NEUTRINO_NETNS_DIR)")
+	fs.StringVar(&f.logLevel, "log-level", envDefault("NEUTRINO_LOG_LEVEL", "info"), "debug, info, warn or error")
+	fs.DurationVar(&f.resync, "resync", 30*time.Second, "period of full state fetches")
+}
+
+// newAgent builds an agent over the real kernel data plane, in the
+// namespace of the calling thread.
+func newAgent(f agentFlags, log *slog.Logger) (*agent.Agent, func(), error) {
+	underlay, err := netip.ParseAddr(f.underlay)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--underlay-ip: %w", err)
+	}
+	runtime.LockOSThread() // remember this thread's namespace as the host's
+	host, err := netns.Get()
+	runtime.UnlockOSThread()
+	if err != nil {
+		return nil, nil, fmt.Errorf("agent: open the host namespace: %w", err)
+	}
+	sw, err := l2.New(l2.Options{HostNS: host, NetnsDir: f.netnsDir, UnderlayIP: underlay, Logger: log})
+	if err != nil {
+		host.Close()
+		return nil, nil, err
+	}
+	rt := l3.New(l3.Options{HostNS: host, NetnsDir: f.netnsDir, Logger: log})
+	a, err := agent.New(agent.Options{Host: f.host, BusURL: f.busURL, Token: f.token, UnderlayIP: underlay,
+		L2: sw, L3: rt, Resync: f.resync, Logger: log})
+	if err != nil {
+		sw.Close()
+		rt.Close()
+		host.Close()
+		return nil, nil, err
+	}
+	return a, func() { sw.Close(); rt.Close(); host.Close() }, nil
+}
+
+func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
+	var f agentFlags
+	fs := flag.NewFlagSet("neutrino agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("the agent manages network namespaces and must run as root")
+	}
+	if f.token == "" {
+		return fmt.Errorf("no bus token: run `neutrino agent-token %s` on a server and pass it with --token", f.host)
+	}
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(f.logLevel))
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	a, closeFn, err := newAgent(f, log)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	log.Info("agent starting", "host", f.host, "bus", f.busURL, "underlay", f.underlay)
+	return a.Run(ctx)
+}
+
+// agentToken prints the bus token of a host, from the server's secret.
+func agentToken(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("neutrino agent-token", flag.ContinueOnError)
+	dataDir := fs.String("data-dir", "", "the server's data directory (default: the server's)")
+	secretFile := fs.String("bus-secret-file", "", "the bus secret file (default data_dir/bus.secret)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 || !bus.ValidHost(fs.Arg(0)) {
+		return fmt.Errorf("usage: neutrino agent-token [--data-dir DIR] HOST (letters, digits, - and _)")
+	}
+	var cfgArgs []string
+	if *dataDir != "" {
+		cfgArgs = append(cfgArgs, "--data-dir", *dataDir)
+	}
+	if *secretFile != "" {
+		cfgArgs = append(cfgArgs, "--bus-secret-file", *secretFile)
+	}
+	cfg, err := config.Load("neutrino agent-token", cfgArgs, os.Getenv)
+	if err != nil {
+		return err
+	}
+	secret, err := app.LoadSecret(cfg.SecretFile())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, bus.AgentToken(secret, fs.Arg(0)))
+	return nil
+}
+
+// portPlug binds a port to this host with a VIF in a named namespace (or
+// unbinds it): seed 002's plug(vnic, port), through the API.
+func portPlug(ctx context.Context, args []string, stdout io.Writer, plug bool) error {
+	name := "neutrino port unplug"
+	if plug {
+		name = "neutrino port plug"
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	nsName := fs.String("netns", "", "the network namespace that gets the VIF")
+	host := fs.String("host", envDefault("NEUTRINO_HOST", defaultHost()), "the agent host (NEUTRINO_HOST)")
+	api := fs.String("api", envDefault("NEUTRINO_API", "http://127.0.0.1:9696"), "the Networking API (NEUTRINO_API)")
+	token := fs.String("token", os.Getenv("OS_TOKEN"), "a Keystone token when the API uses Keystone (OS_TOKEN)")
+	wait := fs.Duration("wait", 30*time.Second, "how long to wait for the port to become ACTIVE (0: do not wait)")
+	// Accept PORT before or after the flags.
+	var port string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		port, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if port == "" && fs.NArg() == 1 {
+		port = fs.Arg(0)
+	}
+	if port == "" || (plug && *nsName == "") {
+		return fmt.Errorf("usage: %s PORT --netns NS [--host HOST] [--api URL]", name)
+	}
+	body := map[string]any{"binding:host_id": *host, "binding:profile": map[string]any{"netns": *nsName}}
+	if !plug {
+		body = map[string]any{"binding:host_id": "", "binding:profile": map[string]any{}}
+	}
+	var out struct {
+		Port map[string]any `json:"port"`
+	}
+	if err := apiCall(ctx, *api, *token, "PUT", "/v2.0/ports/"+port, map[string]any{"port": body}, &out); err != nil {
+		return err
+	}
+	if !plug || *wait == 0 {
+		fmt.Fprintf(stdout, "port %s %s\n", port, map[bool]string{true: "plugged", false: "unplugged"}[plug])
+		return nil
+	}
+	deadline := time.Now().Add(*wait)
+	for out.Port["status"] != "ACTIVE" {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("port %s is bound to %s but not ACTIVE after %s: is the agent of host %s running?", port, *host, *wait, *host)
+		}
+		time.Sleep(200 * time.Millisecond)
+		if err := apiCall(ctx, *api, *token, "GET", "/v2.0/ports/"+port, nil, &out); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "port %s plugged into namespace %s on %s: ACTIVE\n", port, *nsName, *host)
+	return nil
+}
+
+func apiCall(ctx context.Context, base, token, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		data, _ := json.Marshal(body)
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(base, "/")+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("X-Auth-Token", token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		var fault struct {
+			NeutronError struct{ Type, Message string }
+		}
+		if json.Unmarshal(data, &fault) == nil && fault.NeutronError.Message != "" {
+			return fmt.Errorf("%s %s: %d %s: %s", method, path, resp.StatusCode, fault.NeutronError.Type, fault.NeutronError.Message)
+		}
+		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	return json.Unmarshal(data, out)
+}
