@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -188,4 +189,19 @@ func TestAgentLoop(t *testing.T) {
 	if len(agents.Agents) != 1 || !agents.Agents[0].Alive || agents.Agents[0].Configurations["routers"] == nil {
 		t.Fatalf("agents = %+v", agents)
 	}
+
+	// Losing the bus keeps the data plane as it is; when the bus returns
+	// the agent resyncs and catches up with what changed meanwhile.
+	addr := strings.TrimPrefix(e.bus.URL(), "nats://")
+	e.bus.Shutdown()
+	time.Sleep(700 * time.Millisecond) // several resync periods without a server
+	f.mu.Lock()
+	deletedDuringOutage := len(f.deleted)
+	f.mu.Unlock()
+	if deletedDuringOutage != 1 || !f.has(fast) || !f.has(slowID) {
+		t.Fatalf("the data plane changed while the bus was down: deleted %v", f.deleted)
+	}
+	late := e.id("POST", "/v2.0/routers", map[string]any{"router": map[string]any{"name": "late"}}, "router")
+	e.startBus(addr)
+	eventually(t, "router created during the outage applied after reconnect", func() bool { return f.has(late) })
 }

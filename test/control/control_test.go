@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,31 +34,54 @@ type env struct {
 	t   *testing.T
 	api string
 	bus *bus.Embedded
+	svc *service.Service
+
+	mu   sync.Mutex
+	ctrl *control.Control
 }
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func newEnv(t *testing.T, dialect string) *env {
 	t.Helper()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e, err := bus.StartEmbedded(bus.EmbeddedOptions{Listen: "127.0.0.1:0", Secret: secret, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Shutdown)
-	nc, err := e.Connect(bus.ServerUser, bus.ServerToken(secret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	var ctrl *control.Control
-	svc := service.New(sqltest.Open(t, dialect), service.Options{Logger: quiet, AgentDownTime: 2 * time.Second,
-		Hint: func(ctx context.Context, host string, h agentv1.Hint) { ctrl.Hint(ctx, host, h) }})
-	if ctrl, err = control.New(svc, nc, quiet); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ctrl.Close)
-	srv := httptest.NewServer(httpapi.New(httpapi.Options{Service: svc, Auth: auth.NoAuth{}, Logger: quiet}))
+	e := &env{t: t}
+	e.svc = service.New(sqltest.Open(t, dialect), service.Options{Logger: quiet, AgentDownTime: 2 * time.Second,
+		Hint: func(ctx context.Context, host string, h agentv1.Hint) {
+			e.mu.Lock()
+			ctrl := e.ctrl
+			e.mu.Unlock()
+			if ctrl != nil {
+				ctrl.Hint(ctx, host, h)
+			}
+		}})
+	e.startBus("127.0.0.1:0")
+	srv := httptest.NewServer(httpapi.New(httpapi.Options{Service: e.svc, Auth: auth.NoAuth{}, Logger: quiet}))
 	t.Cleanup(srv.Close)
-	return &env{t: t, api: srv.URL, bus: e}
+	e.api = srv.URL
+	return e
+}
+
+// startBus starts the embedded bus on addr and serves agents on it.
+func (e *env) startBus(addr string) {
+	e.t.Helper()
+	b, err := bus.StartEmbedded(bus.EmbeddedOptions{Listen: addr, Secret: secret, Logger: quiet})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(b.Shutdown)
+	nc, err := b.Connect(bus.ServerUser, bus.ServerToken(secret))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(nc.Close)
+	ctrl, err := control.New(e.svc, nc, quiet)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(ctrl.Close)
+	e.mu.Lock()
+	e.bus, e.ctrl = b, ctrl
+	e.mu.Unlock()
 }
 
 // call sends an admin request and decodes the reply into out.
@@ -101,8 +125,7 @@ type fakeAgent struct {
 
 func (e *env) agent(host, underlay string) *fakeAgent {
 	e.t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	nc, err := bus.DialAgent(context.Background(), e.bus.URL(), host, bus.AgentToken(secret, host), log)
+	nc, err := bus.DialAgent(context.Background(), e.bus.URL(), host, bus.AgentToken(secret, host), quiet)
 	if err != nil {
 		e.t.Fatal(err)
 	}
