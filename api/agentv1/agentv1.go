@@ -160,6 +160,10 @@ const (
 	BridgePrefix          = "brq"
 	VXLANPrefix           = "vxlan-"
 	TapPrefix             = "tap"
+	// RouterTapPrefix names the host end of a router interface's veth; it
+	// differs from TapPrefix so that the L2 layer never mistakes a router's
+	// link for a leftover VM port.
+	RouterTapPrefix = "rtr"
 )
 
 // RouterNamespace is the network namespace of a router.

@@ -344,7 +344,7 @@ func desired(r agentv1.Router, exempt []ExemptPair) (*spec, error) {
 		}
 		ls := linkSpec{
 			dev:    agentv1.DeviceName(prefix, ifc.PortID),
-			host:   agentv1.DeviceName(agentv1.TapPrefix, ifc.PortID),
+			host:   agentv1.DeviceName(agentv1.RouterTapPrefix, ifc.PortID),
 			bridge: agentv1.DeviceName(agentv1.BridgePrefix, ifc.NetworkID),
 			mtu:    ifc.MTU,
 		}

@@ -204,7 +204,7 @@ func TestDiff(t *testing.T) {
 	ops := record(l)
 	r := testRouter("r1")
 	e.apply(l, r, "first apply")
-	tapA := e.index(e.host, "tap"+portA[:12])
+	tapA := e.index(e.host, "rtr"+portA[:12])
 	ops()
 
 	step := func(name string, want ...string) {
@@ -233,18 +233,18 @@ func TestDiff(t *testing.T) {
 
 	r.Interfaces = append(r.Interfaces[:1], agentv1.Interface{PortID: portB2, NetworkID: netB, MAC: "fa:16:3e:00:00:b2",
 		Addresses: []netip.Prefix{pfx("10.0.2.1/24")}})
-	step("swap B's port", "link add tap1b200000-000 type veth peer qr-1b200000-000 master brqb0000000-000",
+	step("swap B's port", "link add rtr1b200000-000 type veth peer qr-1b200000-000 master brqb0000000-000",
 		"link set up qr-1b200000-000", "addr add 10.0.2.1/24 dev qr-1b200000-000", "nft rebuild table inet neutrino-nat",
 		"link del qr-1b000000-000")
 
 	r.Interfaces = r.Interfaces[:1]
 	step("remove B", "nft rebuild table inet neutrino-nat", "link del qr-1b200000-000")
-	for _, name := range []string{"tap" + portB[:12], "tap" + portB2[:12]} {
+	for _, name := range []string{"rtr" + portB[:12], "rtr" + portB2[:12]} {
 		if _, err := e.handle(e.host).LinkByName(name); err == nil {
 			t.Errorf("%s still in the host namespace", name)
 		}
 	}
-	if got := e.index(e.host, "tap"+portA[:12]); got != tapA {
+	if got := e.index(e.host, "rtr"+portA[:12]); got != tapA {
 		t.Errorf("A's veth was recreated (index %d, was %d)", got, tapA)
 	}
 	e.echo(e.outside)
@@ -662,7 +662,7 @@ func (e *env) assertGone(routerID string, ports ...string) {
 	e.mu.Unlock()
 	for _, name := range e.links(e.host) {
 		for _, port := range ports {
-			if name == agentv1.DeviceName(agentv1.TapPrefix, port) {
+			if name == agentv1.DeviceName(agentv1.RouterTapPrefix, port) {
 				e.t.Errorf("veth %s left in the host namespace", name)
 			}
 		}
