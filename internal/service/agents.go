@@ -312,7 +312,7 @@ func (s *Service) routerHosts(ctx context.Context, tx store.Tx, routerID string)
 func (s *Service) HostState(ctx context.Context, host string) (*agentv1.HostState, error) {
 	st := &agentv1.HostState{Host: host, Networks: []agentv1.Network{}, Routers: []agentv1.Router{}, Ports: []agentv1.Port{}}
 	err := s.read(ctx, func(tx store.Tx) error {
-		b := stateBuilder{ctx: ctx, tx: tx, subnets: map[string]*model.Subnet{}, networks: map[string]*model.Network{}}
+		b := stateBuilder{ctx: ctx, tx: tx, alive: s.alive, subnets: map[string]*model.Subnet{}, networks: map[string]*model.Network{}}
 		agent, err := tx.AgentByHost(ctx, host, agentv1.AgentTypeL3)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
@@ -358,6 +358,7 @@ func (s *Service) HostState(ctx context.Context, host string) (*agentv1.HostStat
 type stateBuilder struct {
 	ctx      context.Context
 	tx       store.Tx
+	alive    func(*model.Agent) bool
 	subnets  map[string]*model.Subnet
 	networks map[string]*model.Network
 }
@@ -493,7 +494,7 @@ func (b *stateBuilder) networkHosts(self string) (map[string][]netip.Addr, error
 	}
 	out := map[string][]netip.Addr{}
 	for _, a := range agents {
-		if a.Host == self || a.UnderlayIP == "" {
+		if a.Host == self || a.UnderlayIP == "" || !b.alive(&a) {
 			continue
 		}
 		ip, err := netip.ParseAddr(a.UnderlayIP)
@@ -534,10 +535,14 @@ func (b *stateBuilder) networkHosts(self string) (map[string][]netip.Addr, error
 }
 
 // ReportStatus applies an agent's report: ports it wired become ACTIVE
-// (and bound with vif_type "bridge"), ports it lost DOWN. Reports are
+// (and bound with vif_type "bridge"), ports it lost DOWN; a router's ports
+// are bound to the reporting host, ACTIVE when the router is. Reports are
 // absolute, so a repeat changes nothing.
 func (s *Service) ReportStatus(ctx context.Context, r agentv1.StatusReport) error {
 	return s.write(ctx, func(tx store.Tx) error {
+		if err := s.reportRouters(ctx, tx, r); err != nil {
+			return err
+		}
 		ids := make([]string, 0, len(r.Ports))
 		for id := range r.Ports {
 			ids = append(ids, id)
@@ -572,4 +577,39 @@ func (s *Service) ReportStatus(ctx context.Context, r agentv1.StatusReport) erro
 		}
 		return nil
 	})
+}
+
+// reportRouters binds the ports of the routers an agent reports to its
+// host, with the router's state as their status.
+func (s *Service) reportRouters(ctx context.Context, tx store.Tx, r agentv1.StatusReport) error {
+	ids := make([]string, 0, len(r.Routers))
+	for id := range r.Routers {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		status := model.StatusDown
+		if r.Routers[id].Status == model.StatusActive {
+			status = model.StatusActive
+		}
+		ports, err := tx.ListPorts(ctx, store.PortFilter{DeviceID: id})
+		if err != nil {
+			return err
+		}
+		for i := range ports {
+			p := &ports[i]
+			if !p.IsRouterPort() || (p.Status == status && p.BindingHostID == r.Host && p.BindingVIFType == "bridge") {
+				continue
+			}
+			if err := tx.Lock(ctx, "port:"+p.ID); err != nil {
+				return err
+			}
+			p.Status, p.BindingHostID, p.BindingVIFType = status, r.Host, "bridge"
+			s.touch(&p.Standard)
+			if err := tx.UpdatePort(ctx, p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -168,6 +168,16 @@ func TestAgentLoop(t *testing.T) {
 		t.Fatalf("gateway = %+v", gw)
 	}
 
+	// The router's ports are bound to the agent's host and ACTIVE.
+	var gwPorts struct{ Ports []map[string]any }
+	eventually(t, "router ports ACTIVE", func() bool {
+		e.call("GET", "/v2.0/ports?device_id="+fast, nil, 200, &gwPorts)
+		return len(gwPorts.Ports) == 1 && gwPorts.Ports[0]["status"] == "ACTIVE"
+	})
+	if p := gwPorts.Ports[0]; p["binding:host_id"] != "node-1" || p["binding:vif_type"] != "bridge" {
+		t.Fatalf("gateway port = %v", p)
+	}
+
 	// A plugged port is wired and reported ACTIVE.
 	port := e.id("POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": net, "binding:host_id": "node-1",
 		"binding:profile": map[string]any{"netns": "vm"}}}, "port")

@@ -218,16 +218,11 @@ func (l *L3) ensureBridge(host *netlink.Handle, name string) (int, error) {
 		return 0, err
 	}
 	if br == nil {
-		attrs := netlink.NewLinkAttrs()
-		attrs.Name, attrs.Flags = name, net.FlagUp
-		if err := l.write("link add "+name+" type bridge", func() error {
-			return ignore(host.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}), unix.EEXIST)
-		}); err != nil {
-			return 0, err
-		}
-		if br, err = host.LinkByName(name); err != nil {
-			return 0, fmt.Errorf("link %s: %w", name, err)
-		}
+		// The L2 layer owns bridges and makes them earlier in the same
+		// sync; creating one here could resurrect a bridge L2 just removed
+		// (a worker applying a router's previous state) and leak it. The
+		// worker retries with backoff.
+		return 0, fmt.Errorf("bridge %s does not exist (the L2 layer makes it)", name)
 	}
 	if br.Type() != "bridge" {
 		return 0, fmt.Errorf("%s is a %s, not a bridge", name, br.Type())

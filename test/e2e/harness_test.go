@@ -1,0 +1,773 @@
+// Package e2e_test runs Neutrino end to end: a real server (API, store,
+// embedded bus and control) and real agents over the kernel data plane,
+// with network namespaces standing in for hypervisors and VMs. Everything
+// is driven through the Networking API.
+//
+// Each test builds its own throw-away "host" namespaces, each with a
+// private NetnsDir, so nothing touches the machine's own interfaces or
+// /var/run/netns. The tests need root and skip, saying why, without it or
+// when namespaces cannot be created.
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/neutrino-net/neutrino/api/agentv1"
+	"github.com/neutrino-net/neutrino/internal/agent"
+	"github.com/neutrino-net/neutrino/internal/agent/l2"
+	"github.com/neutrino-net/neutrino/internal/agent/l3"
+	"github.com/neutrino-net/neutrino/internal/auth"
+	"github.com/neutrino-net/neutrino/internal/bus"
+	"github.com/neutrino-net/neutrino/internal/control"
+	"github.com/neutrino-net/neutrino/internal/httpapi"
+	"github.com/neutrino-net/neutrino/internal/service"
+	"github.com/neutrino-net/neutrino/internal/store/sqlstore/sqltest"
+)
+
+// Bounds of the waits.
+const (
+	activeTimeout  = 15 * time.Second // a plugged port becomes ACTIVE
+	reachTimeout   = 15 * time.Second // a path works once configured
+	cleanupTimeout = 15 * time.Second // the data plane is clean after deletion
+)
+
+// syncBuffer collects logs, written from many goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// env is one server and the hosts of one test.
+type env struct {
+	t      *testing.T
+	api    string
+	bus    *bus.Embedded
+	secret []byte
+	logs   *syncBuffer
+	log    *slog.Logger
+
+	mu    sync.Mutex
+	undo  []undoStep // API deletions, run in reverse
+	hosts []*host
+	torn  bool
+	// fast deletes everything at once, without waiting for routers to go
+	// before their networks.
+	fast bool
+}
+
+type undoStep struct {
+	what string
+	fn   func() error
+}
+
+// requireRoot skips unless the test can make namespaces.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates network namespaces, bridges, veths and nftables tables")
+	}
+	// A throw-away namespace proves the kernel lets us.
+	ns, err := newNetns()
+	if err != nil {
+		t.Skipf("cannot create a network namespace: %v", err)
+	}
+	ns.Close()
+}
+
+// newEnv starts a server with an embedded bus on 127.0.0.1. Its cleanup,
+// registered once, runs in order: API deletions, the check that the data
+// plane is clean, agents stopped, namespaces removed, server stopped.
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	requireRoot(t)
+	_ = t.TempDir() // registers the removal of the temp root before our cleanup, so it runs after
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	secret := fmt.Appendf(nil, "e2e-secret-%x", rand.Uint64())
+	e := &env{t: t, secret: secret, logs: logs, log: log}
+
+	b, err := bus.StartEmbedded(bus.EmbeddedOptions{Listen: "127.0.0.1:0", Secret: secret, Logger: log.With("component", "bus")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.bus = b
+	nc, err := b.Connect(bus.ServerUser, bus.ServerToken(secret))
+	if err != nil {
+		b.Shutdown()
+		t.Fatal(err)
+	}
+	var ctrl *control.Control
+	svc := service.New(sqltest.Open(t, "sqlite"), service.Options{Logger: log.With("component", "service"),
+		AgentDownTime: 10 * time.Second,
+		Hint:          func(ctx context.Context, host string, h agentv1.Hint) { ctrl.Hint(ctx, host, h) }})
+	if ctrl, err = control.New(svc, nc, log.With("component", "control")); err != nil {
+		nc.Close()
+		b.Shutdown()
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(httpapi.New(httpapi.Options{Service: svc, Auth: auth.NoAuth{}, Logger: log.With("component", "api")}))
+	e.api = srv.URL
+	t.Cleanup(func() {
+		e.teardown()
+		e.mu.Lock()
+		hosts := slices.Clone(e.hosts)
+		e.mu.Unlock()
+		for _, h := range hosts {
+			h.stopAgent()
+		}
+		for _, h := range hosts {
+			h.removeAll()
+		}
+		srv.Close()
+		ctrl.Close()
+		nc.Close()
+		b.Shutdown()
+		if t.Failed() || os.Getenv("NEUTRINO_E2E_LOGS") != "" {
+			t.Logf("server and agent logs:\n%s", logs.String())
+		}
+	})
+	return e
+}
+
+// ---- the Networking API ----
+
+type object = map[string]any
+
+// do sends an admin request; it returns the status and the body.
+func (e *env) do(method, path string, body any) (int, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		if err != nil {
+			return 0, nil, err
+		}
+		rd = bytes.NewReader(data)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, e.api+path, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, data, err
+}
+
+// call sends an admin request, fails the test unless the status is want,
+// and returns the decoded body (nil when empty).
+func (e *env) call(method, path string, body any, want int) object {
+	e.t.Helper()
+	code, data, err := e.do(method, path, body)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	if code != want {
+		e.t.Fatalf("%s %s = %d %s, want %d", method, path, code, data, want)
+	}
+	if len(data) == 0 {
+		return nil
+	}
+	var out object
+	if err := json.Unmarshal(data, &out); err != nil {
+		e.t.Fatalf("%s %s: decode %q: %v", method, path, data, err)
+	}
+	return out
+}
+
+// deleteCall is an undo step: success or already gone.
+func (e *env) deleteCall(method, path string, body any) func() error {
+	return func() error {
+		code, data, err := e.do(method, path, body)
+		if err != nil {
+			return err
+		}
+		if code >= 300 && code != http.StatusNotFound {
+			return fmt.Errorf("%s %s = %d %s", method, path, code, data)
+		}
+		return nil
+	}
+}
+
+func (e *env) pushUndo(what string, fn func() error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.undo = append(e.undo, undoStep{what, fn})
+}
+
+// create POSTs a resource, remembers its deletion and returns it.
+func (e *env) create(kind string, attrs object) object {
+	e.t.Helper()
+	out := e.call("POST", "/v2.0/"+kind+"s", object{kind: attrs}, http.StatusCreated)
+	obj, _ := out[kind].(map[string]any)
+	id, _ := obj["id"].(string)
+	if id == "" {
+		e.t.Fatalf("POST %ss: no id in %v", kind, out)
+	}
+	e.pushUndo("delete "+kind+" "+id, e.deleteCall("DELETE", "/v2.0/"+kind+"s/"+id, nil))
+	return obj
+}
+
+func (e *env) get(kind, id string) object {
+	e.t.Helper()
+	out := e.call("GET", "/v2.0/"+kind+"s/"+id, nil, http.StatusOK)
+	obj, _ := out[kind].(map[string]any)
+	return obj
+}
+
+func (e *env) update(kind, id string, attrs object) object {
+	e.t.Helper()
+	out := e.call("PUT", "/v2.0/"+kind+"s/"+id, object{kind: attrs}, http.StatusOK)
+	obj, _ := out[kind].(map[string]any)
+	return obj
+}
+
+func (e *env) network(name string, external bool) string {
+	e.t.Helper()
+	attrs := object{"name": name}
+	if external {
+		attrs["router:external"] = true
+	}
+	return e.create("network", attrs)["id"].(string)
+}
+
+func (e *env) subnet(networkID, cidr string, extra object) string {
+	e.t.Helper()
+	attrs := object{"network_id": networkID, "ip_version": 4, "cidr": cidr}
+	for k, v := range extra {
+		attrs[k] = v
+	}
+	return e.create("subnet", attrs)["id"].(string)
+}
+
+func (e *env) router(name, extNetwork string) string {
+	e.t.Helper()
+	attrs := object{"name": name}
+	if extNetwork != "" {
+		attrs["external_gateway_info"] = object{"network_id": extNetwork}
+	}
+	id := e.create("router", attrs)["id"].(string)
+	// Unless told not to, the deletion waits until the agents removed the
+	// router before the networks go: an agent still applying the router
+	// while its networks' bridges are deleted re-creates a bridge nobody
+	// deletes afterwards (TestDeleteAllAtOnce).
+	e.mu.Lock()
+	last := &e.undo[len(e.undo)-1]
+	del := last.fn
+	last.fn = func() error {
+		if err := del(); err != nil {
+			return err
+		}
+		if e.fast {
+			return nil
+		}
+		return e.waitRouterGone(id)
+	}
+	e.mu.Unlock()
+	return id
+}
+
+// waitRouterGone waits until no host has the router's namespace.
+func (e *env) waitRouterGone(id string) error {
+	e.mu.Lock()
+	hosts := slices.Clone(e.hosts)
+	e.mu.Unlock()
+	for _, h := range hosts {
+		path := filepath.Join(h.dir, agentv1.RouterNamespace(id))
+		for deadline := time.Now().Add(cleanupTimeout); ; time.Sleep(10 * time.Millisecond) {
+			if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("router %s deleted, but its namespace is still on %s after %s", id, h.name, cleanupTimeout)
+			}
+		}
+	}
+	return nil
+}
+
+// addInterface adds a subnet to a router and remembers its removal.
+func (e *env) addInterface(routerID, subnetID string) {
+	e.t.Helper()
+	body := object{"subnet_id": subnetID}
+	e.call("PUT", "/v2.0/routers/"+routerID+"/add_router_interface", body, http.StatusOK)
+	e.pushUndo("remove interface "+subnetID+" of router "+routerID,
+		e.deleteCall("PUT", "/v2.0/routers/"+routerID+"/remove_router_interface", body))
+}
+
+// port is a VM port: its id and first fixed IP.
+type port struct {
+	id, ip, mac string
+}
+
+func (e *env) port(networkID string, extra object) port {
+	e.t.Helper()
+	attrs := object{"network_id": networkID}
+	for k, v := range extra {
+		attrs[k] = v
+	}
+	p := e.create("port", attrs)
+	return port{id: p["id"].(string), ip: firstIP(e.t, p), mac: p["mac_address"].(string)}
+}
+
+func firstIP(t *testing.T, p object) string {
+	t.Helper()
+	ips, _ := p["fixed_ips"].([]any)
+	if len(ips) == 0 {
+		t.Fatalf("port %v has no fixed IP", p["id"])
+	}
+	return ips[0].(map[string]any)["ip_address"].(string)
+}
+
+// plug binds a port to a host with its VIF in a VM namespace, as
+// `neutrino port plug` does.
+func (e *env) plug(p port, h *host, vm *vmNS) {
+	e.t.Helper()
+	e.update("port", p.id, object{"binding:host_id": h.name, "binding:profile": object{"netns": vm.name}})
+}
+
+// waitActive polls until the port is ACTIVE and returns how long it took.
+func (e *env) waitActive(p port, since time.Time) time.Duration {
+	e.t.Helper()
+	deadline := time.Now().Add(activeTimeout)
+	for {
+		got := e.get("port", p.id)
+		if got["status"] == "ACTIVE" {
+			return time.Since(since)
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("port %s not ACTIVE after %s: status %v, binding:vif_type %v", p.id, activeTimeout, got["status"], got["binding:vif_type"])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// teardown deletes everything the test created through the API, newest
+// first, then checks that every host's data plane is clean. It runs once:
+// from the test body, or else from the cleanup. Failures are errors, and
+// everything is still attempted.
+func (e *env) teardown() {
+	e.mu.Lock()
+	if e.torn {
+		e.mu.Unlock()
+		return
+	}
+	e.torn = true
+	hosts := slices.Clone(e.hosts)
+	e.mu.Unlock()
+	e.deleteAll()
+	for _, h := range hosts {
+		if h.agentRunning() {
+			h.waitClean()
+		}
+	}
+}
+
+// deleteAll deletes what the test created through the API, newest first.
+func (e *env) deleteAll() {
+	e.mu.Lock()
+	undo := e.undo
+	e.undo = nil
+	e.mu.Unlock()
+	for i := len(undo) - 1; i >= 0; i-- {
+		if err := undo[i].fn(); err != nil {
+			e.t.Errorf("delete: %s: %v", undo[i].what, err)
+		}
+	}
+}
+
+// ---- namespaces ----
+
+// onThread runs fn on a locked OS thread that is thrown away afterwards,
+// so a namespace change fn makes never leaks to other goroutines.
+func onThread(fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread exits with us
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+// inNS runs fn inside namespace ns (sockets opened there stay there).
+func inNS(ns netns.NsHandle, fn func() error) error {
+	return onThread(func() error {
+		if err := unix.Setns(int(ns), unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("setns: %w", err)
+		}
+		return fn()
+	})
+}
+
+// newNetns returns a new, unnamed namespace.
+func newNetns() (netns.NsHandle, error) {
+	ns := netns.None()
+	err := onThread(func() error {
+		var err error
+		ns, err = netns.New()
+		return err
+	})
+	return ns, err
+}
+
+// nsDir returns an empty directory where namespaces can be bind-mounted:
+// a temp dir when bind mounts work there, else a fresh one under /run.
+func nsDir(t *testing.T) (string, func()) {
+	t.Helper()
+	dir := t.TempDir()
+	probe := filepath.Join(dir, ".probe")
+	if err := os.WriteFile(probe, nil, 0o600); err == nil {
+		err := unix.Mount("/proc/self/ns/net", probe, "", unix.MS_BIND, "")
+		_ = unix.Unmount(probe, unix.MNT_DETACH)
+		_ = os.Remove(probe)
+		if err == nil {
+			return dir, func() {}
+		}
+	}
+	dir = fmt.Sprintf("/run/neutrino-e2e-%08x", rand.Uint32())
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Skipf("no directory for namespaces: %v", err)
+	}
+	return dir, func() { _ = os.RemoveAll(dir) }
+}
+
+// vmNS is a named namespace in a host's NetnsDir: a VM.
+type vmNS struct {
+	name, path string
+	ns         netns.NsHandle
+}
+
+// ---- hosts and agents ----
+
+// host is one simulated hypervisor: an unnamed namespace (its "root"),
+// its NetnsDir, and an agent whose netlink handles point into it.
+type host struct {
+	e        *env
+	name     string
+	ns       netns.NsHandle
+	nl       *netlink.Handle
+	dir      string
+	rmDir    func()
+	underlay netip.Addr
+	// resync is the agent's full-resync period (default 5s).
+	resync time.Duration
+
+	mu      sync.Mutex
+	vms     []*vmNS
+	cancel  context.CancelFunc
+	done    chan error
+	closeDP func()
+}
+
+// newHost makes a host namespace and its NetnsDir; startAgent runs its
+// agent.
+func (e *env) newHost(name string, underlay netip.Addr) *host {
+	e.t.Helper()
+	dir, rm := nsDir(e.t)
+	ns, err := newNetns()
+	if err != nil {
+		rm()
+		e.t.Skipf("cannot create a network namespace: %v", err)
+	}
+	h := &host{e: e, name: name, ns: ns, dir: dir, rmDir: rm, underlay: underlay}
+	e.mu.Lock()
+	e.hosts = append(e.hosts, h)
+	e.mu.Unlock()
+	if h.nl, err = netlink.NewHandleAt(ns); err != nil {
+		e.t.Fatal(err)
+	}
+	lo, err := h.nl.LinkByName("lo")
+	if err == nil {
+		err = h.nl.LinkSetUp(lo)
+	}
+	if err != nil {
+		e.t.Fatalf("host %s: lo up: %v", name, err)
+	}
+	return h
+}
+
+// startAgent builds an agent as cmd/neutrino does, over this host's
+// namespace and NetnsDir, and runs it.
+func (h *host) startAgent() {
+	t := h.e.t
+	t.Helper()
+	log := h.e.log.With("host", h.name)
+	sw, err := l2.New(l2.Options{HostNS: h.ns, NetnsDir: h.dir, UnderlayIP: h.underlay, Logger: log})
+	if err != nil {
+		t.Fatalf("l2: %v", err)
+	}
+	rt := l3.New(l3.Options{HostNS: h.ns, NetnsDir: h.dir, Logger: log})
+	resync := h.resync
+	if resync == 0 {
+		resync = 5 * time.Second
+	}
+	a, err := agent.New(agent.Options{Host: h.name, BusURL: h.e.bus.URL(), Token: bus.AgentToken(h.e.secret, h.name),
+		UnderlayIP: h.underlay, L2: sw, L3: rt, Heartbeat: 500 * time.Millisecond, Resync: resync, Logger: log})
+	if err != nil {
+		sw.Close()
+		rt.Close()
+		t.Fatalf("agent: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	h.mu.Lock()
+	h.cancel, h.done, h.closeDP = cancel, done, func() { sw.Close(); rt.Close() }
+	h.mu.Unlock()
+}
+
+func (h *host) agentRunning() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.cancel != nil
+}
+
+// stopAgent stops the agent (bounded) and releases its handles; the data
+// plane stays as it is.
+func (h *host) stopAgent() {
+	h.mu.Lock()
+	cancel, done, closeDP := h.cancel, h.done, h.closeDP
+	h.cancel, h.done, h.closeDP = nil, nil, nil
+	h.mu.Unlock()
+	if cancel == nil {
+		return
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			h.e.t.Errorf("agent %s: %v", h.name, err)
+		}
+	case <-time.After(10 * time.Second):
+		h.e.t.Errorf("agent %s did not stop within 10s", h.name)
+	}
+	closeDP()
+}
+
+// vm makes a VM namespace in the host's NetnsDir, as `ip netns add` would.
+func (h *host) vm(name string) *vmNS {
+	t := h.e.t
+	t.Helper()
+	ns, err := newNetns()
+	if err != nil {
+		t.Fatalf("vm %s: %v", name, err)
+	}
+	v := &vmNS{name: name, path: filepath.Join(h.dir, name), ns: ns}
+	h.mu.Lock()
+	h.vms = append(h.vms, v)
+	h.mu.Unlock()
+	if err := os.WriteFile(v.path, nil, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(fmt.Sprintf("/proc/self/fd/%d", int(ns)), v.path, "", unix.MS_BIND, ""); err != nil {
+		t.Fatalf("bind namespace to %s: %v", v.path, err)
+	}
+	return v
+}
+
+// removeAll removes the VM namespaces and whatever is left in the
+// NetnsDir (e.g. router namespaces an agent failed to delete), then the
+// host namespace. The kernel destroys namespaces, and their links, when
+// the last reference goes.
+func (h *host) removeAll() {
+	h.mu.Lock()
+	vms := h.vms
+	h.vms = nil
+	h.mu.Unlock()
+	for _, v := range vms {
+		v.ns.Close()
+	}
+	entries, _ := os.ReadDir(h.dir)
+	for _, ent := range entries {
+		p := filepath.Join(h.dir, ent.Name())
+		_ = unix.Unmount(p, unix.MNT_DETACH)
+		_ = os.Remove(p)
+	}
+	if h.nl != nil {
+		h.nl.Close()
+	}
+	h.ns.Close()
+	h.rmDir()
+}
+
+// ---- the data plane as the tests see it ----
+
+// handle opens a netlink handle in a VM namespace.
+func (v *vmNS) handle(t *testing.T) *netlink.Handle {
+	t.Helper()
+	h, err := netlink.NewHandleAt(v.ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// dev returns the VM's device of a port, or nil.
+func (v *vmNS) dev(t *testing.T, portID string) netlink.Link {
+	t.Helper()
+	h := v.handle(t)
+	defer h.Close()
+	l, err := h.LinkByName(agentv1.DeviceName(l2.NamespacePortPrefix, portID))
+	if err != nil {
+		return nil
+	}
+	return l
+}
+
+// waitUp waits until the VM's device of a port is operationally up.
+func (v *vmNS) waitUp(t *testing.T, portID string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if l := v.dev(t, portID); l != nil && l.Attrs().OperState == netlink.OperUp {
+			return
+		}
+	}
+	t.Fatalf("VM %s: device of port %s not operationally up after 5s", v.name, portID)
+}
+
+// addAddr adds an address in the VM, as its workload would.
+func (v *vmNS) addAddr(t *testing.T, portID, prefix string) {
+	t.Helper()
+	h := v.handle(t)
+	defer h.Close()
+	l, err := h.LinkByName(agentv1.DeviceName(l2.NamespacePortPrefix, portID))
+	if err != nil {
+		t.Fatalf("VM %s: %v", v.name, err)
+	}
+	p := netip.MustParsePrefix(prefix)
+	a := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
+	if err := h.AddrAdd(l, a); err != nil {
+		t.Fatalf("VM %s: addr add %s: %v", v.name, prefix, err)
+	}
+}
+
+// leftovers lists what Neutrino owns and is still on the host: links in
+// the host namespace, namespaces in the NetnsDir, nftables tables, and
+// port devices in the VMs.
+func (h *host) leftovers() []string {
+	var left []string
+	links, err := h.nl.LinkList()
+	if err != nil {
+		return []string{"list links: " + err.Error()}
+	}
+	for _, l := range links {
+		name := l.Attrs().Name
+		for _, p := range []string{agentv1.BridgePrefix, agentv1.TapPrefix, agentv1.RouterTapPrefix, agentv1.VXLANPrefix,
+			agentv1.InternalDevicePrefix, agentv1.GatewayDevicePrefix} {
+			if strings.HasPrefix(name, p) {
+				left = append(left, "link "+name+" ("+l.Type()+")")
+				break
+			}
+		}
+	}
+	entries, err := os.ReadDir(h.dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		left = append(left, "read "+h.dir+": "+err.Error())
+	}
+	for _, ent := range entries {
+		if strings.HasPrefix(ent.Name(), agentv1.RouterNamespacePrefix) {
+			left = append(left, "namespace "+ent.Name())
+		}
+	}
+	c, err := nftables.New(nftables.WithNetNSFd(int(h.ns)))
+	if err != nil {
+		return append(left, "nftables: "+err.Error())
+	}
+	tables, err := c.ListTables()
+	if err != nil {
+		left = append(left, "list nftables tables: "+err.Error())
+	}
+	for _, tb := range tables {
+		if strings.HasPrefix(tb.Name, "neutrino") {
+			left = append(left, fmt.Sprintf("nftables table %s (family %d)", tb.Name, tb.Family))
+		}
+	}
+	h.mu.Lock()
+	vms := slices.Clone(h.vms)
+	h.mu.Unlock()
+	for _, v := range vms {
+		vh, err := netlink.NewHandleAt(v.ns)
+		if err != nil {
+			continue
+		}
+		links, _ := vh.LinkList()
+		vh.Close()
+		for _, l := range links {
+			if strings.HasPrefix(l.Attrs().Name, l2.NamespacePortPrefix) {
+				left = append(left, "VM "+v.name+" device "+l.Attrs().Name)
+			}
+		}
+	}
+	slices.Sort(left)
+	return left
+}
+
+// waitClean polls until nothing Neutrino owns is left on the host.
+func (h *host) waitClean() {
+	h.e.t.Helper()
+	start := time.Now()
+	var left []string
+	for deadline := start.Add(cleanupTimeout); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if left = h.leftovers(); len(left) == 0 {
+			h.e.t.Logf("host %s: data plane clean %s after the API deletions", h.name, time.Since(start).Round(time.Millisecond))
+			return
+		}
+	}
+	h.e.t.Errorf("host %s: %s after deleting everything through the API, still left:\n  %s",
+		h.name, cleanupTimeout, strings.Join(left, "\n  "))
+}
+
+// routerNamespace returns the router's namespace on the host, once the
+// agent made it (nil after the timeout).
+func (h *host) routerNamespace(routerID string, timeout time.Duration) netns.NsHandle {
+	for deadline := time.Now().Add(timeout); ; time.Sleep(20 * time.Millisecond) {
+		if ns, err := netns.GetFromPath(filepath.Join(h.dir, agentv1.RouterNamespace(routerID))); err == nil {
+			return ns
+		}
+		if !time.Now().Before(deadline) {
+			return netns.None()
+		}
+	}
+}
