@@ -68,6 +68,9 @@ func newAgent(f agentFlags, log *slog.Logger) (*agent.Agent, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("--underlay-ip: %w", err)
 	}
+	if err := l3.PrepareNetnsDir(f.netnsDir); err != nil {
+		return nil, nil, err
+	}
 	runtime.LockOSThread() // remember this thread's namespace as the host's
 	host, err := netns.Get()
 	runtime.UnlockOSThread()

@@ -63,7 +63,7 @@ func openNS(path string) (netns.NsHandle, error) {
 	}
 	if st.Type != unix.NSFS_MAGIC {
 		ns.Close()
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := removeNS(path); err != nil {
 			return netns.None(), fmt.Errorf("remove stale namespace file: %w", err)
 		}
 		return netns.None(), fs.ErrNotExist
@@ -104,11 +104,18 @@ func createNS(path string) error {
 }
 
 // removeNS unmounts and removes a namespace file; the namespace itself goes
-// when nothing holds it any more.
+// when nothing holds it any more. A file can carry several stacked mounts:
+// `ip netns add` turns the directory into a shared bind mount of itself,
+// which duplicates mounts made before it, so unmount until none is left.
 func removeNS(path string) error {
-	err := unix.Unmount(path, unix.MNT_DETACH)
-	if err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("unmount: %w", err)
+	for range 16 {
+		err := unix.Unmount(path, unix.MNT_DETACH)
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
+			break // not (or no longer) a mount point
+		}
+		if err != nil {
+			return fmt.Errorf("unmount: %w", err)
+		}
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
@@ -137,4 +144,27 @@ func ensureSysctls(ns netns.NsHandle, write func(op string, fn func() error) err
 		}
 		return errors.Join(errs...)
 	})
+}
+
+// PrepareNetnsDir makes dir a shared bind mount of itself, as iproute2's
+// `ip netns add` does, so that namespace mounts made in it propagate and
+// can be removed by anyone. Without it, an `ip netns add` run after the
+// agent made router namespaces stacks a new bind mount over the directory
+// and those namespaces can no longer be unmounted or deleted (EBUSY).
+// The agent calls it once at start; it is idempotent.
+func PrepareNetnsDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	err := unix.Mount("", dir, "none", unix.MS_SHARED|unix.MS_REC, "")
+	if errors.Is(err, unix.EINVAL) { // not a mount point yet
+		if err := unix.Mount(dir, dir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind-mount %s on itself: %w", dir, err)
+		}
+		err = unix.Mount("", dir, "none", unix.MS_SHARED|unix.MS_REC, "")
+	}
+	if err != nil {
+		return fmt.Errorf("make %s a shared mount: %w", dir, err)
+	}
+	return nil
 }

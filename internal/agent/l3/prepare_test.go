@@ -1,0 +1,40 @@
+package l3
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestPrepareNetnsDir: after PrepareNetnsDir, an iproute2-style shared
+// bind of the directory (what `ip netns add` does) no longer stacks over
+// router namespaces, so they stay removable.
+func TestPrepareNetnsDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: mounts and network namespaces")
+	}
+	dir := filepath.Join(t.TempDir(), "netns")
+	if err := PrepareNetnsDir(dir); err != nil {
+		t.Skipf("cannot make a shared mount here: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	if err := PrepareNetnsDir(dir); err != nil { // idempotent
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "qrouter-test")
+	if err := createNS(path); err != nil {
+		t.Fatal(err)
+	}
+	// What `ip netns add` does to its directory when it is already a mount.
+	if err := unix.Mount("", dir, "none", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := removeNS(path); err != nil {
+		t.Fatalf("remove after a second shared mount: %v", err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("namespace file still there: %v", err)
+	}
+}
