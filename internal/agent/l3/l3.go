@@ -74,6 +74,9 @@ type L3 struct {
 
 	writes  atomic.Uint64   // kernel writes, for tests and metrics
 	onWrite func(op string) // test hook
+
+	announces  atomic.Uint64   // gratuitous ARP and NA frames sent; not writes
+	onAnnounce func(op string) // test hook
 }
 
 // router is the per-router state: the open namespace and what was applied.
@@ -83,6 +86,8 @@ type router struct {
 	ns      netns.NsHandle
 	nl      *netlink.Handle
 	applied *spec
+
+	announcer *announcer // the address announcements under way, if any
 }
 
 // New returns an L3. It does no kernel work.
@@ -152,6 +157,7 @@ func (l *L3) Delete(ctx context.Context, routerID string) error {
 	rt.gone = true
 	l.mu.Unlock()
 	rt.applied = nil
+	rt.stopAnnounce()
 
 	log := l.log.With("router", routerID)
 	path := l.nsPath(routerID)
@@ -437,6 +443,7 @@ func (l *L3) Close() error {
 	l.mu.Unlock()
 	for _, rt := range routers { // lock order: router, then l.mu
 		rt.mu.Lock()
+		rt.stopAnnounce()
 		rt.close()
 		rt.applied = nil
 		rt.mu.Unlock()

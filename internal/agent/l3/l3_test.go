@@ -147,10 +147,15 @@ func TestTraffic(t *testing.T) {
 		t.Errorf("router's own datagram from port 500: outside saw %q (%v), want 203.0.113.10:500", src, err)
 	}
 
-	before := l.writes.Load()
+	waitAnnounced(l)
+	before, sent := l.writes.Load(), l.announces.Load()
 	e.apply(l, r, "second apply")
+	waitAnnounced(l)
 	if n := l.writes.Load() - before; n != 0 {
 		t.Errorf("second apply: %d kernel writes, want 0", n)
+	}
+	if n := l.announces.Load() - sent; n != 0 {
+		t.Errorf("second apply: %d address announcements, want 0", n)
 	}
 
 	have := e.nftRules(r.ID)
@@ -201,18 +206,26 @@ func TestTraffic(t *testing.T) {
 func TestDiff(t *testing.T) {
 	e := newEnv(t)
 	l := e.l3(nil)
-	ops := record(l)
+	ops, anns := record(l), recordAnnounces(l)
 	r := testRouter("r1")
 	e.apply(l, r, "first apply")
 	tapA := e.index(e.host, "rtr"+portA[:12])
+	waitAnnounced(l)
 	ops()
+	anns()
 
+	var announced []string // what the next step announces
 	step := func(name string, want ...string) {
 		t.Helper()
 		e.apply(l, r, name)
 		if d := cmp.Diff(want, ops()); d != "" {
 			t.Errorf("%s: kernel writes (-want +got):\n%s", name, d)
 		}
+		waitAnnounced(l)
+		if d := diffOps(announced, anns()); d != "" {
+			t.Errorf("%s: address announcements: %s", name, d)
+		}
+		announced = nil
 	}
 	gw20, gw30 := netip.MustParseAddr("10.0.2.20"), netip.MustParseAddr("10.0.2.30")
 	r.Routes = []agentv1.Route{{Destination: pfx("10.99.0.0/16"), NextHop: gw20}}
@@ -228,11 +241,13 @@ func TestDiff(t *testing.T) {
 	step("remove all routes", "route del 10.98.0.0/16")
 
 	r.Interfaces[1].Addresses = []netip.Prefix{pfx("10.0.3.1/24"), pfx("2001:db8:2::1/64")}
+	announced = announceOps("qr-"+portB[:12], "fa:16:3e:00:00:b1", "10.0.3.1")
 	step("renumber B", "addr add 10.0.3.1/24 dev qr-1b000000-000", "nft rebuild table inet neutrino-nat",
 		"addr del 10.0.2.1/24 dev qr-1b000000-000")
 
 	r.Interfaces = append(r.Interfaces[:1], agentv1.Interface{PortID: portB2, NetworkID: netB, MAC: "fa:16:3e:00:00:b2",
 		Addresses: []netip.Prefix{pfx("10.0.2.1/24")}})
+	announced = announceOps("qr-"+portB2[:12], "fa:16:3e:00:00:b2", "10.0.2.1")
 	step("swap B's port", "link add rtr1b200000-000 type veth peer qr-1b200000-000 master brqb0000000-000",
 		"link set up qr-1b200000-000", "addr add 10.0.2.1/24 dev qr-1b200000-000", "nft rebuild table inet neutrino-nat",
 		"link del qr-1b000000-000")
@@ -336,6 +351,10 @@ func TestSweep(t *testing.T) {
 	want := []string{"link del qg-2e000000-000", "nft delete table inet neutrino-nat", "netns del qrouter-r2"}
 	if d := cmp.Diff(want, ops()); d != "" {
 		t.Errorf("sweep and adopting apply: kernel writes (-want +got):\n%s", d)
+	}
+	waitAnnounced(l)
+	if n := l.announces.Load(); n != 0 {
+		t.Errorf("sweep and adopting apply: %d address announcements, want 0", n)
 	}
 	time.Sleep(200 * time.Millisecond)
 	for name, lp := range map[string]*pingLoop{"east-west": east, "north-south": north} {

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -23,8 +24,11 @@ import (
 const routeProtocol netlink.RouteProtocol = 78
 
 // reconcile converges the router namespace on want: it reads the kernel
-// and writes only the differences, additions before removals.
+// and writes only the differences, additions before removals. Once the
+// links and their addresses are there, the addresses that appeared are
+// announced (see announce.go).
 func (l *L3) reconcile(ctx context.Context, log *slog.Logger, id string, rt *router, want *spec) error {
+	pending := rt.stopAnnounce() // the rest may go on below, or lose its point
 	if err := l.ensureNS(log, id, rt); err != nil {
 		return err
 	}
@@ -38,20 +42,34 @@ func (l *L3) reconcile(ctx context.Context, log *slog.Logger, id string, rt *rou
 	// Additions: links, addresses, routes, then the NAT table.
 	wanted := map[string]bool{}
 	stale := map[string][]netip.Prefix{} // per device: addresses to remove
+	links := map[string]linkState{}      // the devices as they now are
+	var announce []announcement
+	now := time.Now()
 	for _, ls := range want.links {
 		wanted[ls.dev] = true
-		if err := ctx.Err(); err != nil {
-			return err
+		if ctx.Err() != nil {
+			break // after announcing what was added
 		}
-		link, err := l.ensureLink(host, rt, ls)
+		link, renewed, err := l.ensureLink(host, rt, ls)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		extra, err := l.ensureAddrs(rt.nl, link, ls.addrs)
+		ad, err := l.ensureAddrs(rt.nl, link, ls.addrs)
 		errs = append(errs, err)
-		stale[ls.dev] = extra
+		stale[ls.dev] = ad.stale
+		st := linkState{ifindex: link.Attrs().Index, mac: link.Attrs().HardwareAddr, addrs: slices.Concat(ad.added, ad.kept)}
+		if ls.mac != "" {
+			st.mac, _ = net.ParseMAC(ls.mac) // what ensureLink set
+		}
+		links[ls.dev] = st
+		if renewed {
+			announce = append(announce, newAnnouncements(ls.dev, st, st.addrs, now)...)
+		} else {
+			announce = append(announce, newAnnouncements(ls.dev, st, ad.added, now)...)
+		}
 	}
+	l.announce(log, rt, append(announce, carryOver(pending, links, announce)...))
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -113,36 +131,40 @@ func (l *L3) ensureUp(h *netlink.Handle, name string) error {
 
 // ensureLink makes the veth pair of one port exist with the wanted
 // attributes. A correct existing pair is kept as it is, so adopting a
-// running router does not disturb its traffic.
-func (l *L3) ensureLink(host *netlink.Handle, rt *router, ls linkSpec) (netlink.Link, error) {
+// running router does not disturb its traffic. renewed reports a device
+// whose addresses are to be announced again: a new MAC, or a device that
+// was down or off its bridge. (A new device has no addresses yet.)
+func (l *L3) ensureLink(host *netlink.Handle, rt *router, ls linkSpec) (_ netlink.Link, renewed bool, _ error) {
 	dev, err := lookup(rt.nl, ls.dev)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	tap, err := lookup(host, ls.host)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if !isPair(dev, tap) {
 		if dev != nil {
 			if err := l.write("link del "+ls.dev, func() error { return ignore(rt.nl.LinkDel(dev), unix.ENODEV) }); err != nil {
-				return nil, err
+				return nil, false, err
 			}
 		}
 		if tap, err = lookup(host, ls.host); err != nil { // gone with its peer?
-			return nil, err
+			return nil, false, err
 		}
 		if tap != nil {
 			if err := l.write("link del "+ls.host, func() error { return ignore(host.LinkDel(tap), unix.ENODEV) }); err != nil {
-				return nil, err
+				return nil, false, err
 			}
 		}
-		return l.addLink(host, rt, ls)
+		dev, err := l.addLink(host, rt, ls)
+		return dev, false, err
 	}
 
 	var errs []error
 	if ls.mac != "" && dev.Attrs().HardwareAddr.String() != ls.mac {
 		mac, _ := net.ParseMAC(ls.mac)
+		renewed = true
 		errs = append(errs, l.write(fmt.Sprintf("link set %s address %s", ls.dev, ls.mac), func() error {
 			return rt.nl.LinkSetHardwareAddr(dev, mac)
 		}))
@@ -160,13 +182,14 @@ func (l *L3) ensureLink(host *netlink.Handle, rt *router, ls linkSpec) (netlink.
 	}
 	br, err := lookup(host, ls.bridge)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if br == nil || tap.Attrs().MasterIndex != br.Attrs().Index {
 		idx, err := l.ensureBridge(host, ls.bridge)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
+		renewed = true
 		errs = append(errs, l.write(fmt.Sprintf("link set %s master %s", ls.host, ls.bridge), func() error {
 			return host.LinkSetMasterByIndex(tap, idx)
 		}))
@@ -176,10 +199,11 @@ func (l *L3) ensureLink(host *netlink.Handle, rt *router, ls linkSpec) (netlink.
 		link netlink.Link
 	}{{host, tap}, {rt.nl, dev}} {
 		if e.link.Attrs().Flags&net.FlagUp == 0 {
+			renewed = true
 			errs = append(errs, l.write("link set up "+e.link.Attrs().Name, func() error { return e.h.LinkSetUp(e.link) }))
 		}
 	}
-	return dev, errors.Join(errs...)
+	return dev, renewed, errors.Join(errs...)
 }
 
 // addLink creates the veth pair directly with its router end in the
@@ -230,15 +254,22 @@ func (l *L3) ensureBridge(host *netlink.Handle, name string) (int, error) {
 	return br.Attrs().Index, nil
 }
 
+// addrDiff is what ensureAddrs found and did on a link.
+type addrDiff struct {
+	added []netip.Prefix // wanted, added
+	kept  []netip.Prefix // wanted, there already
+	stale []netip.Prefix // to remove once the additions are done
+}
+
 // ensureAddrs adds the missing addresses of a link and returns those to
 // remove once the additions are done (IPv6 link-local ones are kept).
-func (l *L3) ensureAddrs(h *netlink.Handle, link netlink.Link, want []netip.Prefix) ([]netip.Prefix, error) {
+func (l *L3) ensureAddrs(h *netlink.Handle, link netlink.Link, want []netip.Prefix) (addrDiff, error) {
+	var d addrDiff
 	have, err := h.AddrList(link, netlink.FAMILY_ALL)
 	if err != nil {
-		return nil, fmt.Errorf("list addresses of %s: %w", link.Attrs().Name, err)
+		return d, fmt.Errorf("list addresses of %s: %w", link.Attrs().Name, err)
 	}
 	got := map[netip.Prefix]bool{}
-	var stale []netip.Prefix
 	for _, a := range have {
 		p, ok := fromIPNet(a.IPNet)
 		if !ok || p.Addr().IsLinkLocalUnicast() {
@@ -246,19 +277,24 @@ func (l *L3) ensureAddrs(h *netlink.Handle, link netlink.Link, want []netip.Pref
 		}
 		got[p] = true
 		if !slices.Contains(want, p) {
-			stale = append(stale, p)
+			d.stale = append(d.stale, p)
 		}
 	}
 	var errs []error
 	for _, p := range want {
 		if got[p] {
+			d.kept = append(d.kept, p)
 			continue
 		}
-		errs = append(errs, l.write(fmt.Sprintf("addr add %s dev %s", p, link.Attrs().Name), func() error {
+		err := l.write(fmt.Sprintf("addr add %s dev %s", p, link.Attrs().Name), func() error {
 			return ignore(h.AddrAdd(link, toAddr(p)), unix.EEXIST)
-		}))
+		})
+		if err == nil {
+			d.added = append(d.added, p)
+		}
+		errs = append(errs, err)
 	}
-	return stale, errors.Join(errs...)
+	return d, errors.Join(errs...)
 }
 
 // ensureRoutes installs the wanted routes that the kernel lacks or holds
