@@ -23,6 +23,7 @@ import (
 	"github.com/neutrino-net/neutrino/internal/app"
 	"github.com/neutrino-net/neutrino/internal/bus"
 	"github.com/neutrino-net/neutrino/internal/config"
+	"github.com/neutrino-net/neutrino/internal/namespace"
 )
 
 // envDefault returns the environment's value for key, or def.
@@ -68,7 +69,7 @@ func newAgent(f agentFlags, log *slog.Logger) (*agent.Agent, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("--underlay-ip: %w", err)
 	}
-	if err := l3.PrepareNetnsDir(f.netnsDir); err != nil {
+	if err := namespace.PrepareDir(f.netnsDir); err != nil {
 		return nil, nil, err
 	}
 	runtime.LockOSThread() // remember this thread's namespace as the host's

@@ -61,7 +61,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -81,6 +80,7 @@ import (
 	"github.com/neutrino-net/neutrino/internal/bus"
 	"github.com/neutrino-net/neutrino/internal/control"
 	"github.com/neutrino-net/neutrino/internal/httpapi"
+	"github.com/neutrino-net/neutrino/internal/namespace"
 	"github.com/neutrino-net/neutrino/internal/service"
 	"github.com/neutrino-net/neutrino/internal/store/sqlstore/sqltest"
 )
@@ -356,35 +356,6 @@ type benchVM struct {
 	ns         netns.NsHandle
 }
 
-// lockedThread runs fn on a locked OS thread that is thrown away
-// afterwards, so a namespace change never leaks to other goroutines.
-func lockedThread(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with us
-		errc <- fn()
-	}()
-	return <-errc
-}
-
-func inNamespace(ns netns.NsHandle, fn func() error) error {
-	return lockedThread(func() error {
-		if err := unix.Setns(int(ns), unix.CLONE_NEWNET); err != nil {
-			return fmt.Errorf("setns: %w", err)
-		}
-		return fn()
-	})
-}
-
-func newNamespace() (netns.NsHandle, error) {
-	ns := netns.None()
-	err := lockedThread(func() (err error) {
-		ns, err = netns.New()
-		return err
-	})
-	return ns, err
-}
-
 // namespaceDir returns an empty directory namespaces can be bind-mounted
 // in: a temporary one when that works there, else one under /run.
 func namespaceDir(b *testing.B) (string, func()) {
@@ -413,7 +384,7 @@ func newKernelEnv(b *testing.B) *kernelEnv {
 	if os.Geteuid() != 0 {
 		b.Skip(kernelSkipMsg)
 	}
-	host, err := newNamespace()
+	host, err := namespace.New()
 	if err != nil {
 		b.Skipf("cannot create a network namespace: %v", err)
 	}
@@ -596,7 +567,7 @@ func (e *kernelEnv) routerNamespaces() []string {
 // vm makes a VM namespace in the NetnsDir, as `ip netns add` would.
 func (e *kernelEnv) vm(name string) *benchVM {
 	e.b.Helper()
-	ns, err := newNamespace()
+	ns, err := namespace.New()
 	if err != nil {
 		e.b.Fatalf("vm %s: %v", name, err)
 	}
@@ -849,7 +820,7 @@ type icmpReply struct {
 func newICMPProber(b *testing.B, v *benchVM) *icmpProber {
 	b.Helper()
 	var c net.PacketConn
-	if err := inNamespace(v.ns, func() (err error) {
+	if err := namespace.Do(v.ns, func() (err error) {
 		c, err = net.ListenPacket("ip4:icmp", "0.0.0.0")
 		return err
 	}); err != nil {

@@ -25,7 +25,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -45,6 +44,7 @@ import (
 	"github.com/neutrino-net/neutrino/internal/bus"
 	"github.com/neutrino-net/neutrino/internal/control"
 	"github.com/neutrino-net/neutrino/internal/httpapi"
+	"github.com/neutrino-net/neutrino/internal/namespace"
 	"github.com/neutrino-net/neutrino/internal/service"
 	"github.com/neutrino-net/neutrino/internal/store/sqlstore/sqltest"
 )
@@ -104,7 +104,7 @@ func requireRoot(t *testing.T) {
 		t.Skip("needs root: creates network namespaces, bridges, veths and nftables tables")
 	}
 	// A throw-away namespace proves the kernel lets us.
-	ns, err := newNetns()
+	ns, err := namespace.New()
 	if err != nil {
 		t.Skipf("cannot create a network namespace: %v", err)
 	}
@@ -420,38 +420,6 @@ func (e *env) deleteAll() {
 
 // ---- namespaces ----
 
-// onThread runs fn on a locked OS thread that is thrown away afterwards,
-// so a namespace change fn makes never leaks to other goroutines.
-func onThread(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with us
-		errc <- fn()
-	}()
-	return <-errc
-}
-
-// inNS runs fn inside namespace ns (sockets opened there stay there).
-func inNS(ns netns.NsHandle, fn func() error) error {
-	return onThread(func() error {
-		if err := unix.Setns(int(ns), unix.CLONE_NEWNET); err != nil {
-			return fmt.Errorf("setns: %w", err)
-		}
-		return fn()
-	})
-}
-
-// newNetns returns a new, unnamed namespace.
-func newNetns() (netns.NsHandle, error) {
-	ns := netns.None()
-	err := onThread(func() error {
-		var err error
-		ns, err = netns.New()
-		return err
-	})
-	return ns, err
-}
-
 // nsDir returns an empty directory where namespaces can be bind-mounted:
 // a temp dir when bind mounts work there, else a fresh one under /run.
 func nsDir(t *testing.T) (string, func()) {
@@ -506,7 +474,7 @@ type host struct {
 func (e *env) newHost(name string, underlay netip.Addr) *host {
 	e.t.Helper()
 	dir, rm := nsDir(e.t)
-	ns, err := newNetns()
+	ns, err := namespace.New()
 	if err != nil {
 		rm()
 		e.t.Skipf("cannot create a network namespace: %v", err)
@@ -590,7 +558,7 @@ func (h *host) stopAgent() {
 func (h *host) vm(name string) *vmNS {
 	t := h.e.t
 	t.Helper()
-	ns, err := newNetns()
+	ns, err := namespace.New()
 	if err != nil {
 		t.Fatalf("vm %s: %v", name, err)
 	}

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/neutrino-net/neutrino/internal/namespace"
 )
 
 // pinger sends ICMP echo requests from an address inside a VM namespace to
@@ -32,7 +34,7 @@ type pinger struct {
 func newPinger(t *testing.T, vm *vmNS, src, dst string) *pinger {
 	t.Helper()
 	var c net.PacketConn
-	if err := inNS(vm.ns, func() (err error) {
+	if err := namespace.Do(vm.ns, func() (err error) {
 		c, err = net.ListenPacket("ip4:icmp", src)
 		return err
 	}); err != nil {
@@ -178,7 +180,7 @@ func checksum(b []byte) uint16 {
 func udpEcho(t *testing.T, vm *vmNS, addr string) {
 	t.Helper()
 	var c net.PacketConn
-	if err := inNS(vm.ns, func() (err error) {
+	if err := namespace.Do(vm.ns, func() (err error) {
 		c, err = net.ListenPacket("udp4", addr)
 		return err
 	}); err != nil {
@@ -209,7 +211,7 @@ func udpEcho(t *testing.T, vm *vmNS, addr string) {
 func udpProbe(t *testing.T, vm *vmNS, dst string, interval, timeout time.Duration) (string, bool) {
 	t.Helper()
 	var c net.PacketConn
-	if err := inNS(vm.ns, func() (err error) {
+	if err := namespace.Do(vm.ns, func() (err error) {
 		c, err = net.ListenPacket("udp4", ":0")
 		return err
 	}); err != nil {

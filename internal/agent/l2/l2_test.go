@@ -29,35 +29,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/neutrino-net/neutrino/api/agentv1"
+	"github.com/neutrino-net/neutrino/internal/namespace"
 )
-
-// inNS runs fn on a locked OS thread in ns. A thread that cannot return to
-// its namespace stays locked, so the runtime discards it.
-func inNS(ns netns.NsHandle, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter namespace: %w", err)
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- errors.Join(ferr, fmt.Errorf("leave namespace: %w", err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
 
 // testNS is a throw-away namespace, bound to dir/name when named.
 type testNS struct {
@@ -263,7 +236,7 @@ func ping(t *testing.T, ns *testNS, src, dst string, tries int) bool {
 		network, typ, reply = "ip6:ipv6-icmp", 128, 129
 	}
 	var c net.PacketConn
-	if err := inNS(ns.NsHandle, func() (err error) {
+	if err := namespace.Do(ns.NsHandle, func() (err error) {
 		c, err = net.ListenPacket(network, s.String())
 		return err
 	}); err != nil {

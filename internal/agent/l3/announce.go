@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/neutrino-net/neutrino/internal/namespace"
 )
 
 // A router address that appears (a new device, a new address, a device
@@ -110,7 +112,7 @@ func (l *L3) announce(log *slog.Logger, rt *router, items []announcement) {
 		return
 	}
 	fd := -1
-	err := inNS(rt.ns, func() error {
+	err := namespace.Do(rt.ns, func() error {
 		var err error
 		// Protocol 0: the socket sends and receives nothing.
 		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)

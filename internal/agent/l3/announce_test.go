@@ -16,6 +16,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/neutrino-net/neutrino/api/agentv1"
+	"github.com/neutrino-net/neutrino/internal/namespace"
 )
 
 // announceBudget is how soon after the Apply that adds a router address a
@@ -204,7 +205,7 @@ func TestAnnounceCarryOver(t *testing.T) {
 func (e *env) slowSolicit(vm netns.NsHandle, d time.Duration) {
 	e.t.Helper()
 	ms := []byte(strconv.FormatInt(d.Milliseconds(), 10))
-	if err := inNS(vm, func() error {
+	if err := namespace.Do(vm, func() error {
 		for _, f := range []string{"/proc/sys/net/ipv4/neigh/eth0/retrans_time_ms", "/proc/sys/net/ipv6/neigh/eth0/retrans_time_ms"} {
 			if err := os.WriteFile(f, ms, 0o644); err != nil {
 				return err

@@ -31,6 +31,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/neutrino-net/neutrino/api/agentv1"
+	"github.com/neutrino-net/neutrino/internal/namespace"
 )
 
 // DefaultNetnsDir is where named network namespaces live (as for ip netns).
@@ -178,7 +179,7 @@ func (l *L3) Delete(ctx context.Context, routerID string) error {
 	}
 	rt.close()
 	if _, err := os.Lstat(path); err == nil {
-		errs = append(errs, l.write("netns del "+filepath.Base(path), func() error { return removeNS(path) }))
+		errs = append(errs, l.write("netns del "+filepath.Base(path), func() error { return namespace.RemoveNamed(path) }))
 		log.Info("router namespace deleted")
 	}
 	if err := errors.Join(errs...); err != nil {

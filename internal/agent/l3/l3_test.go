@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/neutrino-net/neutrino/api/agentv1"
+	"github.com/neutrino-net/neutrino/internal/namespace"
 )
 
 // The test topology: two tenant networks with a VM each, an external
@@ -136,7 +137,7 @@ func TestTraffic(t *testing.T) {
 
 	// The router's own traffic (IKE from port 500) is not translated.
 	var ike *net.UDPConn
-	if err := inNS(e.ns(r.ID), func() (err error) {
+	if err := namespace.Do(e.ns(r.ID), func() (err error) {
 		ike, err = net.ListenUDP("udp4", &net.UDPAddr{IP: gwIP.AsSlice(), Port: 500})
 		return err
 	}); err != nil {
@@ -471,7 +472,7 @@ func (e *env) close() {
 
 func newNS() (netns.NsHandle, error) {
 	ns := netns.None()
-	err := onThread(func() error {
+	err := namespace.OnThread(func() error {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			return err
 		}
@@ -495,19 +496,19 @@ func (e *env) newNS() netns.NsHandle {
 // one when namespaces can be bind-mounted there, else one under /run.
 func (e *env) nsDir() string {
 	dir := e.t.TempDir()
-	if err := createNS(filepath.Join(dir, "probe")); err != nil {
+	if err := namespace.CreateNamed(filepath.Join(dir, "probe")); err != nil {
 		dir = "/run/neutrino-test-" + rand.Text()[:12]
 		if err := os.Mkdir(dir, 0o700); err != nil {
 			e.t.Fatal(err)
 		}
 		e.t.Cleanup(func() { os.RemoveAll(dir) })
-	} else if err := removeNS(filepath.Join(dir, "probe")); err != nil {
+	} else if err := namespace.RemoveNamed(filepath.Join(dir, "probe")); err != nil {
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(func() {
 		entries, _ := os.ReadDir(dir)
 		for _, en := range entries {
-			if err := removeNS(filepath.Join(dir, en.Name())); err != nil {
+			if err := namespace.RemoveNamed(filepath.Join(dir, en.Name())); err != nil {
 				e.t.Errorf("cleanup %s: %v", en.Name(), err)
 			}
 		}
@@ -692,7 +693,7 @@ func (e *env) assertGone(routerID string, ports ...string) {
 // address:port>"; the source addresses are also sent on the returned channel.
 func (e *env) echo(ns netns.NsHandle) <-chan netip.Addr {
 	var c *net.UDPConn
-	if err := inNS(ns, func() (err error) {
+	if err := namespace.Do(ns, func() (err error) {
 		c, err = net.ListenUDP("udp", &net.UDPAddr{Port: echoPt})
 		return err
 	}); err != nil {
@@ -722,7 +723,7 @@ func (e *env) echo(ns netns.NsHandle) <-chan netip.Addr {
 // udp opens a UDP socket in ns.
 func (e *env) udp(ns netns.NsHandle) *net.UDPConn {
 	var c *net.UDPConn
-	if err := inNS(ns, func() (err error) {
+	if err := namespace.Do(ns, func() (err error) {
 		c, err = net.ListenUDP("udp", &net.UDPAddr{})
 		return err
 	}); err != nil {

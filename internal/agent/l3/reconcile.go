@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/neutrino-net/neutrino/api/agentv1"
+	"github.com/neutrino-net/neutrino/internal/namespace"
 )
 
 // routeProtocol marks the routes Neutrino owns in a router namespace, so
@@ -106,7 +107,7 @@ func (l *L3) ensureNS(log *slog.Logger, id string, rt *router) error {
 	rt.close()
 	ns, err := openNS(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		if err := l.write("netns add "+agentv1.RouterNamespace(id), func() error { return createNS(path) }); err != nil {
+		if err := l.write("netns add "+agentv1.RouterNamespace(id), func() error { return namespace.CreateNamed(path) }); err != nil {
 			return err
 		}
 		log.Info("router namespace created", "path", path)

@@ -1,4 +1,4 @@
-package l3
+package namespace
 
 import (
 	"os"
@@ -8,30 +8,30 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestPrepareNetnsDir: after PrepareNetnsDir, an iproute2-style shared
+// TestPrepareDir: after PrepareDir, an iproute2-style shared
 // bind of the directory (what `ip netns add` does) no longer stacks over
 // router namespaces, so they stay removable.
-func TestPrepareNetnsDir(t *testing.T) {
+func TestPrepareDir(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: mounts and network namespaces")
 	}
 	dir := filepath.Join(t.TempDir(), "netns")
-	if err := PrepareNetnsDir(dir); err != nil {
+	if err := PrepareDir(dir); err != nil {
 		t.Skipf("cannot make a shared mount here: %v", err)
 	}
 	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
-	if err := PrepareNetnsDir(dir); err != nil { // idempotent
+	if err := PrepareDir(dir); err != nil { // idempotent
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "qrouter-test")
-	if err := createNS(path); err != nil {
+	if err := CreateNamed(path); err != nil {
 		t.Fatal(err)
 	}
 	// What `ip netns add` does to its directory when it is already a mount.
 	if err := unix.Mount("", dir, "none", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := removeNS(path); err != nil {
+	if err := RemoveNamed(path); err != nil {
 		t.Fatalf("remove after a second shared mount: %v", err)
 	}
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
