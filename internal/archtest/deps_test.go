@@ -38,7 +38,7 @@ func TestDependencyRules(t *testing.T) {
 		// The agent never touches the store: everything comes over the bus.
 		{pkg: "internal/agent", forbidden: []string{mod + "internal/store", mod + "internal/service", mod + "internal/httpapi", "std:database/sql"}},
 		// The server links no data-plane code.
-		{pkg: "internal/app", forbidden: []string{"github.com/vishvananda/netlink", "github.com/vishvananda/netns", "github.com/google/nftables", mod + "internal/agent"}},
+		{pkg: "internal/app", forbidden: []string{"github.com/vishvananda/netlink", "github.com/vishvananda/netns", "github.com/google/nftables", "github.com/strongswan/govici", mod + "internal/agent", mod + "internal/ipsec"}},
 	} {
 		got := deps(t, tc.pkg)
 		for _, d := range got {
