@@ -2,7 +2,8 @@
 # Neutrino's whole test suite, as CI runs it. Run as root on Debian 12 with Go.
 #
 # It installs what the tests need from Debian's packages (PostgreSQL,
-# Keystone, the openstack CLI), starts PostgreSQL and Keystone on loopback,
+# Keystone, the openstack CLI, strongSwan), starts PostgreSQL and Keystone
+# on loopback,
 # then runs gofmt, go vet and every Go test on SQLite and PostgreSQL, plus
 # a short fuzz run of the API's request decoding.
 #
@@ -19,7 +20,11 @@ short=false
 if ! $short; then
     export DEBIAN_FRONTEND=noninteractive
     need=()
-    for pkg in python3-openstackclient python3-neutronclient; do
+    # The openstack CLI for the compatibility tests; strongSwan's charon with
+    # its userspace ESP (kernel-libipsec) and standard crypto plugins for
+    # the VPN device driver's tests.
+    for pkg in python3-openstackclient python3-neutronclient \
+        strongswan-charon libcharon-extra-plugins libstrongswan-standard-plugins strongswan-swanctl; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
     done
     if [ ${#need[@]} -gt 0 ]; then
