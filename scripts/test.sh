@@ -19,18 +19,19 @@ short=false
 
 if ! $short; then
     export DEBIAN_FRONTEND=noninteractive
+    # shellcheck source=ci/lib.sh
+    . scripts/ci/lib.sh
     need=()
     # The openstack CLI for the compatibility tests; strongSwan's charon with
     # its userspace ESP (kernel-libipsec) and standard crypto plugins for
     # the VPN device driver's tests.
     for pkg in python3-openstackclient python3-neutronclient \
         strongswan-charon libcharon-extra-plugins libstrongswan-standard-plugins strongswan-swanctl; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+        pkg_installed "$pkg" || need+=("$pkg")
     done
     if [ ${#need[@]} -gt 0 ]; then
         log "installing ${need[*]}"
-        apt-get update -qq >&2
-        apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+        apt_install "${need[@]}"
     fi
     # Each script prints NAME=value lines for the tests.
     while IFS= read -r line; do
