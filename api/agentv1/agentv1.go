@@ -9,6 +9,8 @@
 package agentv1
 
 import (
+	"encoding/json"
+	"log/slog"
 	"net/netip"
 	"time"
 )
@@ -73,6 +75,51 @@ type HostState struct {
 	Error string `json:"error,omitempty"`
 }
 
+// hostStateWire is HostState on the bus: connections' PSKs travel in a
+// map beside them, so that a connection marshalled on its own (a log
+// line) never carries its key. The bus is authenticated and confined per
+// host; never log a marshalled HostState.
+type hostStateWire struct {
+	hostStateFields
+	Secrets map[string]string `json:"secrets,omitempty"`
+}
+
+type hostStateFields HostState
+
+// MarshalJSON implements json.Marshaler: the bus encoding, PSKs included.
+func (st HostState) MarshalJSON() ([]byte, error) {
+	w := hostStateWire{hostStateFields: hostStateFields(st)}
+	for _, r := range st.Routers {
+		for _, v := range r.VPNServices {
+			for _, c := range v.Connections {
+				if w.Secrets == nil {
+					w.Secrets = map[string]string{}
+				}
+				w.Secrets[c.ID] = string(c.PSK)
+			}
+		}
+	}
+	return json.Marshal(w)
+}
+
+// UnmarshalJSON implements json.Unmarshaler: puts the PSKs back.
+func (st *HostState) UnmarshalJSON(data []byte) error {
+	var w hostStateWire
+	if err := json.Unmarshal(data, &w); err != nil {
+		return err
+	}
+	*st = HostState(w.hostStateFields)
+	for i := range st.Routers {
+		for j := range st.Routers[i].VPNServices {
+			conns := st.Routers[i].VPNServices[j].Connections
+			for k := range conns {
+				conns[k].PSK = Secret(w.Secrets[conns[k].ID])
+			}
+		}
+	}
+	return nil
+}
+
 // Network is a tenant or external network present on the host.
 type Network struct {
 	ID  string `json:"id"`
@@ -116,6 +163,102 @@ type Router struct {
 	Gateway      *Gateway    `json:"gateway,omitempty"`
 	Interfaces   []Interface `json:"interfaces"`
 	Routes       []Route     `json:"routes"`
+	// VPNServices are the router's VPN services that have at least one
+	// connection, each with everything its device driver needs.
+	VPNServices []VPNService `json:"vpn_services,omitempty"`
+}
+
+// VPNService is one VPN service of a router, ready for a device driver.
+type VPNService struct {
+	ID string `json:"id"`
+	// Provider is the service provider's name and Driver its device
+	// driver ("strongswan", "libreswan").
+	Provider     string `json:"provider"`
+	Driver       string `json:"driver"`
+	AdminStateUp bool   `json:"admin_state_up"`
+	// ExternalV4IP and ExternalV6IP are the router gateway's first
+	// address of each family ("" when it has none).
+	ExternalV4IP string            `json:"external_v4_ip,omitempty"`
+	ExternalV6IP string            `json:"external_v6_ip,omitempty"`
+	Connections  []IPsecConnection `json:"connections"`
+}
+
+// Secret is a value that never prints: %v, %#v, slog and JSON show
+// "***". PSKs cross the bus only in HostState's own encoding.
+type Secret string
+
+// MarshalJSON implements json.Marshaler with a redacted value.
+func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"***"`), nil }
+
+// String implements fmt.Stringer with a redacted value.
+func (Secret) String() string { return "***" }
+
+// GoString implements fmt.GoStringer with a redacted value.
+func (Secret) GoString() string { return `"***"` }
+
+// LogValue implements slog.LogValuer with a redacted value.
+func (Secret) LogValue() slog.Value { return slog.StringValue("***") }
+
+// IPsecConnection is one IPsec site connection with every value resolved
+// (external IP of the peer's family, local CIDRs from the subnet or the
+// endpoint group, both policies), so that a device driver maps it without
+// looking anything up. Algorithm, mode and action values are the API
+// spellings (contract section 4); drivers translate them and reject
+// values they do not know.
+type IPsecConnection struct {
+	// ID is the ipsec_site_connection id; drivers name the daemon's
+	// connection and secret after it.
+	ID string `json:"id"`
+	// LocalAddress is the service's external IP of the peer's family.
+	LocalAddress string `json:"local_address"`
+	// PeerAddress is the peer's IP address or FQDN as given in the API.
+	PeerAddress string `json:"peer_address"`
+	// LocalID is the local IKE identity; "" means LocalAddress.
+	LocalID string `json:"local_id,omitempty"`
+	// PeerID is the peer's IKE identity.
+	PeerID string `json:"peer_id"`
+	// PSK is the pre-shared key. It travels in HostState's secrets map,
+	// never inside the connection's own JSON.
+	PSK Secret `json:"-"`
+	// LocalCIDRs and PeerCIDRs are the protected networks on each side.
+	LocalCIDRs []string    `json:"local_cidrs"`
+	PeerCIDRs  []string    `json:"peer_cidrs"`
+	IKE        IKEPolicy   `json:"ikepolicy"`
+	IPsec      IPsecPolicy `json:"ipsecpolicy"`
+	DPD        DPD         `json:"dpd"`
+	// Initiator is "bi-directional" or "response-only".
+	Initiator    string `json:"initiator"`
+	AdminStateUp bool   `json:"admin_state_up"`
+	MTU          int    `json:"mtu"`
+}
+
+// DPD is dead peer detection: action (clear, disabled, hold, restart,
+// restart-by-peer), interval and timeout in seconds.
+type DPD struct {
+	Action   string `json:"action"`
+	Interval int    `json:"interval"`
+	Timeout  int    `json:"timeout"`
+}
+
+// IKEPolicy holds the phase-1 values of an IKE policy.
+type IKEPolicy struct {
+	AuthAlgorithm         string `json:"auth_algorithm"`
+	EncryptionAlgorithm   string `json:"encryption_algorithm"`
+	Phase1NegotiationMode string `json:"phase1_negotiation_mode"`
+	IKEVersion            string `json:"ike_version"`
+	PFS                   string `json:"pfs"`
+	// LifetimeSeconds is lifetime.value (the API accepts only seconds).
+	LifetimeSeconds int `json:"lifetime"`
+}
+
+// IPsecPolicy holds the phase-2 values of an IPsec policy.
+type IPsecPolicy struct {
+	TransformProtocol   string `json:"transform_protocol"`
+	AuthAlgorithm       string `json:"auth_algorithm"`
+	EncryptionAlgorithm string `json:"encryption_algorithm"`
+	EncapsulationMode   string `json:"encapsulation_mode"`
+	PFS                 string `json:"pfs"`
+	LifetimeSeconds     int    `json:"lifetime"`
 }
 
 // AddressPair is an allowed address pair: an address or prefix and the MAC
@@ -144,6 +287,27 @@ type StatusReport struct {
 	Ports map[string]string `json:"ports,omitempty"`
 	// Routers maps a router id to ACTIVE or ERROR, with a reason.
 	Routers map[string]RouterStatus `json:"routers,omitempty"`
+	// VPNServices maps a VPN service id to its state. The server accepts
+	// it only for services whose router the reporting host hosts. A
+	// report may carry VPN states alone (sent the moment a tunnel changes).
+	VPNServices map[string]VPNStatus `json:"vpn_services,omitempty"`
+}
+
+// VPNStatus is one VPN service's state: ACTIVE when its daemon runs and
+// at least one connection is ACTIVE, DOWN otherwise, ERROR when the
+// device driver cannot realise it.
+type VPNStatus struct {
+	Status string `json:"status"`
+	// Connections maps a connection id to its state.
+	Connections map[string]ConnectionStatus `json:"connections"`
+}
+
+// ConnectionStatus is one connection's state: ACTIVE when its CHILD_SA is
+// installed, DOWN otherwise (with the last negotiation failure as the
+// reason), ERROR when the driver cannot realise it.
+type ConnectionStatus struct {
+	Status string `json:"status"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // RouterStatus is one router's state on the host.

@@ -6,7 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/neutrino-net/neutrino/internal/ipsec"
-	"github.com/neutrino-net/neutrino/internal/model"
+	"github.com/neutrino-net/neutrino/api/agentv1"
 	"github.com/strongswan/govici/vici"
 )
 
@@ -74,7 +74,7 @@ type ChildConn struct {
 type SharedKey struct {
 	ID     string       `vici:"id"`   // unique id, for unload-shared
 	Type   string       `vici:"type"` // IKE
-	Data   model.Secret `vici:"data"`
+	Data   agentv1.Secret `vici:"data"`
 	Owners []string     `vici:"owners"`
 }
 

@@ -32,15 +32,19 @@ const (
 	LogFile    = "charon.log"
 )
 
-// Plugins is the explicit plugin list every charon loads (architecture §6):
-// no modular loading, so a package that drops a plugin in plugins/ cannot
-// change what runs. kernel-libipsec gives userspace ESP over the TUN device
-// ipsec0 for kernels without ESP; kdf provides IKE key derivation (prf+)
-// and must be listed explicitly.
-var Plugins = []string{
-	"random", "nonce", "openssl", "aes", "sha1", "sha2", "hmac", "gmp", "xcbc",
-	"pem", "pkcs1", "x509", "revocation", "constraints", "pubkey", "kdf",
-	"kernel-libipsec", "kernel-netlink", "socket-default", "vici", "updown",
+// Plugins is the explicit plugin list a charon loads for a data plane
+// (architecture §6): no modular loading, so a package that drops a plugin
+// in plugins/ cannot change what runs. kdf provides IKE key derivation
+// (prf+) and must be listed explicitly. For DataPlaneLibipsec,
+// kernel-libipsec (before kernel-netlink, whose IPsec part it replaces)
+// gives userspace ESP over the TUN device ipsec0.
+func Plugins(plane string) []string {
+	p := []string{"random", "nonce", "openssl", "aes", "sha1", "sha2", "hmac", "gmp", "xcbc",
+		"pem", "pkcs1", "x509", "revocation", "constraints", "pubkey", "kdf"}
+	if plane == DataPlaneLibipsec {
+		p = append(p, "kernel-libipsec")
+	}
+	return append(p, "kernel-netlink", "socket-default", "vici", "updown")
 }
 
 // Errors of StartDaemon and Adopt.
@@ -66,6 +70,8 @@ type DaemonOptions struct {
 	Dir string
 	// Netns is the path of the router's named network namespace file.
 	Netns string
+	// DataPlane is DataPlaneXFRM or DataPlaneLibipsec (the default).
+	DataPlane string
 	// Charon is the daemon binary; default DefaultCharon.
 	Charon string
 	// Logger; default slog.Default().
@@ -101,6 +107,13 @@ func (o DaemonOptions) withDefaults() (DaemonOptions, error) {
 	if o.Charon == "" {
 		o.Charon = DefaultCharon
 	}
+	switch o.DataPlane {
+	case "":
+		o.DataPlane = DataPlaneLibipsec
+	case DataPlaneXFRM, DataPlaneLibipsec:
+	default:
+		return o, fmt.Errorf("strongswan: unknown data plane %q", o.DataPlane)
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -121,13 +134,18 @@ func runDir() (string, error) {
 
 // Conf renders strongswan.conf. inDir is where the state dir is seen from
 // inside charon's mount namespace (its run dir), so every path is valid
-// there wherever Dir is on the host.
-func Conf(inDir string) string {
+// there wherever Dir is on the host. Routes to the peers' networks go to
+// charon's own table (220) of the router's namespace: with
+// kernel-libipsec they are what sends traffic into ipsec0. The log shows
+// IKE and configuration at level 1; "log" events over VICI carry the
+// negotiation failures the driver turns into status reasons.
+func Conf(inDir, plane string) string {
 	return fmt.Sprintf(`# Written by neutrino; charon sees the router's state dir as %[1]s.
 charon {
   load_modular = no
   load = %[2]s
-  install_routes = no
+  install_routes = yes
+  retransmit_tries = 3
   plugins {
     vici {
       socket = unix://%[1]s/%[3]s
@@ -146,7 +164,7 @@ charon {
     }
   }
 }
-`, inDir, strings.Join(Plugins, " "), SocketFile, LogFile)
+`, inDir, strings.Join(Plugins(plane), " "), SocketFile, LogFile)
 }
 
 // StartDaemon starts the router's charon and returns once its VICI socket
@@ -180,7 +198,7 @@ func StartDaemon(ctx context.Context, opts DaemonOptions) (*Daemon, error) {
 		return nil, fmt.Errorf("%w (pid %d, dir %s)", ErrRunning, pid, opts.Dir)
 	}
 	removeFiles(opts, PidFile, SocketFile)
-	if err := writeFileAtomic(opts.path(ConfFile), []byte(Conf(run)), 0o600); err != nil {
+	if err := writeFileAtomic(opts.path(ConfFile), []byte(Conf(run, opts.DataPlane)), 0o600); err != nil {
 		return nil, err
 	}
 

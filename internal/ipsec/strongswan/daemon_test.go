@@ -343,13 +343,17 @@ func TestDaemonKilledIsDetected(t *testing.T) {
 }
 
 func TestConfPaths(t *testing.T) {
-	c := Conf("/run")
+	c := Conf("/run", DataPlaneLibipsec)
+	if x := Conf("/run", DataPlaneXFRM); strings.Contains(x, "kernel-libipsec") || !strings.Contains(x, " kdf ") {
+		t.Errorf("xfrm conf must load kdf and not kernel-libipsec:\n%s", x)
+	}
 	for _, want := range []string{
 		"load_modular = no",
-		"load = " + strings.Join(Plugins, " "),
+		"load = " + strings.Join(Plugins(DataPlaneLibipsec), " "),
 		"socket = unix:///run/charon.vici",
 		"path = /run/charon.log",
-		"install_routes = no",
+		"install_routes = yes",
+		"kdf kernel-libipsec kernel-netlink",
 	} {
 		if !strings.Contains(c, want) {
 			t.Errorf("conf lacks %q:\n%s", want, c)

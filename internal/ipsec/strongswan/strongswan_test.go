@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/neutrino-net/neutrino/internal/ipsec"
-	"github.com/neutrino-net/neutrino/internal/model"
 	"github.com/strongswan/govici/vici"
 )
 
@@ -141,7 +140,7 @@ func example() ipsec.Connection {
 			TransformProtocol: "esp", AuthAlgorithm: "sha1", EncryptionAlgorithm: "aes-256-gcm-16",
 			EncapsulationMode: "tunnel", PFS: "group14", LifetimeSeconds: 3600,
 		},
-		DPD:          model.DPD{Action: "hold", Interval: 30, Timeout: 120},
+		DPD:          ipsec.DPD{Action: "hold", Interval: 30, Timeout: 120},
 		Initiator:    "bi-directional",
 		AdminStateUp: true,
 		MTU:          1500,

@@ -1,0 +1,200 @@
+package strongswan
+
+import (
+	"context"
+	"maps"
+	"strconv"
+	"strings"
+
+	"github.com/neutrino-net/neutrino/api/agentv1"
+	"github.com/strongswan/govici/vici"
+)
+
+// saInfo is one connection's SAs as list-sas shows them.
+type saInfo struct {
+	ikeState  string // ESTABLISHED, CONNECTING, ...
+	installed bool   // a CHILD_SA of the connection is INSTALLED
+	traffic   childTraffic
+}
+
+// childTraffic sums the counters of a connection's CHILD_SAs.
+type childTraffic struct {
+	bytesIn, bytesOut, packetsIn, packetsOut uint64
+}
+
+// listSAs returns the SAs of every connection (by IKE config name).
+func listSAs(ctx context.Context, sess *vici.Session) (map[string]saInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	out := map[string]saInfo{}
+	for m, err := range sess.CallStreaming(ctx, "list-sas", "list-sa", nil) {
+		if err != nil {
+			return nil, err
+		}
+		if m == nil {
+			continue
+		}
+		for _, name := range m.Keys() {
+			ike, ok := m.Get(name).(*vici.Message)
+			if !ok {
+				continue
+			}
+			info := out[name]
+			if st, _ := ike.Get("state").(string); info.ikeState != "ESTABLISHED" {
+				info.ikeState = st
+			}
+			if children, ok := ike.Get("child-sas").(*vici.Message); ok {
+				for _, k := range children.Keys() {
+					c, ok := children.Get(k).(*vici.Message)
+					if !ok {
+						continue
+					}
+					if st, _ := c.Get("state").(string); st == "INSTALLED" && c.Get("name") == name {
+						info.installed = true
+					}
+					info.traffic.bytesIn += counter(c, "bytes-in")
+					info.traffic.bytesOut += counter(c, "bytes-out")
+					info.traffic.packetsIn += counter(c, "packets-in")
+					info.traffic.packetsOut += counter(c, "packets-out")
+				}
+			}
+			out[name] = info
+		}
+	}
+	return out, nil
+}
+
+func counter(m *vici.Message, key string) uint64 {
+	s, _ := m.Get(key).(string)
+	n, _ := strconv.ParseUint(s, 10, 64)
+	return n
+}
+
+// refresh recomputes the router's status from list-sas and reports
+// whether it changed. Without a live daemon every connection is DOWN.
+func (r *routerVPN) refresh(ctx context.Context) bool {
+	var sas map[string]saInfo
+	alive := false
+	r.smu.Lock()
+	conns := r.conns
+	r.smu.Unlock()
+	if d := r.currentDaemon(); d != nil && d.Alive() {
+		if sess := d.Session(); sess != nil {
+			var err error
+			sas, err = listSAs(ctx, sess)
+			alive = err == nil
+			if err != nil {
+				r.log.Debug("list-sas", "error", err)
+			}
+		}
+	}
+	r.smu.Lock()
+	defer r.smu.Unlock()
+	next := map[string]agentv1.VPNStatus{}
+	for _, s := range r.services {
+		vs := agentv1.VPNStatus{Status: "DOWN", Connections: map[string]agentv1.ConnectionStatus{}}
+		for _, c := range s.Connections {
+			cs := agentv1.ConnectionStatus{Status: "DOWN"}
+			sa := sas[c.ID]
+			switch {
+			case r.errs[c.ID] != "":
+				cs = agentv1.ConnectionStatus{Status: "ERROR", Reason: r.errs[c.ID]}
+			case !s.AdminStateUp || !c.AdminStateUp:
+			case alive && sa.installed:
+				cs.Status = "ACTIVE"
+				delete(r.reasons, c.ID)
+			case r.reasons[c.ID] != "":
+				cs.Reason = r.reasons[c.ID]
+			case !alive:
+				cs.Reason = "IKE daemon not running"
+			case sa.ikeState != "":
+				cs.Reason = "negotiating (IKE_SA " + strings.ToLower(sa.ikeState) + ")"
+			case conns[c.ID].initiator == "response-only":
+				cs.Reason = "waiting for the peer to initiate (initiator response-only)"
+			}
+			if cs.Status == "ACTIVE" && s.AdminStateUp {
+				vs.Status = "ACTIVE"
+			}
+			vs.Connections[c.ID] = cs
+		}
+		next[s.ID] = vs
+	}
+	changed := !maps.EqualFunc(next, r.status, func(a, b agentv1.VPNStatus) bool {
+		return a.Status == b.Status && maps.Equal(a.Connections, b.Connections)
+	})
+	r.status = next
+	return changed
+}
+
+// currentDaemon returns the daemon without waiting for r.mu when it is
+// held by a long apply: refresh is called both under r.mu and from the
+// monitor.
+func (r *routerVPN) currentDaemon() *Daemon {
+	r.smu.Lock()
+	defer r.smu.Unlock()
+	return r.live
+}
+
+// failures maps charon log messages of a failed negotiation to the reason
+// a connection shows. The first match wins; the messages are those of
+// strongSwan 5.9 at log level 1.
+var failures = []struct{ match, reason string }{
+	{"MAC mismatched", "authentication failed: the pre-shared keys differ"},
+	{"AUTHENTICATION_FAILED", "authentication failed: the peer rejected our pre-shared key or identity"},
+	{"no shared key found", "authentication failed: no pre-shared key for these identities (check local_id and peer_id)"},
+	{"NO_PROPOSAL_CHOSEN", "no proposal chosen: the peer accepts none of our algorithms"},
+	{"no acceptable proposal found", "no proposal chosen: none of the peer's algorithms matches the policies"},
+	{"TS_UNACCEPTABLE", "traffic selectors unacceptable: local and peer CIDRs do not match the peer's"},
+	{"no matching peer config found", "no matching peer config: the peer's identity or address matches no connection"},
+	{"giving up after", "peer not responding: no answer to IKE messages"},
+	{"INVALID_SYNTAX", "IKE negotiation failed: invalid syntax"},
+}
+
+// event handles one VICI event; it returns whether the status may have
+// changed.
+func (r *routerVPN) event(ev vici.Event) bool {
+	m := ev.Message
+	switch ev.Name {
+	case "log":
+		name, _ := m.Get("ikesa-name").(string)
+		text, _ := m.Get("msg").(string)
+		if name == "" || text == "" {
+			return false
+		}
+		for _, f := range failures {
+			if strings.Contains(text, f.match) {
+				r.smu.Lock()
+				_, known := r.conns[name]
+				prev := r.reasons[name]
+				if known {
+					r.reasons[name] = f.reason
+				}
+				r.smu.Unlock()
+				if known && prev != f.reason {
+					r.log.Info("negotiation failed", "connection", name, "reason", f.reason)
+				}
+				return known && prev != f.reason
+			}
+		}
+		return false
+	case "ike-updown", "child-updown":
+		up := m.Get("up") == "yes"
+		for _, name := range m.Keys() {
+			if _, ok := m.Get(name).(*vici.Message); ok {
+				r.d.metrics.event(r.id, name, strings.TrimSuffix(ev.Name, "-updown"), up)
+				if up && ev.Name == "child-updown" {
+					r.setReason(name, "")
+				}
+			}
+		}
+		return true
+	case "ike-rekey", "child-rekey":
+		for _, name := range m.Keys() {
+			if _, ok := m.Get(name).(*vici.Message); ok {
+				r.d.metrics.rekey(r.id, name, strings.TrimSuffix(ev.Name, "-rekey"))
+			}
+		}
+		return true
+	}
+	return false
+}
