@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/neutrino-net/neutrino/internal/ipsec"
 	"github.com/neutrino-net/neutrino/api/agentv1"
+	"github.com/neutrino-net/neutrino/internal/ipsec"
 	"github.com/strongswan/govici/vici"
 )
 
@@ -72,10 +72,10 @@ type ChildConn struct {
 // SharedKey is the load-shared message of an IKE PSK. Data is sent raw
 // (VICI takes the key itself, not swanctl's 0s/base64 file encoding).
 type SharedKey struct {
-	ID     string       `vici:"id"`   // unique id, for unload-shared
-	Type   string       `vici:"type"` // IKE
+	ID     string         `vici:"id"`   // unique id, for unload-shared
+	Type   string         `vici:"type"` // IKE
 	Data   agentv1.Secret `vici:"data"`
-	Owners []string     `vici:"owners"`
+	Owners []string       `vici:"owners"`
 }
 
 // LoadConn returns the load-conn request message: { <Name> = Conn }.
