@@ -27,6 +27,7 @@ import (
 	"github.com/neutrino-net/neutrino/internal/config"
 	"github.com/neutrino-net/neutrino/internal/control"
 	"github.com/neutrino-net/neutrino/internal/httpapi"
+	"github.com/neutrino-net/neutrino/internal/metrics"
 	"github.com/neutrino-net/neutrino/internal/service"
 	"github.com/neutrino-net/neutrino/internal/store/sqlstore"
 )
@@ -47,6 +48,8 @@ type Server struct {
 	Addr    string // the address actually listened on
 	BusURL  string // where agents connect ("" when the bus is in-process only)
 	Service *service.Service
+	// Metrics are the server's Prometheus metrics (GET /metrics).
+	Metrics *metrics.Server
 	db      *sqlstore.DB
 	http    *http.Server
 	ln      net.Listener
@@ -159,35 +162,29 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		return nil, err
 	}
 	hint := &hinter{}
-	var svc *service.Service
-	notify := func(ctx context.Context, routerID string) { // VPN changes reach the router's hosts
-		hosts, err := svc.HostsOfRouter(ctx, routerID)
-		if err != nil {
-			log.Warn("vpn: hosts of router", "router", routerID, "error", err)
-		}
-		for _, h := range hosts {
-			hint.hint(ctx, h, agentv1.Hint{RouterIDs: []string{routerID}})
-		}
-	}
-	providers, err := service.NewProviders(cfg.ServiceProviders, service.DriverKinds(notify))
+	// The service hints the hosts of a router whose VPN changed itself
+	// (Options.Hint), so the drivers need no notifier of their own.
+	providers, err := service.NewProviders(cfg.ServiceProviders, service.DriverKinds(nil))
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	svc = service.New(db, service.Options{PhysnetMTU: cfg.PhysnetMTU, MACPrefix: cfg.MACPrefix, Logger: log,
-		Providers: providers, Hint: hint.hint, AgentDownTime: cfg.AgentDownTime})
+	m := metrics.New()
+	svc := service.New(db, service.Options{PhysnetMTU: cfg.PhysnetMTU, MACPrefix: cfg.MACPrefix, Logger: log,
+		Providers: providers, Hint: hint.hint, AgentDownTime: cfg.AgentDownTime, ObserveReport: m.ObserveReport})
 	var authn auth.Authenticator = auth.NoAuth{}
 	if cfg.Auth == "keystone" {
 		authn = auth.NewKeystone(cfg.KeystoneURL, cfg.KeystoneCacheTTL)
 	}
-	api := httpapi.New(httpapi.Options{Service: svc, Auth: authn, Logger: log, PublicURL: cfg.PublicURL})
+	api := httpapi.New(httpapi.Options{Service: svc, Auth: authn, Logger: log, PublicURL: cfg.PublicURL,
+		Observe: m.ObserveRequest, Metrics: m.Handler()})
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	s := &Server{
-		Addr: ln.Addr().String(), Service: svc, db: db, ln: ln, log: log, errCh: make(chan error, 1),
+		Addr: ln.Addr().String(), Service: svc, Metrics: m, db: db, ln: ln, log: log, errCh: make(chan error, 1),
 		http: &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second},
 	}
 	if err := s.startBus(ctx, cfg, secret, hint); err != nil {

@@ -28,9 +28,15 @@ type Options struct {
 	// PublicURL is the base of links (e.g. "http://api.example:9696");
 	// empty means derived from each request's Host.
 	PublicURL string
-	// Observe, if set, is called after each request with its route pattern,
-	// status and duration (metrics).
-	Observe func(route string, status int, d time.Duration)
+	// Observe, if set, is called after each request with its method, its
+	// route template (e.g. "/v2.0/ports/{id}"; "unmatched" for a path no
+	// route serves, "none" for a request refused before routing), status
+	// and duration (metrics). Routes are templates, never raw ids, so
+	// their number is bounded.
+	Observe func(method, route string, status int, d time.Duration)
+	// Metrics, if set, is served at GET /metrics without authentication
+	// (Prometheus scrapes). It is not a resource: /v2.0 does not list it.
+	Metrics http.Handler
 }
 
 // API is the HTTP handler of the Networking API.
@@ -67,6 +73,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
 	ctx := context.WithValue(r.Context(), requestIDKey, reqID)
 	r = r.WithContext(ctx)
+	scrape := false
 	defer func() {
 		if p := recover(); p != nil {
 			a.log.ErrorContext(ctx, "panic serving request", "request_id", reqID, "panic", p)
@@ -74,11 +81,14 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				writeError(sw, neutron.Internal())
 			}
 		}
+		if sw.status == 0 {
+			sw.status = http.StatusOK // what net/http sends for an empty reply
+		}
 		d := time.Since(start)
 		a.log.InfoContext(ctx, "request", "request_id", reqID, "method", r.Method, "path", r.URL.Path,
 			"status", sw.status, "duration_ms", float64(d.Microseconds())/1000)
 		if a.opts.Observe != nil {
-			a.opts.Observe(r.Pattern, sw.status, d)
+			a.opts.Observe(r.Method, routeOf(r, scrape), sw.status, d)
 		}
 	}()
 	if r.ContentLength > MaxBodyBytes {
@@ -87,6 +97,15 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = http.MaxBytesReader(sw, r.Body, MaxBodyBytes)
 	r.URL.Path = normalizePath(r.URL.Path)
+	if r.URL.Path == metricsPath && a.opts.Metrics != nil {
+		scrape = true
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			methodNotAllowed(sw, r)
+			return
+		}
+		a.opts.Metrics.ServeHTTP(sw, r)
+		return
+	}
 	if r.URL.Path != "/" {
 		id, err := a.opts.Auth.Authenticate(r)
 		if err != nil {
@@ -96,6 +115,27 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(identity.WithIdentity(ctx, id))
 	}
 	a.mux.ServeHTTP(sw, r)
+}
+
+// metricsPath serves Options.Metrics.
+const metricsPath = "/metrics"
+
+// routeOf is the route template that served r, without the method that
+// some patterns start with.
+func routeOf(r *http.Request, scrape bool) string {
+	switch p := r.Pattern; {
+	case scrape:
+		return metricsPath
+	case p == "":
+		return "none" // refused before routing: body too large, authentication
+	case p == "/" && r.URL.Path != "/":
+		return "unmatched" // the catch-all's 404
+	default:
+		if i := strings.IndexByte(p, ' '); i >= 0 {
+			p = p[i+1:]
+		}
+		return p
+	}
 }
 
 func (a *API) authError(w http.ResponseWriter, r *http.Request, err error) {

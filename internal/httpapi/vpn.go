@@ -237,6 +237,8 @@ var connectionRes = newResource("ipsec_site_connection", "ipsec_site_connections
 	attr{name: "dpd", post: true, put: true, conv: dpdConv},
 	attr{name: "admin_state_up", post: true, put: true, conv: toBool, filter: fBool},
 	attr{name: "status", filter: fString},
+	// vpn-status-reason: read-only, null when there is nothing to say.
+	attr{name: "status_reason", filter: fString},
 )...)
 
 func vpnBase(id, project, name, description string, o object) object {
@@ -282,7 +284,7 @@ func connectionWire(c *model.IPsecSiteConnection) object {
 		"peer_address": c.PeerAddress, "peer_id": c.PeerID, "local_id": c.LocalID, "peer_cidrs": cidrs,
 		"local_ep_group_id": strOrNil(c.LocalEPGroupID), "peer_ep_group_id": strOrNil(c.PeerEPGroupID),
 		"route_mode": c.RouteMode, "mtu": c.MTU, "initiator": c.Initiator, "auth_mode": c.AuthMode,
-		"psk": c.PSK.Reveal(), "admin_state_up": c.AdminStateUp, "status": c.Status,
+		"psk": c.PSK.Reveal(), "admin_state_up": c.AdminStateUp, "status": c.Status, "status_reason": strOrNil(c.StatusReason),
 		"dpd": object{"action": c.DPD.Action, "interval": c.DPD.Interval, "timeout": c.DPD.Timeout},
 	})
 }
@@ -546,6 +548,10 @@ var vpnExtensions = []Extension{
 	{"vpn-flavors", "VPN Service Flavor Extension", "Flavor support for vpnservices.", "2017-04-19T00:00:00-00:00"},
 	{"vpn-aes-ctr", "VPN support for AES CTR mode", "Add AES CTR choices for encryption algorithm", "2024-01-09T09:00:00-00:00"},
 	{"flavors", "Neutron Service Flavors", "Flavor specification for Neutron advanced services.", "2015-09-17T10:00:00-00:00"},
+	// Neutrino's own: ipsec_site_connections carry status_reason.
+	{"vpn-status-reason", "VPN connection status reason",
+		"Adds the read-only status_reason attribute to IPsec site connections: the last IKE/IPsec negotiation failure the device driver reported (e.g. authentication failed, no proposal chosen); null while the connection is ACTIVE or nothing was reported.",
+		"2026-11-01T00:00:00-00:00"},
 }
 
 func (a *API) vpnRoutes() {

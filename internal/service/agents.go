@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"time"
@@ -273,6 +274,40 @@ func (s *Service) hint(ctx context.Context, hosts []string, h agentv1.Hint) {
 	}
 }
 
+// hintRouters hints the hosts of routers (after a commit), one hint per
+// host naming its routers among them. The hosts are read in a transaction
+// of their own that a client hanging up cannot cancel: the change is
+// committed, so its hint must go out.
+func (s *Service) hintRouters(ctx context.Context, routerIDs ...string) {
+	if s.opts.Hint == nil || len(routerIDs) == 0 {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	byHost := map[string][]string{}
+	err := s.read(ctx, func(tx store.Tx) error {
+		for _, id := range routerIDs {
+			hosts, err := s.routerHosts(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			for _, h := range hosts {
+				if !slices.Contains(byHost[h], id) {
+					byHost[h] = append(byHost[h], id)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.WarnContext(ctx, "hosts of routers not found; their agents catch up at their next resync",
+			"routers", routerIDs, "error", err)
+		return
+	}
+	for _, h := range slices.Sorted(maps.Keys(byHost)) {
+		s.hint(ctx, []string{h}, agentv1.Hint{RouterIDs: byHost[h]})
+	}
+}
+
 // hintAll asks every agent to resync, for changes that move VXLAN peers.
 func (s *Service) hintAll(ctx context.Context) {
 	if s.opts.Hint == nil {
@@ -312,7 +347,8 @@ func (s *Service) routerHosts(ctx context.Context, tx store.Tx, routerID string)
 func (s *Service) HostState(ctx context.Context, host string) (*agentv1.HostState, error) {
 	st := &agentv1.HostState{Host: host, Networks: []agentv1.Network{}, Routers: []agentv1.Router{}, Ports: []agentv1.Port{}}
 	err := s.read(ctx, func(tx store.Tx) error {
-		b := stateBuilder{ctx: ctx, tx: tx, alive: s.alive, subnets: map[string]*model.Subnet{}, networks: map[string]*model.Network{}}
+		b := stateBuilder{ctx: ctx, tx: tx, alive: s.alive, providers: s.opts.Providers,
+			subnets: map[string]*model.Subnet{}, networks: map[string]*model.Network{}}
 		agent, err := tx.AgentByHost(ctx, host, agentv1.AgentTypeL3)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
@@ -354,13 +390,16 @@ func (s *Service) HostState(ctx context.Context, host string) (*agentv1.HostStat
 	return st, nil
 }
 
-// stateBuilder caches subnets and networks while one host state is built.
+// stateBuilder caches subnets, networks, policies and endpoint groups
+// while one host state is built.
 type stateBuilder struct {
-	ctx      context.Context
-	tx       store.Tx
-	alive    func(*model.Agent) bool
-	subnets  map[string]*model.Subnet
-	networks map[string]*model.Network
+	ctx       context.Context
+	tx        store.Tx
+	alive     func(*model.Agent) bool
+	providers *Providers
+	subnets   map[string]*model.Subnet
+	networks  map[string]*model.Network
+	vpn       vpnCache
 }
 
 func (b *stateBuilder) subnet(id string) (*model.Subnet, error) {
@@ -435,6 +474,9 @@ func (b *stateBuilder) router(id string) (*agentv1.Router, error) {
 	}
 	for _, rt := range r.Routes {
 		out.Routes = append(out.Routes, agentv1.Route{Destination: rt.Destination, NextHop: rt.Nexthop})
+	}
+	if out.VPNServices, err = b.vpnServices(r.ID); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -534,49 +576,113 @@ func (b *stateBuilder) networkHosts(self string) (map[string][]netip.Addr, error
 	return out, nil
 }
 
-// ReportStatus applies an agent's report: ports it wired become ACTIVE
-// (and bound with vif_type "bridge"), ports it lost DOWN; a router's ports
-// are bound to the reporting host, ACTIVE when the router is. Reports are
-// absolute, so a repeat changes nothing.
-func (s *Service) ReportStatus(ctx context.Context, r agentv1.StatusReport) error {
+// ReportOutcome is what one agent status report did (for metrics).
+type ReportOutcome struct {
+	// VPNApplied counts the VPN services whose reported state was taken,
+	// VPNIgnored those that do not exist or whose router the reporting
+	// host does not host.
+	VPNApplied, VPNIgnored int
+	// Err is the report's error (nil when it was applied).
+	Err error
+}
+
+// ReportStatus applies an agent's report in one transaction: ports it
+// wired become ACTIVE (and bound with vif_type "bridge"), ports it lost
+// DOWN; a router's ports are bound to the reporting host, ACTIVE when the
+// router is; VPN services and their connections take the reported states
+// (settling PENDING_*) when the reporting host's agent hosts their router,
+// and are ignored otherwise. Reports are absolute, so a repeat changes
+// nothing.
+func (s *Service) ReportStatus(ctx context.Context, r agentv1.StatusReport) (err error) {
+	var out ReportOutcome
+	if s.opts.ObserveReport != nil {
+		defer func() {
+			if err != nil { // rolled back: nothing was taken
+				out = ReportOutcome{Err: err}
+			}
+			s.opts.ObserveReport(out)
+		}()
+	}
+	vpn := vpnReports(r.VPNServices)
+	if err := checkVPNReports(vpn); err != nil {
+		return err
+	}
 	return s.write(ctx, func(tx store.Tx) error {
+		out = ReportOutcome{}
 		if err := s.reportRouters(ctx, tx, r); err != nil {
 			return err
 		}
-		ids := make([]string, 0, len(r.Ports))
-		for id := range r.Ports {
-			ids = append(ids, id)
+		if err := s.reportPorts(ctx, tx, r); err != nil {
+			return err
 		}
-		slices.Sort(ids)
-		for _, id := range ids {
-			status := r.Ports[id]
-			if status != model.StatusActive && status != model.StatusDown {
-				return fmt.Errorf("%w: port %s: %q", ErrBadStatus, id, status)
-			}
-			if err := tx.Lock(ctx, "port:"+id); err != nil {
-				return err
-			}
-			p, err := tx.GetPort(ctx, id)
-			if errors.Is(err, store.ErrNotFound) {
-				continue
-			} else if err != nil {
-				return err
-			}
-			if p.BindingHostID != r.Host || p.Status == status {
-				continue
-			}
-			p.Status = status
-			p.BindingVIFType = "unbound"
-			if status == model.StatusActive {
-				p.BindingVIFType = "bridge"
-			}
-			s.touch(&p.Standard)
-			if err := tx.UpdatePort(ctx, p); err != nil {
-				return err
-			}
+		if len(vpn) == 0 {
+			return nil
 		}
-		return nil
+		hosted, err := s.hostedRouters(ctx, tx, r.Host)
+		if err != nil {
+			return err
+		}
+		out.VPNApplied, err = s.applyVPNStatus(ctx, tx, vpn, func(v *model.VPNService) bool { return hosted[v.RouterID] })
+		out.VPNIgnored = len(vpn) - out.VPNApplied
+		return err
 	})
+}
+
+// hostedRouters returns the routers the L3 agent of host hosts.
+func (s *Service) hostedRouters(ctx context.Context, tx store.Tx, host string) (map[string]bool, error) {
+	a, err := tx.AgentByHost(ctx, host, agentv1.AgentTypeL3)
+	if errors.Is(err, store.ErrNotFound) {
+		return map[string]bool{}, nil
+	} else if err != nil {
+		return nil, err
+	}
+	ids, err := tx.AgentRouters(ctx, a.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		out[id] = true
+	}
+	return out, nil
+}
+
+// reportPorts applies the ports of a report: only ports bound to the
+// reporting host change.
+func (s *Service) reportPorts(ctx context.Context, tx store.Tx, r agentv1.StatusReport) error {
+	ids := make([]string, 0, len(r.Ports))
+	for id := range r.Ports {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		status := r.Ports[id]
+		if status != model.StatusActive && status != model.StatusDown {
+			return fmt.Errorf("%w: port %s: %q", ErrBadStatus, id, status)
+		}
+		if err := tx.Lock(ctx, "port:"+id); err != nil {
+			return err
+		}
+		p, err := tx.GetPort(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		} else if err != nil {
+			return err
+		}
+		if p.BindingHostID != r.Host || p.Status == status {
+			continue
+		}
+		p.Status = status
+		p.BindingVIFType = "unbound"
+		if status == model.StatusActive {
+			p.BindingVIFType = "bridge"
+		}
+		s.touch(&p.Standard)
+		if err := tx.UpdatePort(ctx, p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // reportRouters binds the ports of the routers an agent reports to its

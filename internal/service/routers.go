@@ -336,9 +336,9 @@ func (s *Service) UpdateRouter(ctx context.Context, id string, u RouterUpdate) (
 	})
 	if err == nil {
 		s.afterRouter(ctx, hosts, id, u.GatewaySet)
-	}
-	for i := range moved {
-		s.notify(ctx, &moved[i])
+		for i := range moved { // afterRouter hinted the hosts already
+			s.opts.Providers.driver(moved[i].Provider).Notify(ctx, moved[i].RouterID)
+		}
 	}
 	return v, err
 }

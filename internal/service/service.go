@@ -37,6 +37,9 @@ type Options struct {
 	// Hint, if set, is called after a commit for every host whose desired
 	// state changed (the bus publishes it).
 	Hint func(ctx context.Context, host string, h agentv1.Hint)
+	// ObserveReport, if set, is called after each agent status report
+	// (metrics).
+	ObserveReport func(ReportOutcome)
 	// AgentDownTime is how long an agent may miss heartbeats before it is
 	// dead (default DefaultAgentDownTime).
 	AgentDownTime time.Duration

@@ -138,6 +138,7 @@ func (s *Service) UpdateEndpointGroup(ctx context.Context, id string, change fun
 		return nil, err
 	}
 	var out *model.EndpointGroup
+	var routers []string
 	err := s.write(ctx, func(tx store.Tx) error {
 		if err := tx.Lock(ctx, "endpoint_group:"+id); err != nil {
 			return err
@@ -147,12 +148,48 @@ func (s *Service) UpdateEndpointGroup(ctx context.Context, id string, change fun
 			return err
 		}
 		g := *old
+		g.Endpoints = slices.Clone(old.Endpoints)
 		change(&g)
 		s.touch(&g.Standard)
 		out = &g
+		if !slices.Equal(g.Endpoints, old.Endpoints) {
+			if routers, err = groupRouters(ctx, tx, id); err != nil {
+				return err
+			}
+		}
 		return tx.UpdateEndpointGroup(ctx, &g)
 	})
+	if err == nil {
+		s.hintRouters(ctx, routers...)
+	}
 	return out, err
+}
+
+// groupRouters returns the routers whose connections use an endpoint
+// group: the agents that must realise a change of its endpoints. (The API
+// takes endpoints on POST only, as the reference does, so today only the
+// name and description change and nothing is hinted.)
+func groupRouters(ctx context.Context, tx store.Tx, groupID string) ([]string, error) {
+	users, err := tx.ListConnections(ctx, store.ConnectionFilter{EndpointGroupID: groupID})
+	if err != nil || len(users) == 0 {
+		return nil, err
+	}
+	var ids []string
+	for _, u := range users {
+		ids = append(ids, u.VPNServiceID)
+	}
+	slices.Sort(ids)
+	vs, err := tx.ListVPNServices(ctx, store.VPNServiceFilter{IDs: slices.Compact(ids)})
+	if err != nil {
+		return nil, err
+	}
+	var routers []string
+	for _, v := range vs {
+		if !slices.Contains(routers, v.RouterID) {
+			routers = append(routers, v.RouterID)
+		}
+	}
+	return routers, nil
 }
 
 // DeleteEndpointGroup deletes a group no connection uses; in use is the

@@ -98,6 +98,18 @@ func (p *Providers) forFlavor(flavorID string) (Provider, error) {
 	return Provider{}, neutron.NotFound("FlavorNotFound", "Flavor %s could not be found.", flavorID)
 }
 
+// provider returns the provider of a name; a provider that was removed
+// from the configuration falls back to the default, as driver does.
+func (p *Providers) provider(name string) Provider {
+	for _, pr := range p.list {
+		if pr.Name == name {
+			return pr
+		}
+	}
+	def, _ := p.forFlavor("")
+	return def
+}
+
 // driver returns the driver of a provider; a provider that was removed from
 // the configuration falls back to the default's.
 func (p *Providers) driver(name string) VPNDriver {

@@ -119,7 +119,8 @@ func listPolicies[T any](ctx context.Context, s *Service, k policyKind[T]) ([]T,
 }
 
 // updatePolicy refuses any change, even of the name, while a connection
-// uses the policy (the reference's rule).
+// uses the policy (the reference's rule). So an update never changes what
+// an agent realises, and no hint follows it.
 func updatePolicy[T any](ctx context.Context, s *Service, k policyKind[T], id string, change func(*T)) (*T, error) {
 	c := who(ctx)
 	if err := c.mayWrite("update_" + k.name); err != nil {

@@ -100,7 +100,11 @@ func (s *Service) CreateVPNService(ctx context.Context, v model.VPNService) (*mo
 	return &v, nil
 }
 
+// notify runs after a committed change to the VPN of v's router: the
+// router's hosts get a hint (they fetch the router's state at once) and
+// the service's driver is told.
 func (s *Service) notify(ctx context.Context, v *model.VPNService) {
+	s.hintRouters(ctx, v.RouterID)
 	s.opts.Providers.driver(v.Provider).Notify(ctx, v.RouterID)
 }
 

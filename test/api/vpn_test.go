@@ -232,6 +232,10 @@ func TestVPNDiscovery(t *testing.T) {
 			"vpn-endpoint-groups": {"VPN Endpoint Groups", "VPN endpoint groups support", "2015-08-04T10:00:00-00:00"},
 			"vpn-flavors":         {"VPN Service Flavor Extension", "Flavor support for vpnservices.", "2017-04-19T00:00:00-00:00"},
 			"vpn-aes-ctr":         {"VPN support for AES CTR mode", "Add AES CTR choices for encryption algorithm", "2024-01-09T09:00:00-00:00"},
+			// Neutrino's own.
+			"vpn-status-reason": {"VPN connection status reason",
+				"Adds the read-only status_reason attribute to IPsec site connections: the last IKE/IPsec negotiation failure the device driver reported (e.g. authentication failed, no proposal chosen); null while the connection is ACTIVE or nothing was reported.",
+				"2026-11-01T00:00:00-00:00"},
 		}
 		for alias, w := range want {
 			x, ok := byAlias[alias]
@@ -255,6 +259,9 @@ func TestVPNDiscovery(t *testing.T) {
 		}
 		if x, err := extensions.Get(ctx, e.a, "vpnaas").Extract(); err != nil || x.Name != "VPN service" {
 			t.Fatalf("GET /v2.0/extensions/vpnaas = %+v, %v", x, err)
+		}
+		if x, err := extensions.Get(ctx, e.a, "vpn-status-reason").Extract(); err != nil || x.Name != "VPN connection status reason" {
+			t.Fatalf("GET /v2.0/extensions/vpn-status-reason = %+v, %v", x, err)
 		}
 
 		// Service providers: strongSwan (the default) and Libreswan.
@@ -512,8 +519,8 @@ func TestVPNLegacyFlow(t *testing.T) {
 		raw = item(t, e.do("GET", connPath+"/"+conn.ID, projectA, nil), 200, "ipsec_site_connection")
 		hasKeys(t, raw, "id", "tenant_id", "project_id", "name", "description", "vpnservice_id", "ikepolicy_id", "ipsecpolicy_id",
 			"peer_address", "peer_id", "local_id", "peer_cidrs", "local_ep_group_id", "peer_ep_group_id", "route_mode", "mtu",
-			"initiator", "auth_mode", "psk", "dpd", "admin_state_up", "status")
-		if raw["local_ep_group_id"] != nil || raw["peer_ep_group_id"] != nil || raw["psk"] != "s3cret" {
+			"initiator", "auth_mode", "psk", "dpd", "admin_state_up", "status", "status_reason")
+		if raw["local_ep_group_id"] != nil || raw["peer_ep_group_id"] != nil || raw["psk"] != "s3cret" || raw["status_reason"] != nil {
 			t.Errorf("connection = %v", raw)
 		}
 		if got := must[*siteconnections.Connection](t)(siteconnections.Get(ctx, e.a, conn.ID).Extract()); !reflect.DeepEqual(got, conn) {

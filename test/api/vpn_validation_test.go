@@ -299,7 +299,7 @@ func TestVPNValidationErrors(t *testing.T) {
 		for _, a := range []struct {
 			name string
 			v    any
-		}{{"route_mode", "static"}, {"auth_mode", "psk"}, {"status", "ACTIVE"}} {
+		}{{"route_mode", "static"}, {"auth_mode", "psk"}, {"status", "ACTIVE"}, {"status_reason", "AUTHENTICATION_FAILED"}} {
 			add(tcase{"conn " + a.name + " in POST", "POST", connPath, legacy(a.name, a.v), 400, "HTTPBadRequest", "Attribute '" + a.name + "' not allowed in POST"},
 				tcase{"conn PUT " + a.name, "PUT", connURL, put(a.name, a.v), 400, "HTTPBadRequest", "Cannot update read-only attribute " + a.name})
 		}

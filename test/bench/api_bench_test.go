@@ -32,8 +32,10 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/neutrino-net/neutrino/api/agentv1"
 	"github.com/neutrino-net/neutrino/internal/auth"
 	"github.com/neutrino-net/neutrino/internal/httpapi"
+	"github.com/neutrino-net/neutrino/internal/metrics"
 	"github.com/neutrino-net/neutrino/internal/service"
 	"github.com/neutrino-net/neutrino/internal/store/sqlstore/sqltest"
 )
@@ -90,9 +92,14 @@ type vpnSetup struct{ service, ike, ipsec string }
 func newEnv(b *testing.B, dialect, res string) *env {
 	quiet := slog.New(slog.DiscardHandler)
 	// Unlimited quotas: per-project counts must not fail creates.
+	// As in a server: metrics on every request, hints after VPN changes
+	// (to no agent here, but the hosts are looked up).
+	m := metrics.New()
 	svc := service.New(sqltest.Open(b, dialect), service.Options{Logger: quiet,
-		Quotas: map[string]int{"network": -1, "subnet": -1, "port": -1, "security_group": -1, "security_group_rule": -1}})
-	srv := httptest.NewServer(httpapi.New(httpapi.Options{Service: svc, Auth: auth.NoAuth{}, Logger: quiet}))
+		Quotas: map[string]int{"network": -1, "subnet": -1, "port": -1, "security_group": -1, "security_group_rule": -1},
+		Hint:   func(context.Context, string, agentv1.Hint) {}, ObserveReport: m.ObserveReport})
+	srv := httptest.NewServer(httpapi.New(httpapi.Options{Service: svc, Auth: auth.NoAuth{}, Logger: quiet,
+		Observe: m.ObserveRequest, Metrics: m.Handler()}))
 	b.Cleanup(srv.Close)
 	tr := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256, MaxConnsPerHost: 0, IdleConnTimeout: time.Minute}
 	b.Cleanup(tr.CloseIdleConnections)

@@ -42,10 +42,12 @@ type env struct {
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func newEnv(t *testing.T, dialect string) *env {
+// newEnv starts a service, its API and the bus; tune adjusts the
+// service's and the API's options.
+func newEnv(t *testing.T, dialect string, tune ...func(*service.Options, *httpapi.Options)) *env {
 	t.Helper()
 	e := &env{t: t}
-	e.svc = service.New(sqltest.Open(t, dialect), service.Options{Logger: quiet, AgentDownTime: 2 * time.Second,
+	opts := service.Options{Logger: quiet, AgentDownTime: 2 * time.Second,
 		Hint: func(ctx context.Context, host string, h agentv1.Hint) {
 			e.mu.Lock()
 			ctrl := e.ctrl
@@ -53,9 +55,15 @@ func newEnv(t *testing.T, dialect string) *env {
 			if ctrl != nil {
 				ctrl.Hint(ctx, host, h)
 			}
-		}})
+		}}
+	apiOpts := httpapi.Options{Auth: auth.NoAuth{}, Logger: quiet}
+	for _, f := range tune {
+		f(&opts, &apiOpts)
+	}
+	e.svc = service.New(sqltest.Open(t, dialect), opts)
 	e.startBus("127.0.0.1:0")
-	srv := httptest.NewServer(httpapi.New(httpapi.Options{Service: e.svc, Auth: auth.NoAuth{}, Logger: quiet}))
+	apiOpts.Service = e.svc
+	srv := httptest.NewServer(httpapi.New(apiOpts))
 	t.Cleanup(srv.Close)
 	e.api = srv.URL
 	return e
