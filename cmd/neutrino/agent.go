@@ -8,13 +8,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/vishvananda/netns"
 
 	"github.com/neutrino-net/neutrino/internal/agent"
@@ -23,6 +28,7 @@ import (
 	"github.com/neutrino-net/neutrino/internal/app"
 	"github.com/neutrino-net/neutrino/internal/bus"
 	"github.com/neutrino-net/neutrino/internal/config"
+	"github.com/neutrino-net/neutrino/internal/ipsec/strongswan"
 	"github.com/neutrino-net/neutrino/internal/namespace"
 )
 
@@ -49,6 +55,7 @@ func defaultHost() string {
 // agentFlags are the agent's settings: flags, else NEUTRINO_<NAME>.
 type agentFlags struct {
 	host, busURL, token, underlay, netnsDir, logLevel string
+	stateDir, dataPlane, metricsListen, charon        string
 	resync                                            time.Duration
 }
 
@@ -59,12 +66,60 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.underlay, "underlay-ip", envDefault("NEUTRINO_UNDERLAY_IP", "127.0.0.1"), "address other hosts reach this host's VXLAN on (NEUTRINO_UNDERLAY_IP)")
 	fs.StringVar(&f.netnsDir, "netns-dir", envDefault("NEUTRINO_NETNS_DIR", "/var/run/netns"), "where named network namespaces live (NEUTRINO_NETNS_DIR)")
 	fs.StringVar(&f.logLevel, "log-level", envDefault("NEUTRINO_LOG_LEVEL", "info"), "debug, info, warn or error")
+	fs.StringVar(&f.stateDir, "state-dir", envDefault("NEUTRINO_STATE_DIR", "/var/lib/neutrino/agent"), "per-router state: IKE daemons' config, sockets, pid files and logs (NEUTRINO_STATE_DIR)")
+	fs.StringVar(&f.dataPlane, "ipsec-dataplane", envDefault("NEUTRINO_IPSEC_DATAPLANE", "auto"), "IPsec data plane: auto (detect), xfrm (kernel ESP) or libipsec (userspace ESP over TUN) (NEUTRINO_IPSEC_DATAPLANE)")
+	fs.StringVar(&f.metricsListen, "metrics-listen", envDefault("NEUTRINO_METRICS_LISTEN", ""), "address for Prometheus /metrics, e.g. 127.0.0.1:9697; empty: off (NEUTRINO_METRICS_LISTEN)")
+	fs.StringVar(&f.charon, "charon", envDefault("NEUTRINO_CHARON", strongswan.DefaultCharon), "the strongSwan charon binary (NEUTRINO_CHARON)")
 	fs.DurationVar(&f.resync, "resync", 30*time.Second, "period of full state fetches")
+}
+
+// vpnDrivers builds the device drivers this host can run. A driver whose
+// daemon is not installed is left out (its services show ERROR with the
+// reason) rather than failing the agent.
+func vpnDrivers(f agentFlags, log *slog.Logger, changed func(string)) (map[string]agent.VPN, map[string]any, []prometheus.Collector, func(), error) {
+	plane, why, err := strongswan.ResolveDataPlane(f.dataPlane)
+	if err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("--ipsec-dataplane: %w", err)
+	}
+	conf := map[string]any{"ipsec_data_plane": plane, "ipsec_data_plane_reason": why, "vpn_device_drivers": []string{}}
+	drivers := map[string]agent.VPN{}
+	if _, err := os.Stat(f.charon); err != nil {
+		log.Warn("strongSwan device driver unavailable: charon not found; VPN services of strongSwan providers will be in ERROR",
+			"charon", f.charon, "error", err)
+		return drivers, conf, nil, func() {}, nil
+	}
+	sw, err := strongswan.NewDriver(strongswan.DriverOptions{StateDir: filepath.Join(f.stateDir, "ipsec"), NetnsDir: f.netnsDir,
+		DataPlane: plane, Charon: f.charon, Logger: log, OnChange: changed})
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	drivers[strongswan.DriverName] = sw
+	conf["vpn_device_drivers"] = []string{strongswan.DriverName}
+	log.Info("VPN device driver ready", "driver", strongswan.DriverName, "data_plane", plane, "why", why)
+	return drivers, conf, []prometheus.Collector{sw}, sw.Close, nil
+}
+
+// serveMetrics serves Prometheus /metrics until ctx ends.
+func serveMetrics(ctx context.Context, addr string, log *slog.Logger, cs ...prometheus.Collector) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(cs...)
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--metrics-listen: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { <-ctx.Done(); srv.Close() }()
+	go srv.Serve(ln)
+	log.Info("agent metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	return nil
 }
 
 // newAgent builds an agent over the real kernel data plane, in the
 // namespace of the calling thread.
-func newAgent(f agentFlags, log *slog.Logger) (*agent.Agent, func(), error) {
+func newAgent(ctx context.Context, f agentFlags, log *slog.Logger) (*agent.Agent, func(), error) {
 	underlay, err := netip.ParseAddr(f.underlay)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--underlay-ip: %w", err)
@@ -84,15 +139,31 @@ func newAgent(f agentFlags, log *slog.Logger) (*agent.Agent, func(), error) {
 		return nil, nil, err
 	}
 	rt := l3.New(l3.Options{HostNS: host, NetnsDir: f.netnsDir, Logger: log})
-	a, err := agent.New(agent.Options{Host: f.host, BusURL: f.busURL, Token: f.token, UnderlayIP: underlay,
-		L2: sw, L3: rt, Resync: f.resync, Logger: log})
+	var a *agent.Agent
+	vpn, conf, collect, closeVPN, err := vpnDrivers(f, log, func(id string) {
+		if a != nil {
+			a.VPNChanged(id)
+		}
+	})
 	if err != nil {
 		sw.Close()
 		rt.Close()
 		host.Close()
 		return nil, nil, err
 	}
-	return a, func() { sw.Close(); rt.Close(); host.Close() }, nil
+	a, err = agent.New(agent.Options{Host: f.host, BusURL: f.busURL, Token: f.token, UnderlayIP: underlay,
+		L2: sw, L3: rt, VPN: vpn, Configurations: conf, Resync: f.resync, Logger: log})
+	if err == nil && f.metricsListen != "" {
+		err = serveMetrics(ctx, f.metricsListen, log, collect...)
+	}
+	if err != nil {
+		closeVPN()
+		sw.Close()
+		rt.Close()
+		host.Close()
+		return nil, nil, err
+	}
+	return a, func() { closeVPN(); sw.Close(); rt.Close(); host.Close() }, nil
 }
 
 func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
@@ -112,7 +183,7 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(f.logLevel))
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	a, closeFn, err := newAgent(f, log)
+	a, closeFn, err := newAgent(ctx, f, log)
 	if err != nil {
 		return err
 	}

@@ -11,12 +11,14 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/neutrino-net/neutrino/internal/app"
 	"github.com/neutrino-net/neutrino/internal/bus"
 	"github.com/neutrino-net/neutrino/internal/config"
+	"github.com/neutrino-net/neutrino/internal/ipsec/strongswan"
 	"github.com/neutrino-net/neutrino/internal/store/sqlstore"
 )
 
@@ -140,8 +142,10 @@ func localAgent(ctx context.Context, cfg *config.Config, srv *app.Server, log *s
 		return "", err
 	}
 	f := agentFlags{host: defaultHost(), busURL: srv.BusURL, token: bus.AgentToken(secret, defaultHost()),
-		underlay: "127.0.0.1", netnsDir: "/var/run/netns", resync: 30 * time.Second}
-	a, closeFn, err := newAgent(f, log)
+		underlay: "127.0.0.1", netnsDir: "/var/run/netns", resync: 30 * time.Second,
+		stateDir: filepath.Join(cfg.DataDir, "agent"), dataPlane: cfg.IPsecDataPlane, metricsListen: cfg.AgentMetrics,
+		charon: strongswan.DefaultCharon}
+	a, closeFn, err := newAgent(ctx, f, log)
 	if err != nil {
 		return "", err
 	}

@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -35,6 +37,18 @@ type L3 interface {
 	Sweep(ctx context.Context, wanted []string) error
 }
 
+// VPN is a device driver (strongSwan, Libreswan): it realises the VPN
+// services of one router at a time and tells their state.
+type VPN interface {
+	// Apply makes the router's VPN exactly these services (those of this
+	// driver; none: stop the router's daemon and remove its files).
+	Apply(ctx context.Context, routerID string, services []agentv1.VPNService) error
+	Delete(ctx context.Context, routerID string) error
+	// Sweep removes what the driver runs for routers not in wanted.
+	Sweep(ctx context.Context, wanted []string) error
+	Status(routerID string) map[string]agentv1.VPNStatus
+}
+
 // Options configure an agent.
 type Options struct {
 	Host       string
@@ -43,6 +57,9 @@ type Options struct {
 	UnderlayIP netip.Addr
 	L2         L2
 	L3         L3
+	// VPN maps a device driver name ("strongswan") to the driver. A VPN
+	// service of a driver the agent lacks is reported in ERROR.
+	VPN map[string]VPN
 	// Heartbeat is the heartbeat period (default 10s); Resync the period
 	// of full state fetches (default 30s).
 	Heartbeat, Resync time.Duration
@@ -182,6 +199,15 @@ func (a *Agent) sync(ctx context.Context) error {
 	if !a.swept {
 		// Adopt what exists; remove only leftovers Neutrino owns.
 		err := errors.Join(a.opts.L2.Sweep(ctx, st.Networks, st.Ports), a.opts.L3.Sweep(ctx, wanted))
+		for name, drv := range a.opts.VPN {
+			var with []string
+			for _, r := range st.Routers {
+				if len(vpnOf(r, name)) > 0 {
+					with = append(with, r.ID)
+				}
+			}
+			err = errors.Join(err, drv.Sweep(ctx, with))
+		}
 		if err != nil {
 			a.log.Warn("sweep on start", "error", err)
 		}
@@ -211,7 +237,8 @@ func (a *Agent) sync(ctx context.Context) error {
 
 // report tells the server which ports are wired and how routers are.
 func (a *Agent) report(st *agentv1.HostState) {
-	r := agentv1.StatusReport{Host: a.opts.Host, Ports: map[string]string{}, Routers: map[string]agentv1.RouterStatus{}}
+	r := agentv1.StatusReport{Host: a.opts.Host, Ports: map[string]string{}, Routers: map[string]agentv1.RouterStatus{},
+		VPNServices: map[string]agentv1.VPNStatus{}}
 	for _, p := range st.Ports {
 		r.Ports[p.PortID] = "DOWN"
 		if p.AdminStateUp && a.opts.L2.PortReady(p.PortID) {
@@ -223,10 +250,75 @@ func (a *Agent) report(st *agentv1.HostState) {
 		r.Routers[id] = s
 	}
 	a.mu.Unlock()
+	for _, rt := range st.Routers {
+		maps.Copy(r.VPNServices, a.vpnStatus(rt.ID))
+	}
 	data, _ := json.Marshal(r)
 	if err := a.nc.Publish(agentv1.StatusSubject(a.opts.Host), data); err != nil {
 		a.log.Warn("status not sent", "error", err)
 	}
+}
+
+// VPNChanged sends the VPN state of one router to the server now. Device
+// drivers call it when an SA comes up or goes down, so the API shows it
+// within milliseconds rather than at the next periodic report.
+func (a *Agent) VPNChanged(routerID string) {
+	st := a.vpnStatus(routerID)
+	if len(st) == 0 || a.nc == nil {
+		return
+	}
+	data, _ := json.Marshal(agentv1.StatusReport{Host: a.opts.Host, VPNServices: st})
+	if err := a.nc.Publish(agentv1.StatusSubject(a.opts.Host), data); err != nil {
+		a.log.Warn("VPN status not sent", "router", routerID, "error", err)
+	}
+}
+
+// vpnStatus is the state of a router's VPN services: what its drivers
+// report, and ERROR for services whose driver this agent lacks.
+func (a *Agent) vpnStatus(routerID string) map[string]agentv1.VPNStatus {
+	out := map[string]agentv1.VPNStatus{}
+	for _, drv := range a.opts.VPN {
+		maps.Copy(out, drv.Status(routerID))
+	}
+	a.mu.Lock()
+	w := a.workers[routerID]
+	a.mu.Unlock()
+	if w == nil {
+		return out
+	}
+	w.mu.Lock()
+	desired := w.desired
+	w.mu.Unlock()
+	if desired == nil {
+		return out
+	}
+	for _, s := range desired.VPNServices {
+		if _, ok := a.opts.VPN[s.Driver]; ok {
+			continue
+		}
+		st := agentv1.VPNStatus{Status: "ERROR", Connections: map[string]agentv1.ConnectionStatus{}}
+		for _, c := range s.Connections {
+			st.Connections[c.ID] = agentv1.ConnectionStatus{Status: "ERROR",
+				Reason: fmt.Sprintf("device driver %q (provider %s) is not available on agent %s", s.Driver, s.Provider, a.opts.Host)}
+		}
+		out[s.ID] = st
+	}
+	return out
+}
+
+// vpnOf returns the router's VPN services of one device driver; none when
+// the router is administratively down.
+func vpnOf(r agentv1.Router, driver string) []agentv1.VPNService {
+	if !r.AdminStateUp {
+		return nil
+	}
+	var out []agentv1.VPNService
+	for _, s := range r.VPNServices {
+		if s.Driver == driver {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func (a *Agent) setStatus(id string, s *agentv1.RouterStatus) {
@@ -314,7 +406,13 @@ func (a *Agent) run(ctx context.Context, w *worker) {
 		desired, deleted := w.desired, w.deleted
 		w.mu.Unlock()
 		if deleted {
-			err := a.opts.L3.Delete(ctx, w.id)
+			var err error
+			for _, drv := range a.opts.VPN {
+				err = errors.Join(err, drv.Delete(ctx, w.id))
+			}
+			if err == nil {
+				err = a.opts.L3.Delete(ctx, w.id)
+			}
 			if err == nil {
 				a.setStatus(w.id, nil)
 				a.log.Info("router removed", "router", w.id)
@@ -338,8 +436,21 @@ func (a *Agent) run(ctx context.Context, w *worker) {
 			backoff = next(backoff)
 			continue
 		}
-		applied, backoff = desired, 0
 		a.setStatus(w.id, &agentv1.RouterStatus{Status: "ACTIVE"})
+		// The VPN after L3: its daemon binds to the gateway's address.
+		var vpnErr error
+		for name, drv := range a.opts.VPN {
+			vpnErr = errors.Join(vpnErr, drv.Apply(ctx, w.id, vpnOf(*desired, name)))
+		}
+		if len(desired.VPNServices) > 0 || len(a.opts.VPN) > 0 {
+			a.VPNChanged(w.id)
+		}
+		if vpnErr != nil {
+			a.log.Warn("router VPN apply failed; retrying", "router", w.id, "error", vpnErr)
+			backoff = next(backoff)
+			continue
+		}
+		applied, backoff = desired, 0
 	}
 }
 
@@ -350,8 +461,6 @@ func next(d time.Duration) time.Duration {
 	return min(2*d, 30*time.Second)
 }
 
-func sameRouter(x, y *agentv1.Router) bool {
-	a, _ := json.Marshal(x)
-	b, _ := json.Marshal(y)
-	return string(a) == string(b)
-}
+// sameRouter compares whole states, PSKs included (they are not in a
+// router's JSON).
+func sameRouter(x, y *agentv1.Router) bool { return reflect.DeepEqual(x, y) }

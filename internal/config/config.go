@@ -36,6 +36,8 @@ type Config struct {
 	BusSecretFile    string
 	AgentDownTime    time.Duration
 	Agent            string
+	IPsecDataPlane   string
+	AgentMetrics     string
 }
 
 // option is one configuration key.
@@ -132,6 +134,10 @@ var options = []option{
 		}},
 	{"agent", "auto", "neutrino up only: run a local agent (auto: when running as root; true; false).",
 		oneOf(func(c *Config) *string { return &c.Agent }, "auto", "true", "false")},
+	{"ipsec_dataplane", "auto", "neutrino up's local agent: IPsec data plane (auto: kernel XFRM when the kernel has ESP, else libipsec; xfrm; libipsec: userspace ESP over TUN). `neutrino agent` takes --ipsec-dataplane.",
+		oneOf(func(c *Config) *string { return &c.IPsecDataPlane }, "auto", "xfrm", "libipsec")},
+	{"agent_metrics_listen", "", "neutrino up's local agent: address of its Prometheus /metrics (tunnel states, bytes, rekeys), e.g. 127.0.0.1:9697; empty: off. `neutrino agent` takes --metrics-listen.",
+		str(func(c *Config) *string { return &c.AgentMetrics })},
 	{"mac_prefix", "fa:16:3e", "First three bytes of generated port MAC addresses.",
 		func(c *Config, v string) error {
 			parts := strings.Split(v, ":")

@@ -47,6 +47,35 @@ type ExemptPair struct {
 	Src, Dst netip.Prefix
 }
 
+// VPNExempt returns the NAT bypass pairs of a router's VPN connections
+// that are up: every local CIDR to every peer CIDR, so that traffic for
+// the tunnel keeps its source address.
+func VPNExempt(r agentv1.Router) []ExemptPair {
+	var out []ExemptPair
+	for _, s := range r.VPNServices {
+		if !s.AdminStateUp {
+			continue
+		}
+		for _, c := range s.Connections {
+			if !c.AdminStateUp {
+				continue
+			}
+			for _, l := range c.LocalCIDRs {
+				src, err := netip.ParsePrefix(l)
+				if err != nil {
+					continue
+				}
+				for _, p := range c.PeerCIDRs {
+					if dst, err := netip.ParsePrefix(p); err == nil {
+						out = append(out, ExemptPair{Src: src, Dst: dst})
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
 // Options configures an L3.
 type Options struct {
 	// HostNS is the agent's own network namespace, opened once at start;
@@ -87,6 +116,9 @@ type router struct {
 	ns      netns.NsHandle
 	nl      *netlink.Handle
 	applied *spec
+	// bypass are the NAT bypass pairs of the router's table as last
+	// written (see flushBypass).
+	bypass []ExemptPair
 
 	announcer *announcer // the address announcements under way, if any
 }
@@ -120,9 +152,9 @@ func (l *L3) Apply(ctx context.Context, r agentv1.Router) error {
 	if !r.AdminStateUp {
 		return l.Delete(ctx, r.ID)
 	}
-	var exempt []ExemptPair
+	exempt := VPNExempt(r)
 	if l.opts.NATExempt != nil {
-		exempt = l.opts.NATExempt(r.ID)
+		exempt = append(exempt, l.opts.NATExempt(r.ID)...)
 	}
 	want, err := desired(r, exempt)
 	if err != nil {

@@ -72,6 +72,31 @@ func testRouter(id string) agentv1.Router {
 	}
 }
 
+// TestVPNExempt: connections that are up bypass NAT, local x peer CIDRs.
+func TestVPNExempt(t *testing.T) {
+	r := testRouter("r")
+	conn := func(id string, up bool, local, peer []string) agentv1.IPsecConnection {
+		return agentv1.IPsecConnection{ID: id, AdminStateUp: up, LocalCIDRs: local, PeerCIDRs: peer}
+	}
+	r.VPNServices = []agentv1.VPNService{
+		{ID: "s1", AdminStateUp: true, Connections: []agentv1.IPsecConnection{
+			conn("c1", true, []string{"10.0.1.0/24", "10.0.2.0/24"}, []string{"192.168.5.0/24"}),
+			conn("c2", false, []string{"10.0.1.0/24"}, []string{"192.168.6.0/24"}),
+		}},
+		{ID: "s2", AdminStateUp: false, Connections: []agentv1.IPsecConnection{
+			conn("c3", true, []string{"10.0.1.0/24"}, []string{"192.168.7.0/24"}),
+		}},
+	}
+	var got []string
+	for _, p := range VPNExempt(r) {
+		got = append(got, p.Src.String()+">"+p.Dst.String())
+	}
+	want := []string{"10.0.1.0/24>192.168.5.0/24", "10.0.2.0/24>192.168.5.0/24"}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("exempt pairs (-want +got):\n%s", d)
+	}
+}
+
 // TestDesired checks the canonical spec without a kernel.
 func TestDesired(t *testing.T) {
 	r := testRouter("r")
@@ -172,7 +197,8 @@ func TestTraffic(t *testing.T) {
 	}
 	exempt = []ExemptPair{{Src: pfx("10.0.1.0/24"), Dst: pfx("203.0.113.0/24")}}
 	e.apply(l, r, "apply with a NAT exemption")
-	e.reach(e.udp(e.vmA), aPort(out4), vmA4.String()) // new flows: NAT applies to a flow's first packet
+	e.reach(a, aPort(out4), vmA4.String()) // the flow SNATed before: its conntrack entry was flushed
+	e.reach(e.udp(e.vmA), aPort(out4), vmA4.String())
 	e.reach(e.udp(e.vmB), aPort(out4), gwIP.String())
 	if err := e.handle(e.outside).RouteDel(back); err != nil {
 		t.Fatal(err)

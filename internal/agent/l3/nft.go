@@ -11,6 +11,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/neutrino-net/neutrino/api/agentv1"
@@ -179,7 +180,50 @@ func (l *L3) ensureNFT(rt *router, want nftSpec) error {
 		c.AddRule(&nftables.Rule{Table: t, Chain: chains[r.chain], Exprs: r.exprs(),
 			UserData: userdata.AppendString(nil, userdata.TypeComment, r.String())})
 	}
-	return l.write("nft rebuild table inet "+natTable, c.Flush)
+	if err := l.write("nft rebuild table inet "+natTable, c.Flush); err != nil {
+		return err
+	}
+	return l.flushBypass(rt, want)
+}
+
+// flushBypass deletes the conntrack entries of flows between NAT bypass
+// pairs, those of the new table and of the previous one. NAT is decided on
+// a flow's first packet: a VM that pings the peer's network before its
+// tunnel is up has its flow SNATed, and without this the flow would stay
+// SNATed (and miss the IPsec policy) for as long as it runs; after a
+// tunnel goes, its flows must be translated again.
+func (l *L3) flushBypass(rt *router, want nftSpec) error {
+	var pairs []ExemptPair
+	for _, r := range want {
+		if r.chain == chainPost && r.src.IsValid() && r.dst.IsValid() && !r.snat.IsValid() {
+			pairs = append(pairs, ExemptPair{Src: r.src, Dst: r.dst})
+		}
+	}
+	all := append(slices.Clone(pairs), rt.bypass...)
+	if len(all) == 0 || rt.nl == nil {
+		rt.bypass = pairs
+		return nil
+	}
+	filters := make([]netlink.CustomConntrackFilter, 0, len(all))
+	for _, p := range all {
+		f := &netlink.ConntrackFilter{}
+		if err := f.AddIPNet(netlink.ConntrackOrigSrcIP, toIPNet(p.Src)); err != nil {
+			return err
+		}
+		if err := f.AddIPNet(netlink.ConntrackOrigDstIP, toIPNet(p.Dst)); err != nil {
+			return err
+		}
+		filters = append(filters, f)
+	}
+	n, err := rt.nl.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, filters...)
+	if err != nil {
+		return fmt.Errorf("flush conntrack of NAT bypass flows: %w", err)
+	}
+	if n > 0 {
+		l.log.Info("conntrack entries of NAT bypass flows deleted", "entries", n)
+	}
+	rt.bypass = pairs
+	return nil
 }
 
 // readNFT returns the comments of the table's rules by chain.

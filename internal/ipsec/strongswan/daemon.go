@@ -92,6 +92,7 @@ type Daemon struct {
 
 	mu      sync.Mutex
 	sess    *vici.Session
+	client  *Client
 	stopped bool
 }
 
@@ -145,7 +146,8 @@ charon {
   load_modular = no
   load = %[2]s
   install_routes = yes
-  retransmit_tries = 3
+  retransmit_timeout = 1.0
+  retransmit_tries = 5
   plugins {
     vici {
       socket = unix://%[1]s/%[3]s
@@ -155,6 +157,8 @@ charon {
     log {
       path = %[1]s/%[4]s
       time_format = %%F %%T
+      flush_line = yes
+      ike_name = yes
       default = 1
     }
   }
@@ -349,10 +353,25 @@ func Adopt(ctx context.Context, opts DaemonOptions) (*Daemon, error) {
 }
 
 // Session is the VICI session to this charon (nil after Stop or Close).
+// Callers that share it use Client instead.
 func (d *Daemon) Session() *vici.Session {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.sess
+}
+
+// Client is the session with its commands serialised (nil after Stop or
+// Close).
+func (d *Daemon) Client() *Client {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.sess == nil {
+		return nil
+	}
+	if d.client == nil || d.client.s != d.sess {
+		d.client = &Client{s: d.sess}
+	}
+	return d.client
 }
 
 // Pid is charon's process id (in the agent's pid namespace).

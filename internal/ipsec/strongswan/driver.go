@@ -28,11 +28,10 @@ const DriverName = "strongswan"
 // restarted agent knows what is current without reloading anything.
 const loadedFile = "neutrino-loaded.json"
 
-// Timeouts of VICI calls.
-var (
-	callTimeout      = 5 * time.Second
-	terminateTimeout = 2 * time.Second
-)
+// callTimeout bounds a VICI call. Every call that can wait on the
+// network (initiate, terminate) is made with timeout -1, so charon
+// answers at once; a call that still times out means charon is stuck.
+var callTimeout = 10 * time.Second
 
 // DriverOptions configure the strongSwan device driver of one agent.
 type DriverOptions struct {
@@ -329,7 +328,7 @@ func (r *routerVPN) apply(ctx context.Context) error {
 	if err := r.ensureDaemon(ctx); err != nil {
 		return err
 	}
-	sess := r.daemon.Session()
+	sess := r.daemon.Client()
 	if sess == nil {
 		return errors.New("strongswan: no VICI session")
 	}
@@ -383,11 +382,9 @@ func (r *routerVPN) setReason(id, reason string) {
 	}
 }
 
-// call runs one VICI command with a timeout and turns a failed command
-// into an error.
-func call(ctx context.Context, sess *vici.Session, cmd string, in *vici.Message) (*vici.Message, error) {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
+// call runs one VICI command and turns a failed command into an error
+// naming it.
+func call(ctx context.Context, sess *Client, cmd string, in *vici.Message) (*vici.Message, error) {
 	m, err := sess.Call(ctx, cmd, in)
 	if err != nil {
 		return nil, fmt.Errorf("vici %s: %w", cmd, err)
@@ -405,7 +402,7 @@ func msg(kv ...any) *vici.Message {
 
 // load loads the key first, then the connection, whose start action
 // (trap|start for bi-directional) initiates it.
-func (r *routerVPN) load(ctx context.Context, sess *vici.Session, cfg Config) error {
+func (r *routerVPN) load(ctx context.Context, sess *Client, cfg Config) error {
 	shared, err := cfg.LoadShared()
 	if err != nil {
 		return err
@@ -424,12 +421,17 @@ func (r *routerVPN) load(ctx context.Context, sess *vici.Session, cfg Config) er
 // unload terminates a connection's IKE_SA (and so its CHILD_SAs), then
 // removes its config and key. Errors for things already gone are
 // expected and ignored.
-func (r *routerVPN) unload(ctx context.Context, sess *vici.Session, id string) {
-	tctx, cancel := context.WithTimeout(ctx, terminateTimeout+time.Second)
-	_, err := sess.Call(tctx, "terminate", msg("ike", id, "timeout", fmt.Sprint(terminateTimeout.Milliseconds())))
-	cancel()
-	if err != nil && !strings.Contains(err.Error(), "no matching") {
-		r.log.Info("terminate", "connection", id, "result", err)
+func (r *routerVPN) unload(ctx context.Context, sess *Client, id string) {
+	// Every IKE_SA of the connection, by unique id: when both sides
+	// initiated at once there are two, and the one left behind would keep
+	// the peer's CHILD_SA (and our status) up on the old configuration.
+	// timeout -1: charon answers at once and deletes on its own.
+	sas, _ := listSAs(ctx, sess)
+	for _, ikeID := range sas[id].ikeIDs {
+		_, err := call(ctx, sess, "terminate", msg("ike-id", ikeID, "timeout", "-1"))
+		if err != nil && !strings.Contains(err.Error(), "no matching") {
+			r.log.Info("terminate", "connection", id, "ike_sa", ikeID, "result", err)
+		}
 	}
 	if _, err := call(ctx, sess, "unload-conn", msg("name", id)); err != nil && !strings.Contains(err.Error(), "not found") {
 		r.log.Warn("unload-conn", "connection", id, "error", err)
@@ -444,7 +446,7 @@ func (r *routerVPN) unload(ctx context.Context, sess *vici.Session, id string) {
 // ensureDaemon adopts the router's running charon or starts one, and
 // watches it. The caller holds r.mu.
 func (r *routerVPN) ensureDaemon(ctx context.Context) error {
-	if r.daemon != nil && r.daemon.Alive() && r.daemon.Session() != nil {
+	if r.daemon != nil && r.daemon.Alive() && r.daemon.Client() != nil {
 		return nil
 	}
 	if r.daemon != nil { // dead: start over
@@ -465,14 +467,14 @@ func (r *routerVPN) ensureDaemon(ctx context.Context) error {
 	r.setDaemon(d)
 	r.loaded = map[string]string{}
 	if adopted {
-		r.loaded = r.adoptLoaded(ctx, d.Session())
+		r.loaded = r.adoptLoaded(ctx, d.Client())
 	}
 	return r.watch(d)
 }
 
 // adoptLoaded is what an adopted charon has loaded: its connections, with
 // the digests recorded when they were loaded ("" when unrecorded).
-func (r *routerVPN) adoptLoaded(ctx context.Context, sess *vici.Session) map[string]string {
+func (r *routerVPN) adoptLoaded(ctx context.Context, sess *Client) map[string]string {
 	out := map[string]string{}
 	m, err := call(ctx, sess, "get-conns", nil)
 	if err != nil {
@@ -546,12 +548,10 @@ var events = []string{"ike-updown", "child-updown", "ike-rekey", "child-rekey", 
 // watch subscribes to the daemon's events and starts its monitor. The
 // caller holds r.mu.
 func (r *routerVPN) watch(d *Daemon) error {
-	sess := d.Session()
-	if err := sess.Subscribe(events...); err != nil {
+	ch := make(chan vici.Event, 256)
+	if err := d.Client().Subscribe(ch, events...); err != nil {
 		return fmt.Errorf("strongswan: subscribe to events: %w", err)
 	}
-	ch := make(chan vici.Event, 256)
-	sess.NotifyEvents(ch)
 	stop := make(chan struct{})
 	r.stopMon = stop
 	go r.monitor(d, ch, stop)
@@ -621,10 +621,25 @@ func (r *routerVPN) recover(dead *Daemon) {
 	r.log.Warn("charon died; restarting it", "pid", dead.Pid())
 	r.markDaemonDown()
 	r.d.changed(r.id)
+	r.mu.Lock()
+	if r.daemon != dead || ctx.Err() != nil { // replaced, stopped or closed meanwhile
+		r.mu.Unlock()
+		return
+	}
+	// Its VICI socket closes before the process is gone: make sure it is,
+	// and its files with it, before a new one starts in the same dir.
+	r.detach()
+	if err := dead.Stop(ctx); err != nil {
+		r.log.Warn("stopping the dead charon", "error", err)
+	}
+	r.setDaemon(nil)
+	r.loaded = nil
+	r.d.metrics.restart(r.id)
+	r.mu.Unlock()
 	backoff := 200 * time.Millisecond
 	for {
 		r.mu.Lock()
-		if r.daemon != dead || ctx.Err() != nil { // replaced, stopped or closed meanwhile
+		if r.daemon != nil || ctx.Err() != nil { // an Apply got there first, or closed
 			r.mu.Unlock()
 			return
 		}
@@ -678,7 +693,7 @@ func (r *routerVPN) retryDown(ctx context.Context, d *Daemon) {
 	if len(ids) == 0 {
 		return
 	}
-	sess := d.Session()
+	sess := d.Client()
 	if sess == nil {
 		return
 	}

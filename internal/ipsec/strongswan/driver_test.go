@@ -230,6 +230,15 @@ func TestDriverMoonSun(t *testing.T) {
 		moonD.Delete(context.Background(), tp.moon.routerID)
 		sunD.Delete(context.Background(), tp.sun.routerID)
 	})
+	t.Cleanup(func() { // runs first: the deletions remove the logs
+		if t.Failed() {
+			logs, _ := filepath.Glob(filepath.Join(tp.stateDir, "*", "*", LogFile))
+			for _, l := range logs {
+				data, _ := os.ReadFile(l)
+				t.Logf("%s:\n%s", l, data)
+			}
+		}
+	})
 
 	if udpReach(t, tp.moon, tp.sun) {
 		t.Fatal("the VMs reach each other before any VPN")
@@ -251,6 +260,12 @@ func TestDriverMoonSun(t *testing.T) {
 	}
 	if !udpReach(t, tp.moon, tp.sun) {
 		t.Fatal("no traffic through the tunnel")
+	}
+	// kernel-libipsec needs ESP in UDP (charon fakes a NAT for it); with
+	// XFRM and no NAT between the routers there must be none.
+	sas, err := listSAs(ctx, moonD.routers[tp.moon.routerID].daemon.Client())
+	if err != nil || !sas["conn-moon"].installed || sas["conn-moon"].encap != (moonD.opts.DataPlane == DataPlaneLibipsec) {
+		t.Errorf("moon's SA on %s: %+v (%v), want installed, UDP-encapsulated only with libipsec", moonD.opts.DataPlane, sas["conn-moon"], err)
 	}
 
 	// Metrics count the tunnel's packets.

@@ -86,7 +86,7 @@ func (d *Driver) Collect(ch chan<- prometheus.Metric) {
 		var sas map[string]saInfo
 		if dm != nil && dm.Alive() {
 			daemons++
-			if sess := dm.Session(); sess != nil {
+			if sess := dm.Client(); sess != nil {
 				sas, _ = listSAs(context.Background(), sess)
 			}
 		}

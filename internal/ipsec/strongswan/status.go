@@ -12,8 +12,10 @@ import (
 
 // saInfo is one connection's SAs as list-sas shows them.
 type saInfo struct {
-	ikeState  string // ESTABLISHED, CONNECTING, ...
-	installed bool   // a CHILD_SA of the connection is INSTALLED
+	ikeState  string   // ESTABLISHED, CONNECTING, ...
+	ikeIDs    []string // unique ids of all its IKE_SAs
+	installed bool     // a CHILD_SA of the connection is INSTALLED
+	encap     bool     // ... and its ESP is UDP-encapsulated (NAT detected)
 	traffic   childTraffic
 }
 
@@ -23,23 +25,18 @@ type childTraffic struct {
 }
 
 // listSAs returns the SAs of every connection (by IKE config name).
-func listSAs(ctx context.Context, sess *vici.Session) (map[string]saInfo, error) {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
+func listSAs(ctx context.Context, sess *Client) (map[string]saInfo, error) {
 	out := map[string]saInfo{}
-	for m, err := range sess.CallStreaming(ctx, "list-sas", "list-sa", nil) {
-		if err != nil {
-			return nil, err
-		}
-		if m == nil {
-			continue
-		}
+	err := sess.Stream(ctx, "list-sas", "list-sa", nil, func(m *vici.Message) {
 		for _, name := range m.Keys() {
 			ike, ok := m.Get(name).(*vici.Message)
 			if !ok {
 				continue
 			}
 			info := out[name]
+			if id, _ := ike.Get("uniqueid").(string); id != "" {
+				info.ikeIDs = append(info.ikeIDs, id)
+			}
 			if st, _ := ike.Get("state").(string); info.ikeState != "ESTABLISHED" {
 				info.ikeState = st
 			}
@@ -51,6 +48,7 @@ func listSAs(ctx context.Context, sess *vici.Session) (map[string]saInfo, error)
 					}
 					if st, _ := c.Get("state").(string); st == "INSTALLED" && c.Get("name") == name {
 						info.installed = true
+						info.encap = info.encap || c.Get("encap") == "yes"
 					}
 					info.traffic.bytesIn += counter(c, "bytes-in")
 					info.traffic.bytesOut += counter(c, "bytes-out")
@@ -60,6 +58,9 @@ func listSAs(ctx context.Context, sess *vici.Session) (map[string]saInfo, error)
 			}
 			out[name] = info
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -79,7 +80,7 @@ func (r *routerVPN) refresh(ctx context.Context) bool {
 	conns := r.conns
 	r.smu.Unlock()
 	if d := r.currentDaemon(); d != nil && d.Alive() {
-		if sess := d.Session(); sess != nil {
+		if sess := d.Client(); sess != nil {
 			var err error
 			sas, err = listSAs(ctx, sess)
 			alive = err == nil
