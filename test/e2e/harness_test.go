@@ -44,6 +44,7 @@ import (
 	"github.com/neutrino-net/neutrino/internal/bus"
 	"github.com/neutrino-net/neutrino/internal/control"
 	"github.com/neutrino-net/neutrino/internal/httpapi"
+	"github.com/neutrino-net/neutrino/internal/ipsec/strongswan"
 	"github.com/neutrino-net/neutrino/internal/namespace"
 	"github.com/neutrino-net/neutrino/internal/service"
 	"github.com/neutrino-net/neutrino/internal/store/sqlstore/sqltest"
@@ -55,6 +56,9 @@ const (
 	reachTimeout   = 15 * time.Second // a path works once configured
 	cleanupTimeout = 15 * time.Second // the data plane is clean after deletion
 )
+
+// dataPlane is the IPsec data plane the agents use, detected once.
+var dataPlane, dataPlaneWhy = strongswan.DetectDataPlane()
 
 // syncBuffer collects logs, written from many goroutines.
 type syncBuffer struct {
@@ -145,6 +149,9 @@ func newEnv(t *testing.T) *env {
 	srv := httptest.NewServer(httpapi.New(httpapi.Options{Service: svc, Auth: auth.NoAuth{}, Logger: log.With("component", "api")}))
 	e.api = srv.URL
 	t.Cleanup(func() {
+		if t.Failed() || os.Getenv("NEUTRINO_E2E_LOGS") != "" {
+			e.daemonLogs() // before the deletions remove them
+		}
 		e.teardown()
 		e.mu.Lock()
 		hosts := slices.Clone(e.hosts)
@@ -164,6 +171,20 @@ func newEnv(t *testing.T) *env {
 		}
 	})
 	return e
+}
+
+// daemonLogs logs every router's IKE daemon log.
+func (e *env) daemonLogs() {
+	e.mu.Lock()
+	hosts := slices.Clone(e.hosts)
+	e.mu.Unlock()
+	for _, h := range hosts {
+		logs, _ := filepath.Glob(filepath.Join(h.state, "ipsec", "*", strongswan.LogFile))
+		for _, l := range logs {
+			data, _ := os.ReadFile(l)
+			e.t.Logf("host %s: %s:\n%s", h.name, l, data)
+		}
+	}
 }
 
 // ---- the Networking API ----
@@ -238,28 +259,43 @@ func (e *env) pushUndo(what string, fn func() error) {
 }
 
 // create POSTs a resource, remembers its deletion and returns it.
+// collections maps the VPN resources to their paths; the core ones are
+// /v2.0/<kind>s.
+var collections = map[string]string{
+	"ikepolicy": "/v2.0/vpn/ikepolicies", "ipsecpolicy": "/v2.0/vpn/ipsecpolicies",
+	"vpnservice": "/v2.0/vpn/vpnservices", "endpoint_group": "/v2.0/vpn/endpoint-groups",
+	"ipsec_site_connection": "/v2.0/vpn/ipsec-site-connections",
+}
+
+func collection(kind string) string {
+	if p, ok := collections[kind]; ok {
+		return p
+	}
+	return "/v2.0/" + kind + "s"
+}
+
 func (e *env) create(kind string, attrs object) object {
 	e.t.Helper()
-	out := e.call("POST", "/v2.0/"+kind+"s", object{kind: attrs}, http.StatusCreated)
+	out := e.call("POST", collection(kind), object{kind: attrs}, http.StatusCreated)
 	obj, _ := out[kind].(map[string]any)
 	id, _ := obj["id"].(string)
 	if id == "" {
-		e.t.Fatalf("POST %ss: no id in %v", kind, out)
+		e.t.Fatalf("POST %s: no id in %v", collection(kind), out)
 	}
-	e.pushUndo("delete "+kind+" "+id, e.deleteCall("DELETE", "/v2.0/"+kind+"s/"+id, nil))
+	e.pushUndo("delete "+kind+" "+id, e.deleteCall("DELETE", collection(kind)+"/"+id, nil))
 	return obj
 }
 
 func (e *env) get(kind, id string) object {
 	e.t.Helper()
-	out := e.call("GET", "/v2.0/"+kind+"s/"+id, nil, http.StatusOK)
+	out := e.call("GET", collection(kind)+"/"+id, nil, http.StatusOK)
 	obj, _ := out[kind].(map[string]any)
 	return obj
 }
 
 func (e *env) update(kind, id string, attrs object) object {
 	e.t.Helper()
-	out := e.call("PUT", "/v2.0/"+kind+"s/"+id, object{kind: attrs}, http.StatusOK)
+	out := e.call("PUT", collection(kind)+"/"+id, object{kind: attrs}, http.StatusOK)
 	obj, _ := out[kind].(map[string]any)
 	return obj
 }
@@ -461,6 +497,10 @@ type host struct {
 	underlay netip.Addr
 	// resync is the agent's full-resync period (default 5s).
 	resync time.Duration
+	// state is the agent's state dir (IKE daemons); it outlives restarts.
+	state string
+	// vpn is the running agent's strongSwan driver (nil without charon).
+	vpn *strongswan.Driver
 
 	mu      sync.Mutex
 	vms     []*vmNS
@@ -479,7 +519,7 @@ func (e *env) newHost(name string, underlay netip.Addr) *host {
 		rm()
 		e.t.Skipf("cannot create a network namespace: %v", err)
 	}
-	h := &host{e: e, name: name, ns: ns, dir: dir, rmDir: rm, underlay: underlay}
+	h := &host{e: e, name: name, ns: ns, dir: dir, rmDir: rm, underlay: underlay, state: e.t.TempDir()}
 	e.mu.Lock()
 	e.hosts = append(e.hosts, h)
 	e.mu.Unlock()
@@ -511,8 +551,23 @@ func (h *host) startAgent() {
 	if resync == 0 {
 		resync = 5 * time.Second
 	}
-	a, err := agent.New(agent.Options{Host: h.name, BusURL: h.e.bus.URL(), Token: bus.AgentToken(h.e.secret, h.name),
-		UnderlayIP: h.underlay, L2: sw, L3: rt, Heartbeat: 500 * time.Millisecond, Resync: resync, Logger: log})
+	var a *agent.Agent
+	vpn, closeVPN := map[string]agent.VPN{}, func() {}
+	var drv *strongswan.Driver
+	if _, err := os.Stat(strongswan.DefaultCharon); err == nil {
+		drv, err = strongswan.NewDriver(strongswan.DriverOptions{StateDir: filepath.Join(h.state, "ipsec"), NetnsDir: h.dir,
+			DataPlane: dataPlane, Logger: log, OnChange: func(id string) {
+				if a != nil {
+					a.VPNChanged(id)
+				}
+			}})
+		if err != nil {
+			t.Fatalf("strongswan driver: %v", err)
+		}
+		vpn[strongswan.DriverName], closeVPN = drv, drv.Close
+	}
+	a, err = agent.New(agent.Options{Host: h.name, BusURL: h.e.bus.URL(), Token: bus.AgentToken(h.e.secret, h.name),
+		UnderlayIP: h.underlay, L2: sw, L3: rt, VPN: vpn, Heartbeat: 500 * time.Millisecond, Resync: resync, Logger: log})
 	if err != nil {
 		sw.Close()
 		rt.Close()
@@ -522,7 +577,8 @@ func (h *host) startAgent() {
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
 	h.mu.Lock()
-	h.cancel, h.done, h.closeDP = cancel, done, func() { sw.Close(); rt.Close() }
+	h.cancel, h.done, h.closeDP = cancel, done, func() { closeVPN(); sw.Close(); rt.Close() }
+	h.vpn = drv
 	h.mu.Unlock()
 }
 
@@ -678,6 +734,10 @@ func (h *host) leftovers() []string {
 		if strings.HasPrefix(ent.Name(), agentv1.RouterNamespacePrefix) {
 			left = append(left, "namespace "+ent.Name())
 		}
+	}
+	vpnDirs, _ := os.ReadDir(filepath.Join(h.state, "ipsec"))
+	for _, ent := range vpnDirs {
+		left = append(left, "IKE daemon state of router "+ent.Name())
 	}
 	c, err := nftables.New(nftables.WithNetNSFd(int(h.ns)))
 	if err != nil {

@@ -14,9 +14,9 @@ import (
 	"github.com/neutrino-net/neutrino/internal/namespace"
 )
 
-// pinger sends ICMP echo requests from an address inside a VM namespace to
-// one destination and records the replies. Its raw socket is opened in
-// the namespace and stays there.
+// pinger sends ICMP (or ICMPv6) echo requests from an address inside a VM
+// namespace to one destination and records the replies. Its raw socket is
+// opened in the namespace and stays there.
 type pinger struct {
 	t   *testing.T
 	c   net.PacketConn
@@ -34,8 +34,12 @@ type pinger struct {
 func newPinger(t *testing.T, vm *vmNS, src, dst string) *pinger {
 	t.Helper()
 	var c net.PacketConn
+	proto := "ip4:icmp"
+	if netip.MustParseAddr(dst).Is6() {
+		proto = "ip6:ipv6-icmp" // the kernel computes ICMPv6 checksums
+	}
 	if err := namespace.Do(vm.ns, func() (err error) {
-		c, err = net.ListenPacket("ip4:icmp", src)
+		c, err = net.ListenPacket(proto, src)
 		return err
 	}); err != nil {
 		t.Fatalf("VM %s: icmp socket on %s: %v", vm.name, src, err)
@@ -64,7 +68,11 @@ func (p *pinger) read() {
 			continue
 		}
 		ip, _ := from.(*net.IPAddr)
-		if n < 8 || buf[0] != 0 || binary.BigEndian.Uint16(buf[4:]) != p.id || ip == nil || !ip.IP.Equal(p.dst.AsSlice()) {
+		reply := byte(0) // echo reply
+		if p.dst.Is6() {
+			reply = 129
+		}
+		if n < 8 || buf[0] != reply || binary.BigEndian.Uint16(buf[4:]) != p.id || ip == nil || !ip.IP.Equal(p.dst.AsSlice()) {
 			continue
 		}
 		seq := binary.BigEndian.Uint16(buf[6:])
@@ -87,10 +95,16 @@ func (p *pinger) send() uint16 {
 	seq := p.seq
 	p.sent[seq] = time.Now()
 	p.mu.Unlock()
-	msg := binary.BigEndian.AppendUint16([]byte{8, 0, 0, 0}, p.id)
+	request := byte(8)
+	if p.dst.Is6() {
+		request = 128
+	}
+	msg := binary.BigEndian.AppendUint16([]byte{request, 0, 0, 0}, p.id)
 	msg = binary.BigEndian.AppendUint16(msg, seq)
 	msg = append(msg, "neutrino-e2e"...)
-	binary.BigEndian.PutUint16(msg[2:], checksum(msg))
+	if !p.dst.Is6() {
+		binary.BigEndian.PutUint16(msg[2:], checksum(msg))
+	}
 	_, _ = p.c.WriteTo(msg, &net.IPAddr{IP: p.dst.AsSlice()}) // an unreachable path is a missing reply
 	return seq
 }

@@ -1,0 +1,320 @@
+package e2e_test
+
+import (
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/neutrino-net/neutrino/internal/ipsec/strongswan"
+)
+
+// vpnTimeout bounds a wait for a connection's status in the API.
+const vpnTimeout = 20 * time.Second
+
+// needCharon skips VPN tests where strongSwan is not installed, except
+// under CI, where scripts/test.sh installs it.
+func needCharon(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(strongswan.DefaultCharon); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI is set but charon is missing: %v", err)
+		}
+		t.Skipf("strongSwan's charon is not installed: %v", err)
+	}
+}
+
+// site is one side of the moon/sun topology: a router with a gateway on
+// the shared external network, a tenant network behind it and a VM.
+type site struct {
+	name      string
+	router    string
+	ext4      string // external_v4_ip of its VPN service
+	ext6      string
+	subnet    string // IPv4 tenant subnet
+	subnet6   string // IPv6 tenant subnet
+	cidr      string
+	cidr6     string
+	vm        *vmNS
+	vmPort    port
+	vmIP6     string
+	services  []string
+	lastAdded string
+}
+
+// newSite builds router, tenant network (IPv4 and IPv6) and VM.
+func (e *env) newSite(h *host, name, ext string, n int) *site {
+	e.t.Helper()
+	s := &site{name: name, cidr: "10." + itoa(n) + ".0.0/24", cidr6: "2001:db8:" + itoa(n) + "::/64"}
+	net := e.network(name+"-net", false)
+	s.subnet = e.subnet(net, s.cidr, nil)
+	s.subnet6 = e.subnet(net, s.cidr6, object{"ip_version": 6})
+	s.router = e.router(name, ext)
+	e.addInterface(s.router, s.subnet)
+	e.addInterface(s.router, s.subnet6)
+	s.vmPort = e.port(net, object{"name": name + "-vm"})
+	got := e.get("port", s.vmPort.id)
+	for _, ip := range got["fixed_ips"].([]any) {
+		if a := ip.(map[string]any)["ip_address"].(string); strings.Contains(a, ":") {
+			s.vmIP6 = a
+		}
+	}
+	s.vm = h.vm(name + "-vm")
+	return s
+}
+
+func itoa(n int) string { return string(rune('0' + n)) }
+
+// vpnService creates a VPN service on the site's router (legacy mode when
+// subnet is set) and returns its id, remembering its external IPs.
+func (e *env) vpnService(s *site, name, subnet string) string {
+	e.t.Helper()
+	attrs := object{"name": name, "router_id": s.router}
+	if subnet != "" {
+		attrs["subnet_id"] = subnet
+	}
+	v := e.create("vpnservice", attrs)
+	s.ext4, _ = v["external_v4_ip"].(string)
+	s.ext6, _ = v["external_v6_ip"].(string)
+	if s.ext4 == "" {
+		e.t.Fatalf("vpnservice %s has no external_v4_ip: %v", name, v)
+	}
+	return v["id"].(string)
+}
+
+// connection creates an IPsec site connection and returns its id.
+func (e *env) connection(name, service, ike, ipsec, peer, psk string, extra object) string {
+	e.t.Helper()
+	attrs := object{"name": name, "vpnservice_id": service, "ikepolicy_id": ike, "ipsecpolicy_id": ipsec,
+		"peer_address": peer, "peer_id": peer, "psk": psk}
+	for k, v := range extra {
+		attrs[k] = v
+	}
+	return e.create("ipsec_site_connection", attrs)["id"].(string)
+}
+
+// waitConn polls GET until the connection has the status; it returns the
+// connection as last seen.
+func (e *env) waitConn(id, status string, within time.Duration) object {
+	e.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		c := e.get("ipsec_site_connection", id)
+		if c["status"] == status {
+			return c
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("connection %s: status %v (status_reason %q), want %s after %s", id, c["status"], c["status_reason"], status, within)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// deleteConn deletes a connection now (its undo step becomes harmless).
+func (e *env) deleteConn(id string) {
+	e.t.Helper()
+	code, body, err := e.do("DELETE", "/v2.0/vpn/ipsec-site-connections/"+id, nil)
+	if err != nil || code != http.StatusNoContent {
+		e.t.Fatalf("DELETE connection %s: %d %s %v", id, code, body, err)
+	}
+}
+
+// stops waits until the pinger's requests go unanswered for 300ms; it
+// returns how long that took to begin.
+func stops(p *pinger, within time.Duration) (time.Duration, bool) {
+	start := time.Now()
+	for time.Since(start) < within {
+		at := time.Since(start)
+		if p.silent(20*time.Millisecond, 300*time.Millisecond) {
+			return at, true
+		}
+	}
+	return within, false
+}
+
+// TestVPNMoonSun is seed 000's experiment through the API: two routers on
+// one external network, a VM behind each, a VPN service and a connection
+// on each side, each using the other's external_v4_ip from the POST.
+func TestVPNMoonSun(t *testing.T) {
+	needCharon(t)
+	e := newEnv(t)
+	h := e.newHost("node-1", netip.MustParseAddr("192.0.2.1"))
+	h.startAgent()
+	h.waitRegistered()
+	t.Logf("IPsec data plane: %s (%s)", dataPlane, dataPlaneWhy)
+
+	ext := e.network("public", true)
+	e.subnet(ext, "172.24.4.0/24", nil)
+	e.subnet(ext, "2001:db8:ff::/64", object{"ip_version": 6})
+	moon, sun := e.newSite(h, "moon", ext, 1), e.newSite(h, "sun", ext, 2)
+	e.plugAll(h, []port{moon.vmPort, sun.vmPort}, []*vmNS{moon.vm, sun.vm})
+	moon.vm.waitUp(t, moon.vmPort.id)
+
+	ping := newPinger(t, moon.vm, moon.vmPort.ip, sun.vmPort.ip)
+	if !ping.silent(20*time.Millisecond, 500*time.Millisecond) {
+		t.Fatal("moon's VM reaches sun's VM before any VPN")
+	}
+
+	ike := e.create("ikepolicy", object{"name": "ike", "ike_version": "v2", "auth_algorithm": "sha256"})["id"].(string)
+	ipsec := e.create("ipsecpolicy", object{"name": "esp", "auth_algorithm": "sha256"})["id"].(string)
+	moonSvc := e.vpnService(moon, "moon-vpn", moon.subnet)
+	sunSvc := e.vpnService(sun, "sun-vpn", sun.subnet)
+	if v := e.get("vpnservice", moonSvc); v["status"] != "PENDING_CREATE" && v["status"] != "DOWN" {
+		t.Errorf("service without connections: status %v", v["status"])
+	}
+
+	moonConn := e.connection("moon-to-sun", moonSvc, ike, ipsec, sun.ext4, "s3cret", object{"peer_cidrs": []any{sun.cidr}})
+	start := time.Now()
+	sunConn := e.connection("sun-to-moon", sunSvc, ike, ipsec, moon.ext4, "s3cret", object{"peer_cidrs": []any{moon.cidr}})
+	e.waitConn(sunConn, "ACTIVE", vpnTimeout)
+	e.waitConn(moonConn, "ACTIVE", vpnTimeout)
+	t.Logf("POST of the second connection -> both ACTIVE in GET: %s", time.Since(start).Round(time.Millisecond))
+	for _, id := range []string{moonSvc, sunSvc} {
+		if v := e.get("vpnservice", id); v["status"] != "ACTIVE" {
+			t.Errorf("vpnservice %s: status %v, want ACTIVE", id, v["status"])
+		}
+	}
+	at, ok := ping.reach(20*time.Millisecond, reachTimeout)
+	if !ok {
+		t.Fatalf("moon's VM cannot ping sun's VM through the tunnel")
+	}
+	t.Logf("first ping through the tunnel %s after the second POST", at.Sub(start).Round(time.Millisecond))
+	moonPid := h.vpn.Pid(moon.router)
+	if moonPid == 0 || h.vpn.Pid(sun.router) == 0 || moonPid == h.vpn.Pid(sun.router) {
+		t.Fatalf("charon pids: moon %d, sun %d; want two distinct daemons", moonPid, h.vpn.Pid(sun.router))
+	}
+
+	t.Run("WrongPSK", func(t *testing.T) {
+		e.update("ipsec_site_connection", sunConn, object{"psk": "not-the-same"})
+		c := e.waitConn(sunConn, "DOWN", vpnTimeout)
+		e.waitConn(moonConn, "DOWN", vpnTimeout)
+		reason, _ := c["status_reason"].(string)
+		for deadline := time.Now().Add(vpnTimeout); !strings.Contains(reason, "authentication") && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond)
+			reason, _ = e.get("ipsec_site_connection", sunConn)["status_reason"].(string)
+		}
+		if !strings.Contains(reason, "authentication") {
+			t.Errorf("wrong PSK: status_reason %q, want an authentication failure", reason)
+		}
+		t.Logf("wrong PSK: DOWN with reason %q", reason)
+		if !ping.silent(20*time.Millisecond, 300*time.Millisecond) {
+			t.Error("traffic passes with different PSKs")
+		}
+		e.update("ipsec_site_connection", sunConn, object{"psk": "s3cret"})
+		e.waitConn(sunConn, "ACTIVE", vpnTimeout)
+		e.waitConn(moonConn, "ACTIVE", vpnTimeout)
+		if c := e.get("ipsec_site_connection", sunConn); c["status_reason"] != nil && c["status_reason"] != "" {
+			t.Errorf("ACTIVE connection keeps status_reason %q", c["status_reason"])
+		}
+		if _, ok := ping.reach(20*time.Millisecond, reachTimeout); !ok {
+			t.Fatal("no traffic after the PSK was fixed")
+		}
+		if p := h.vpn.Pid(moon.router); p != moonPid {
+			t.Errorf("moon's charon changed (%d -> %d) for a change on sun", moonPid, p)
+		}
+	})
+
+	t.Run("DeleteStopsTraffic", func(t *testing.T) {
+		e.deleteConn(moonConn)
+		e.deleteConn(sunConn)
+		if d, ok := stops(ping, 5*time.Second); !ok {
+			t.Error("traffic still passes 5s after both connections were deleted")
+		} else {
+			t.Logf("traffic stopped within %s of the DELETEs", d.Round(time.Millisecond))
+		}
+		for _, id := range []string{moonSvc, sunSvc} {
+			for deadline := time.Now().Add(vpnTimeout); ; time.Sleep(20 * time.Millisecond) {
+				if v := e.get("vpnservice", id); v["status"] == "DOWN" {
+					break
+				} else if time.Now().After(deadline) {
+					t.Fatalf("vpnservice %s without connections: status %v, want DOWN", id, v["status"])
+				}
+			}
+		}
+		for deadline := time.Now().Add(vpnTimeout); h.vpn.Pid(moon.router) != 0; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("moon's charon still runs without connections")
+			}
+		}
+	})
+
+	// Endpoint-group mode: moon protects two subnets, and IPv6 rides in
+	// the same IPv4 tunnel's IKE_SA peer as a second connection.
+	t.Run("EndpointGroupsAndIPv6", func(t *testing.T) {
+		net2 := e.network("moon-net-2", false)
+		cidr2 := "10.3.0.0/24"
+		sub2 := e.subnet(net2, cidr2, nil)
+		e.addInterface(moon.router, sub2)
+		p2 := e.port(net2, object{"name": "moon-vm-2"})
+		vm2 := h.vm("moon-vm-2")
+		e.plugAll(h, []port{p2}, []*vmNS{vm2})
+
+		group := func(name, typ string, eps ...string) string {
+			l := make([]any, len(eps))
+			for i, x := range eps {
+				l[i] = x
+			}
+			return e.create("endpoint_group", object{"name": name, "type": typ, "endpoints": l})["id"].(string)
+		}
+		moonLocal := group("moon-local", "subnet", moon.subnet, sub2)
+		moonPeer := group("moon-peer", "cidr", sun.cidr)
+		sunLocal := group("sun-local", "subnet", sun.subnet)
+		sunPeer := group("sun-peer", "cidr", moon.cidr, cidr2)
+		moonLocal6 := group("moon-local6", "subnet", moon.subnet6)
+		moonPeer6 := group("moon-peer6", "cidr", sun.cidr6)
+		sunLocal6 := group("sun-local6", "subnet", sun.subnet6)
+		sunPeer6 := group("sun-peer6", "cidr", moon.cidr6)
+
+		moonSvc2 := e.vpnService(moon, "moon-epg", "")
+		sunSvc2 := e.vpnService(sun, "sun-epg", "")
+		start := time.Now()
+		m4 := e.connection("moon-epg-v4", moonSvc2, ike, ipsec, sun.ext4, "k4",
+			object{"local_ep_group_id": moonLocal, "peer_ep_group_id": moonPeer})
+		s4 := e.connection("sun-epg-v4", sunSvc2, ike, ipsec, moon.ext4, "k4",
+			object{"local_ep_group_id": sunLocal, "peer_ep_group_id": sunPeer})
+		m6 := e.connection("moon-v6-in-v4", moonSvc2, ike, ipsec, sun.ext4, "k6",
+			object{"local_ep_group_id": moonLocal6, "peer_ep_group_id": moonPeer6, "peer_id": "sun-v6", "local_id": "moon-v6"})
+		s6 := e.connection("sun-v6-in-v4", sunSvc2, ike, ipsec, moon.ext4, "k6",
+			object{"local_ep_group_id": sunLocal6, "peer_ep_group_id": sunPeer6, "peer_id": "moon-v6", "local_id": "sun-v6"})
+		for _, id := range []string{m4, s4, m6, s6} {
+			e.waitConn(id, "ACTIVE", vpnTimeout)
+		}
+		t.Logf("four connections ACTIVE %s after the first POST", time.Since(start).Round(time.Millisecond))
+		if _, ok := ping.reach(20*time.Millisecond, reachTimeout); !ok {
+			t.Error("first local subnet: no traffic through the endpoint-group tunnel")
+		}
+		ping2 := newPinger(t, vm2, p2.ip, sun.vmPort.ip)
+		if _, ok := ping2.reach(20*time.Millisecond, reachTimeout); !ok {
+			t.Error("second local subnet: no traffic through the endpoint-group tunnel")
+		}
+		ping6 := newPinger(t, moon.vm, moon.vmIP6, sun.vmIP6)
+		if _, ok := ping6.reach(20*time.Millisecond, reachTimeout); !ok {
+			t.Error("IPv6 in IPv4: no traffic")
+		}
+
+		// IPv6 in IPv6: the same inner networks over the external IPv6
+		// addresses.
+		e.deleteConn(m6)
+		e.deleteConn(s6)
+		if _, ok := stops(ping6, 5*time.Second); !ok {
+			t.Error("IPv6 still passes 5s after its connections were deleted")
+		}
+		if _, ok := ping.reach(20*time.Millisecond, time.Second); !ok {
+			t.Error("deleting the IPv6 connections broke the IPv4 ones")
+		}
+		if moon.ext6 == "" || sun.ext6 == "" {
+			t.Fatalf("no external_v6_ip: moon %q sun %q", moon.ext6, sun.ext6)
+		}
+		m66 := e.connection("moon-v6-in-v6", moonSvc2, ike, ipsec, sun.ext6, "k66",
+			object{"local_ep_group_id": moonLocal6, "peer_ep_group_id": moonPeer6})
+		s66 := e.connection("sun-v6-in-v6", sunSvc2, ike, ipsec, moon.ext6, "k66",
+			object{"local_ep_group_id": sunLocal6, "peer_ep_group_id": sunPeer6})
+		e.waitConn(m66, "ACTIVE", vpnTimeout)
+		e.waitConn(s66, "ACTIVE", vpnTimeout)
+		if _, ok := ping6.reach(20*time.Millisecond, reachTimeout); !ok {
+			t.Error("IPv6 in IPv6: no traffic")
+		}
+	})
+}
