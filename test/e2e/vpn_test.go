@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/netip"
 	"os"
@@ -121,6 +122,40 @@ func (e *env) deleteConn(id string) {
 	}
 }
 
+// vpnSnapshot is the charon pid and IKE_SA ids of some routers.
+type vpnSnapshot map[string]struct {
+	pid int
+	sas map[string][]string
+}
+
+func (h *host) snapshot(t *testing.T, routers ...string) vpnSnapshot {
+	t.Helper()
+	out := vpnSnapshot{}
+	for _, r := range routers {
+		sas, err := h.vpn.IKESAs(t.Context(), r)
+		if err != nil {
+			t.Fatalf("router %s: list SAs: %v", r, err)
+		}
+		out[r] = struct {
+			pid int
+			sas map[string][]string
+		}{h.vpn.Pid(r), sas}
+	}
+	return out
+}
+
+// untouched checks that the routers still run the same charon with the
+// same IKE_SAs.
+func (h *host) untouched(t *testing.T, before vpnSnapshot) {
+	t.Helper()
+	for r, b := range before {
+		now := h.snapshot(t, r)[r]
+		if now.pid != b.pid || fmt.Sprint(now.sas) != fmt.Sprint(b.sas) {
+			t.Errorf("router %s: charon %d with IKE_SAs %v, was %d with %v", r[:8], now.pid, now.sas, b.pid, b.sas)
+		}
+	}
+}
+
 // stops waits until the pinger's requests go unanswered for 300ms; it
 // returns how long that took to begin.
 func stops(p *pinger, within time.Duration) (time.Duration, bool) {
@@ -186,6 +221,15 @@ func TestVPNMoonSun(t *testing.T) {
 		t.Fatalf("charon pids: moon %d, sun %d; want two distinct daemons", moonPid, h.vpn.Pid(sun.router))
 	}
 
+	// A bystander pair whose daemons no change to moon or sun may touch.
+	planet, comet := e.newSite(h, "planet", ext, 5), e.newSite(h, "comet", ext, 6)
+	pSvc, cSvc := e.vpnService(planet, "planet-vpn", planet.subnet), e.vpnService(comet, "comet-vpn", comet.subnet)
+	pConn := e.connection("planet-to-comet", pSvc, ike, ipsec, comet.ext4, "k", object{"peer_cidrs": []any{comet.cidr}})
+	cConn := e.connection("comet-to-planet", cSvc, ike, ipsec, planet.ext4, "k", object{"peer_cidrs": []any{planet.cidr}})
+	e.waitConn(pConn, "ACTIVE", vpnTimeout)
+	e.waitConn(cConn, "ACTIVE", vpnTimeout)
+	bystanders := h.snapshot(t, planet.router, comet.router)
+
 	t.Run("WrongPSK", func(t *testing.T) {
 		e.update("ipsec_site_connection", sunConn, object{"psk": "not-the-same"})
 		c := e.waitConn(sunConn, "DOWN", vpnTimeout)
@@ -214,6 +258,98 @@ func TestVPNMoonSun(t *testing.T) {
 		if p := h.vpn.Pid(moon.router); p != moonPid {
 			t.Errorf("moon's charon changed (%d -> %d) for a change on sun", moonPid, p)
 		}
+		h.untouched(t, bystanders)
+	})
+
+	t.Run("LiveChanges", func(t *testing.T) {
+		sunPid := h.vpn.Pid(sun.router)
+		// MTU: strongSwan has no per-connection MTU; nothing renegotiates.
+		before := h.snapshot(t, moon.router)
+		e.update("ipsec_site_connection", moonConn, object{"mtu": 1400})
+		time.Sleep(300 * time.Millisecond)
+		h.untouched(t, before)
+
+		// Peer CIDRs and DPD reach moon's running charon: same pid,
+		// the connection comes back ACTIVE.
+		start := time.Now()
+		e.update("ipsec_site_connection", moonConn, object{"peer_cidrs": []any{sun.cidr, "10.9.0.0/24"}})
+		e.update("ipsec_site_connection", moonConn, object{"dpd": object{"action": "restart", "interval": 10, "timeout": 40}})
+		e.waitConn(moonConn, "ACTIVE", vpnTimeout)
+		if _, ok := ping.reach(20*time.Millisecond, reachTimeout); !ok {
+			t.Fatal("no traffic after the peer CIDR and DPD changes")
+		}
+		t.Logf("peer CIDRs + DPD changed: traffic again %s after the first PUT", time.Since(start).Round(time.Millisecond))
+
+		// Connection admin_state_up: down stops traffic, up restores it.
+		e.update("ipsec_site_connection", moonConn, object{"admin_state_up": false})
+		e.waitConn(moonConn, "DOWN", vpnTimeout)
+		if _, ok := stops(ping, 5*time.Second); !ok {
+			t.Error("traffic passes with the connection admin down")
+		}
+		e.update("ipsec_site_connection", moonConn, object{"admin_state_up": true})
+		e.waitConn(moonConn, "ACTIVE", vpnTimeout)
+		e.waitConn(sunConn, "ACTIVE", vpnTimeout)
+
+		// Service admin_state_up on sun: its connection goes DOWN.
+		e.update("vpnservice", sunSvc, object{"admin_state_up": false})
+		e.waitConn(sunConn, "DOWN", vpnTimeout)
+		if _, ok := stops(ping, 5*time.Second); !ok {
+			t.Error("traffic passes with sun's service admin down")
+		}
+		e.update("vpnservice", sunSvc, object{"admin_state_up": true})
+		e.waitConn(sunConn, "ACTIVE", vpnTimeout)
+		e.waitConn(moonConn, "ACTIVE", vpnTimeout)
+		if _, ok := ping.reach(20*time.Millisecond, reachTimeout); !ok {
+			t.Fatal("no traffic after the admin state changes")
+		}
+		if p := h.vpn.Pid(moon.router); p == 0 {
+			t.Error("moon has no charon after its connection came back up")
+		}
+		_ = sunPid
+		h.untouched(t, bystanders)
+	})
+
+	t.Run("AgentRestartKeepsTunnels", func(t *testing.T) {
+		before := h.snapshot(t, moon.router, sun.router, planet.router, comet.router)
+		probe := newPinger(t, moon.vm, moon.vmPort.ip, sun.vmPort.ip)
+		if _, ok := probe.reach(10*time.Millisecond, reachTimeout); !ok {
+			t.Fatal("no traffic before the restart")
+		}
+		first := probe.send()
+		stopProbe := make(chan struct{})
+		probed := make(chan uint16)
+		go func() {
+			last := first
+			for {
+				select {
+				case <-stopProbe:
+					probed <- last
+					return
+				case <-time.After(10 * time.Millisecond):
+					last = probe.send()
+				}
+			}
+		}()
+		h.stopAgent()
+		h.startAgent()
+		// Resynced: the connections stay ACTIVE and a status report from
+		// the new agent arrived (its VPN state is known again).
+		for deadline := time.Now().Add(vpnTimeout); h.vpn.Status(moon.router)[moonSvc].Status != "ACTIVE"; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("restarted agent does not see moon's VPN ACTIVE")
+			}
+		}
+		time.Sleep(300 * time.Millisecond)
+		close(stopProbe)
+		last := <-probed
+		time.Sleep(200 * time.Millisecond)
+		if lost := probe.lost(first, last); len(lost) > 0 {
+			t.Errorf("%d of %d probes lost across the agent restart", len(lost), last-first+1)
+		} else {
+			t.Logf("agent restart: %d probes every 10ms, none lost", last-first+1)
+		}
+		h.untouched(t, before)
+		e.waitConn(moonConn, "ACTIVE", time.Second)
 	})
 
 	t.Run("DeleteStopsTraffic", func(t *testing.T) {
@@ -259,6 +395,7 @@ func TestVPNMoonSun(t *testing.T) {
 			return e.create("endpoint_group", object{"name": name, "type": typ, "endpoints": l})["id"].(string)
 		}
 		moonLocal := group("moon-local", "subnet", moon.subnet, sub2)
+		moonLocal1 := group("moon-local-1", "subnet", moon.subnet) // for the change below
 		moonPeer := group("moon-peer", "cidr", sun.cidr)
 		sunLocal := group("sun-local", "subnet", sun.subnet)
 		sunPeer := group("sun-peer", "cidr", moon.cidr, cidr2)
@@ -292,6 +429,17 @@ func TestVPNMoonSun(t *testing.T) {
 		ping6 := newPinger(t, moon.vm, moon.vmIP6, sun.vmIP6)
 		if _, ok := ping6.reach(20*time.Millisecond, reachTimeout); !ok {
 			t.Error("IPv6 in IPv4: no traffic")
+		}
+
+		// An endpoint-group change reaches the running charon: moon
+		// protects only its first subnet now.
+		e.update("ipsec_site_connection", m4, object{"local_ep_group_id": moonLocal1})
+		if _, ok := stops(ping2, 5*time.Second); !ok {
+			t.Error("the second subnet still reaches sun after leaving the local endpoint group")
+		}
+		e.waitConn(m4, "ACTIVE", vpnTimeout)
+		if _, ok := ping.reach(20*time.Millisecond, reachTimeout); !ok {
+			t.Error("the first subnet lost the tunnel after the endpoint-group change")
 		}
 
 		// IPv6 in IPv6: the same inner networks over the external IPv6

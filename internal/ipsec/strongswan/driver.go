@@ -199,6 +199,31 @@ func (d *Driver) Pid(routerID string) int {
 	return r.daemon.Pid()
 }
 
+// IKESAs returns, per connection, the unique ids of the IKE_SAs the
+// router's charon has for it: a change elsewhere must leave them as they
+// are (no rekey, no re-negotiation).
+func (d *Driver) IKESAs(ctx context.Context, routerID string) (map[string][]string, error) {
+	d.mu.Lock()
+	r := d.routers[routerID]
+	d.mu.Unlock()
+	if r == nil {
+		return nil, nil
+	}
+	dm := r.currentDaemon()
+	if dm == nil || dm.Client() == nil {
+		return nil, nil
+	}
+	sas, err := listSAs(ctx, dm.Client())
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	for name, sa := range sas {
+		out[name] = sa.ikeIDs
+	}
+	return out, nil
+}
+
 // Close stops watching and leaves every charon running with its tunnels
 // (agent shutdown or restart).
 func (d *Driver) Close() {
