@@ -80,6 +80,7 @@ import (
 	"github.com/neutrino-net/neutrino/internal/bus"
 	"github.com/neutrino-net/neutrino/internal/control"
 	"github.com/neutrino-net/neutrino/internal/httpapi"
+	"github.com/neutrino-net/neutrino/internal/ipsec/strongswan"
 	"github.com/neutrino-net/neutrino/internal/namespace"
 	"github.com/neutrino-net/neutrino/internal/service"
 	"github.com/neutrino-net/neutrino/internal/store/sqlstore/sqltest"
@@ -327,6 +328,7 @@ type kernelEnv struct {
 	logs   *agentLog
 	host   netns.NsHandle
 	dir    string
+	state  string // the agent's state dir (IKE daemons)
 
 	mu    sync.Mutex
 	undo  []undoAction
@@ -344,6 +346,7 @@ type undoAction struct {
 type agentRun struct {
 	l2      *timedL2
 	l3      *appliedL3
+	vpn     *strongswan.Driver // nil without charon
 	started time.Time
 	cancel  context.CancelFunc
 	done    chan error
@@ -390,7 +393,7 @@ func newKernelEnv(b *testing.B) *kernelEnv {
 	}
 	dir, rmDir := namespaceDir(b)
 	b.Cleanup(rmDir)
-	e := &kernelEnv{b: b, host: host, dir: dir, logs: &agentLog{}, hc: &http.Client{Timeout: time.Minute},
+	e := &kernelEnv{b: b, host: host, dir: dir, state: b.TempDir(), logs: &agentLog{}, hc: &http.Client{Timeout: time.Minute},
 		secret: fmt.Appendf(nil, "bench-secret-%x", rand.Uint64())}
 	b.Cleanup(e.removeNamespaces)
 	nl, err := netlink.NewHandleAt(host)
@@ -458,16 +461,32 @@ func (e *kernelEnv) startAgent() *agentRun {
 	}
 	rt := l3.New(l3.Options{HostNS: e.host, NetnsDir: e.dir, Logger: log})
 	dec, sw2 := newAppliedL3(rt), &timedL2{L2: sw}
-	a, err := agent.New(agent.Options{Host: agentHostName, BusURL: e.bus.URL(), Token: bus.AgentToken(e.secret, agentHostName),
-		UnderlayIP: underlay, L2: sw2, L3: dec, Logger: log})
+	var a *agent.Agent
+	vpn, closeVPN := map[string]agent.VPN{}, func() {}
+	var drv *strongswan.Driver
+	if _, err := os.Stat(strongswan.DefaultCharon); err == nil {
+		plane, _ := strongswan.DetectDataPlane()
+		drv, err = strongswan.NewDriver(strongswan.DriverOptions{StateDir: filepath.Join(e.state, "ipsec"), NetnsDir: e.dir,
+			DataPlane: plane, Logger: log, OnChange: func(id string) {
+				if a != nil {
+					a.VPNChanged(id)
+				}
+			}})
+		if err != nil {
+			e.b.Fatalf("strongswan driver: %v", err)
+		}
+		vpn[strongswan.DriverName], closeVPN = drv, drv.Close
+	}
+	a, err = agent.New(agent.Options{Host: agentHostName, BusURL: e.bus.URL(), Token: bus.AgentToken(e.secret, agentHostName),
+		UnderlayIP: underlay, L2: sw2, L3: dec, VPN: vpn, Logger: log})
 	if err != nil {
 		sw.Close()
 		rt.Close()
 		e.b.Fatalf("agent: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	run := &agentRun{l2: sw2, l3: dec, started: started, cancel: cancel, done: make(chan error, 1),
-		closeDP: func() { sw.Close(); rt.Close() }}
+	run := &agentRun{l2: sw2, l3: dec, vpn: drv, started: started, cancel: cancel, done: make(chan error, 1),
+		closeDP: func() { closeVPN(); sw.Close(); rt.Close() }}
 	e.mu.Lock()
 	e.agent = run
 	e.mu.Unlock()

@@ -8,6 +8,7 @@
 #   BENCH='API/sqlite/ports' test/bench/run.sh   # a subset of the API benchmark
 #   AGENT=0 test/bench/run.sh          # no agent benchmarks (they need root)
 #   PINGTIME=20x test/bench/run.sh     # interface-to-ping iterations (default 5x)
+#   VPNTIME=50x test/bench/run.sh      # second-side-to-ACTIVE iterations (default 20x)
 #
 # To include PostgreSQL: export "$(bash scripts/ci/postgres.sh)" first.
 set -euo pipefail
@@ -47,6 +48,8 @@ agent_ok=1
 start=$(date +%s)
 go test -run '^$' -bench '^BenchmarkAgentResync$' -benchtime=1x -timeout 10m ./test/bench/ >"$aout" 2>&1 || agent_ok=0
 go test -run '^$' -bench '^BenchmarkInterfaceToPing$' -benchtime="${PINGTIME:-5x}" -timeout 10m ./test/bench/ >>"$aout" 2>&1 || agent_ok=0
+go test -run '^$' -bench '^BenchmarkVPNSecondSide$' -benchtime="${VPNTIME:-20x}" -timeout 10m ./test/bench/ >>"$aout" 2>&1 || agent_ok=0
+go test -run '^$' -bench '^BenchmarkVPNAgentRestart$' -benchtime=1x -timeout 10m ./test/bench/ >>"$aout" 2>&1 || agent_ok=0
 echo "agent benchmarks: $(($(date +%s) - start))s; load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 awk '
@@ -63,6 +66,20 @@ awk '
     print "| add_router_interface to ping | iterations | p50 ms | p99 ms | API ms | to L3 Apply ms | Apply start to answer ms | L3 Apply ms |"
     print "|---|---:|---:|---:|---:|---:|---:|---:|"
     printf "| real l2 + l3 | %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |\n", $2, m["p50-ms"], m["p99-ms"], m["api-ms"], m["to-apply-ms"], m["in-apply-ms"], m["apply-ms"]
+}
+/^BenchmarkVPNSecondSide/ {
+    for (i = 3; i < NF; i++) m[$(i + 1)] = $i
+    print ""
+    print "| POST of the second connection to both ACTIVE in GET | runs | p50 ms | p99 ms |"
+    print "|---|---:|---:|---:|"
+    printf "| strongSwan, one host | %d | %.0f | %.0f |\n", $2, m["p50-ms"], m["p99-ms"]
+}
+/^BenchmarkVPNAgentRestart/ {
+    for (i = 3; i < NF; i++) m[$(i + 1)] = $i
+    print ""
+    print "| agent restart, 50 routers with VPN | resync s | tunnels dropped | charon RSS MiB per router |"
+    print "|---|---:|---:|---:|"
+    printf "| strongSwan | %.2f | %d | %.1f |\n", m["resync-s"], m["dropped"], m["rss-mib-per-router"]
 }' "$aout"
 if [ "$agent_ok" = 0 ]; then
     cat "$aout" >&2
