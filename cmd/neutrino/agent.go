@@ -99,8 +99,9 @@ func vpnDrivers(f agentFlags, log *slog.Logger, changed func(string)) (map[strin
 	return drivers, conf, []prometheus.Collector{sw}, sw.Close, nil
 }
 
-// serveMetrics serves Prometheus /metrics until ctx ends.
-func serveMetrics(ctx context.Context, addr string, log *slog.Logger, cs ...prometheus.Collector) error {
+// serveMetrics serves Prometheus /metrics until ctx ends; it returns the
+// address it listens on.
+func serveMetrics(ctx context.Context, addr string, log *slog.Logger, cs ...prometheus.Collector) (string, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(cs...)
@@ -108,13 +109,13 @@ func serveMetrics(ctx context.Context, addr string, log *slog.Logger, cs ...prom
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("--metrics-listen: %w", err)
+		return "", fmt.Errorf("--metrics-listen: %w", err)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { <-ctx.Done(); srv.Close() }()
 	go srv.Serve(ln)
 	log.Info("agent metrics", "url", "http://"+ln.Addr().String()+"/metrics")
-	return nil
+	return ln.Addr().String(), nil
 }
 
 // newAgent builds an agent over the real kernel data plane, in the
@@ -154,7 +155,7 @@ func newAgent(ctx context.Context, f agentFlags, log *slog.Logger) (*agent.Agent
 	a, err = agent.New(agent.Options{Host: f.host, BusURL: f.busURL, Token: f.token, UnderlayIP: underlay,
 		L2: sw, L3: rt, VPN: vpn, Configurations: conf, Resync: f.resync, Logger: log})
 	if err == nil && f.metricsListen != "" {
-		err = serveMetrics(ctx, f.metricsListen, log, collect...)
+		_, err = serveMetrics(ctx, f.metricsListen, log, collect...)
 	}
 	if err != nil {
 		closeVPN()
