@@ -567,7 +567,8 @@ func (h *host) startAgent() {
 		vpn[strongswan.DriverName], closeVPN = drv, drv.Close
 	}
 	a, err = agent.New(agent.Options{Host: h.name, BusURL: h.e.bus.URL(), Token: bus.AgentToken(h.e.secret, h.name),
-		UnderlayIP: h.underlay, L2: sw, L3: rt, VPN: vpn, Heartbeat: 500 * time.Millisecond, Resync: resync, Logger: log})
+		UnderlayIP: h.underlay, L2: sw, L3: rt, VPN: vpn, Heartbeat: 500 * time.Millisecond, Resync: resync, Logger: log,
+		Configurations: map[string]any{"ipsec_data_plane": dataPlane, "ipsec_data_plane_reason": dataPlaneWhy}})
 	if err != nil {
 		sw.Close()
 		rt.Close()

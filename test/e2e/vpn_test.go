@@ -144,6 +144,23 @@ func (h *host) snapshot(t *testing.T, routers ...string) vpnSnapshot {
 	return out
 }
 
+// settled returns the routers' snapshot once it stopped changing (both
+// sides may have initiated at once; the second IKE_SA lands a little
+// after the first is ACTIVE).
+func (h *host) settled(t *testing.T, routers ...string) vpnSnapshot {
+	t.Helper()
+	last := h.snapshot(t, routers...)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(250 * time.Millisecond)
+		now := h.snapshot(t, routers...)
+		if fmt.Sprint(now) == fmt.Sprint(last) {
+			return now
+		}
+		last = now
+	}
+	return last
+}
+
 // untouched checks that the routers still run the same charon with the
 // same IKE_SAs.
 func (h *host) untouched(t *testing.T, before vpnSnapshot) {
@@ -179,6 +196,10 @@ func TestVPNMoonSun(t *testing.T) {
 	h.startAgent()
 	h.waitRegistered()
 	t.Logf("IPsec data plane: %s (%s)", dataPlane, dataPlaneWhy)
+	agents := e.call("GET", "/v2.0/agents?host="+h.name, nil, http.StatusOK)["agents"].([]any)
+	if conf, _ := agents[0].(map[string]any)["configurations"].(map[string]any); conf["ipsec_data_plane"] != dataPlane {
+		t.Errorf("/v2.0/agents configurations %v, want ipsec_data_plane %q", conf, dataPlane)
+	}
 
 	ext := e.network("public", true)
 	e.subnet(ext, "172.24.4.0/24", nil)
@@ -228,7 +249,7 @@ func TestVPNMoonSun(t *testing.T) {
 	cConn := e.connection("comet-to-planet", cSvc, ike, ipsec, planet.ext4, "k", object{"peer_cidrs": []any{planet.cidr}})
 	e.waitConn(pConn, "ACTIVE", vpnTimeout)
 	e.waitConn(cConn, "ACTIVE", vpnTimeout)
-	bystanders := h.snapshot(t, planet.router, comet.router)
+	bystanders := h.settled(t, planet.router, comet.router)
 
 	t.Run("WrongPSK", func(t *testing.T) {
 		e.update("ipsec_site_connection", sunConn, object{"psk": "not-the-same"})
@@ -264,7 +285,7 @@ func TestVPNMoonSun(t *testing.T) {
 	t.Run("LiveChanges", func(t *testing.T) {
 		sunPid := h.vpn.Pid(sun.router)
 		// MTU: strongSwan has no per-connection MTU; nothing renegotiates.
-		before := h.snapshot(t, moon.router)
+		before := h.settled(t, moon.router)
 		e.update("ipsec_site_connection", moonConn, object{"mtu": 1400})
 		time.Sleep(300 * time.Millisecond)
 		h.untouched(t, before)
@@ -310,7 +331,7 @@ func TestVPNMoonSun(t *testing.T) {
 	})
 
 	t.Run("AgentRestartKeepsTunnels", func(t *testing.T) {
-		before := h.snapshot(t, moon.router, sun.router, planet.router, comet.router)
+		before := h.settled(t, moon.router, sun.router, planet.router, comet.router)
 		probe := newPinger(t, moon.vm, moon.vmPort.ip, sun.vmPort.ip)
 		if _, ok := probe.reach(10*time.Millisecond, reachTimeout); !ok {
 			t.Fatal("no traffic before the restart")

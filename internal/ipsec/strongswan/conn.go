@@ -35,19 +35,23 @@ type Config struct {
 
 // IKEConn is connections.<conn> of swanctl.conf(5).
 type IKEConn struct {
-	Version     int                  `vici:"version"` // 1 or 2
-	LocalAddrs  []string             `vici:"local_addrs"`
-	RemoteAddrs []string             `vici:"remote_addrs"`
-	Proposals   []string             `vici:"proposals"`
-	Aggressive  bool                 `vici:"aggressive"`
-	Mobike      bool                 `vici:"mobike"` // the reference sets mobike=no
-	RekeyTime   string               `vici:"rekey_time"`
-	OverTime    string               `vici:"over_time"`
-	DPDDelay    string               `vici:"dpd_delay"`
-	DPDTimeout  string               `vici:"dpd_timeout"` // IKEv1 only, ignored for IKEv2
-	Local       Auth                 `vici:"local"`
-	Remote      Auth                 `vici:"remote"`
-	Children    map[string]ChildConn `vici:"children"`
+	Version     int      `vici:"version"` // 1 or 2
+	LocalAddrs  []string `vici:"local_addrs"`
+	RemoteAddrs []string `vici:"remote_addrs"`
+	Proposals   []string `vici:"proposals"`
+	Aggressive  bool     `vici:"aggressive"`
+	Mobike      bool     `vici:"mobike"` // the reference sets mobike=no
+	// Unique is "replace": when both sides initiate at once, the IKE_SA
+	// authenticated last replaces the other, so each connection ends up
+	// with one IKE_SA instead of two.
+	Unique     string               `vici:"unique"`
+	RekeyTime  string               `vici:"rekey_time"`
+	OverTime   string               `vici:"over_time"`
+	DPDDelay   string               `vici:"dpd_delay"`
+	DPDTimeout string               `vici:"dpd_timeout"` // IKEv1 only, ignored for IKEv2
+	Local      Auth                 `vici:"local"`
+	Remote     Auth                 `vici:"remote"`
+	Children   map[string]ChildConn `vici:"children"`
 }
 
 // Auth is connections.<conn>.local / remote.

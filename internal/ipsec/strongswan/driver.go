@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -373,14 +374,18 @@ func (r *routerVPN) apply(ctx context.Context) error {
 		if dg, ok := r.loaded[id]; ok && dg == w.digest {
 			continue
 		}
-		if err := r.load(ctx, sess, w.cfg); err != nil {
+		cfg, deferred := deferInitiation(w.cfg)
+		if err := r.load(ctx, sess, cfg); err != nil {
 			failures = append(failures, fmt.Errorf("connection %s: %w", id, err))
 			r.setReason(id, err.Error())
 			continue
 		}
 		r.setReason(id, "")
 		r.loaded[id] = w.digest
-		r.log.Info("connection loaded", "connection", id, "start_action", w.cfg.Conn.Children[id].StartAction)
+		if deferred {
+			time.AfterFunc(InitiationDelay, func() { r.initiateIfIdle(id) })
+		}
+		r.log.Info("connection loaded", "connection", id, "start_action", cfg.Conn.Children[id].StartAction)
 	}
 	if err := r.saveLoaded(); err != nil {
 		failures = append(failures, err)
@@ -699,6 +704,59 @@ func (r *routerVPN) markDaemonDown() {
 			n.Connections[c] = cs
 		}
 		r.status[id] = n
+	}
+}
+
+// InitiationDelay is how long the side with the higher address waits
+// before it initiates a bi-directional connection itself (see
+// deferInitiation).
+var InitiationDelay = 150 * time.Millisecond
+
+// deferInitiation keeps two Neutrino sites from initiating at the same
+// moment, which leaves each charon with an IKE_SA whose peer is gone
+// (strongSwan destroys a duplicate without notice on INITIAL_CONTACT):
+// for a bi-directional connection, the side whose address is higher
+// loads it with start_action trap only and initiates after
+// InitiationDelay unless the peer did first. Traffic still triggers it
+// at once.
+func deferInitiation(cfg Config) (Config, bool) {
+	child, ok := cfg.Conn.Children[cfg.Name]
+	if !ok || child.StartAction != "trap|start" || len(cfg.Conn.LocalAddrs) == 0 || len(cfg.Conn.RemoteAddrs) == 0 {
+		return cfg, false
+	}
+	local, err1 := netip.ParseAddr(cfg.Conn.LocalAddrs[0])
+	peer, err2 := netip.ParseAddr(cfg.Conn.RemoteAddrs[0])
+	if err1 != nil || err2 != nil || local.Compare(peer) <= 0 {
+		return cfg, false
+	}
+	child.StartAction = "trap"
+	out := cfg
+	out.Conn.Children = map[string]ChildConn{cfg.Name: child}
+	return out, true
+}
+
+// initiateIfIdle initiates a connection that has no IKE_SA yet.
+func (r *routerVPN) initiateIfIdle(id string) {
+	d := r.currentDaemon()
+	if d == nil || d.Client() == nil || r.d.isClosed() {
+		return
+	}
+	ctx := r.d.base
+	sas, err := listSAs(ctx, d.Client())
+	if err != nil {
+		return
+	}
+	if _, busy := sas[id]; busy {
+		return
+	}
+	r.smu.Lock()
+	_, wanted := r.conns[id]
+	r.smu.Unlock()
+	if !wanted {
+		return
+	}
+	if _, err := call(ctx, d.Client(), "initiate", msg("child", id, "ike", id, "timeout", "-1")); err != nil {
+		r.log.Debug("initiate", "connection", id, "error", err)
 	}
 }
 

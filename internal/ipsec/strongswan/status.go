@@ -14,6 +14,7 @@ import (
 type saInfo struct {
 	ikeState  string   // ESTABLISHED, CONNECTING, ...
 	ikeIDs    []string // unique ids of all its IKE_SAs
+	half      []string // ... of our initiations the peer never answered
 	installed bool     // a CHILD_SA of the connection is INSTALLED
 	encap     bool     // ... and its ESP is UDP-encapsulated (NAT detected)
 	traffic   childTraffic
@@ -36,6 +37,13 @@ func listSAs(ctx context.Context, sess *Client) (map[string]saInfo, error) {
 			info := out[name]
 			if id, _ := ike.Get("uniqueid").(string); id != "" {
 				info.ikeIDs = append(info.ikeIDs, id)
+			}
+			if st, _ := ike.Get("state").(string); st == "CONNECTING" && ike.Get("initiator") == "yes" {
+				// Unanswered: the peer holds no state for it.
+				if spi, _ := ike.Get("responder-spi").(string); strings.Trim(spi, "0") == "" {
+					id, _ := ike.Get("uniqueid").(string)
+					info.half = append(info.half, id)
+				}
 			}
 			if st, _ := ike.Get("state").(string); info.ikeState != "ESTABLISHED" {
 				info.ikeState = st
@@ -89,6 +97,9 @@ func (r *routerVPN) refresh(ctx context.Context) bool {
 			}
 		}
 	}
+	if alive {
+		r.dropHalfOpen(ctx, sas)
+	}
 	r.smu.Lock()
 	defer r.smu.Unlock()
 	next := map[string]agentv1.VPNStatus{}
@@ -125,6 +136,30 @@ func (r *routerVPN) refresh(ctx context.Context) bool {
 	})
 	r.status = next
 	return changed
+}
+
+// dropHalfOpen terminates our own initiations that the peer never
+// answered, of connections that are up. When the first side's connection
+// is loaded before the peer has one, its IKE_SA_INIT goes unanswered and
+// is retransmitted; the peer's own initiation meanwhile brings the tunnel
+// up, and the late retransmission would make a second IKE_SA. An
+// initiation the peer answered is left to finish: the peer holds state
+// for it.
+func (r *routerVPN) dropHalfOpen(ctx context.Context, sas map[string]saInfo) {
+	d := r.currentDaemon()
+	if d == nil || d.Client() == nil {
+		return
+	}
+	for name, sa := range sas {
+		if !sa.installed {
+			continue
+		}
+		for _, id := range sa.half {
+			if _, err := call(ctx, d.Client(), "terminate", msg("ike-id", id, "timeout", "-1")); err == nil {
+				r.log.Debug("pending initiation dropped: the connection is up", "connection", name, "ike_sa", id)
+			}
+		}
+	}
 }
 
 // currentDaemon returns the daemon without waiting for r.mu when it is
