@@ -192,6 +192,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		s.Close()
 		return nil, err
 	}
+	if cfg.L3AgentFailover {
+		s.startFailover()
+	}
 	go func() {
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.errCh <- err
@@ -200,6 +203,19 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	}()
 	log.Info("networking API listening", "addr", s.Addr, "database", db.Dialect(), "auth", cfg.Auth, "bus", s.BusURL)
 	return s, nil
+}
+
+// startFailover runs the check that moves dead L3 agents' routers until
+// the server closes (before the bus and the store go).
+func (s *Server) startFailover() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Service.RunFailover(ctx, 0)
+	}()
+	s.closers = append(s.closers, func() { cancel(); <-done })
+	s.log.Info("L3 agent failover on", "agent_down_time", s.Service.AgentDownTime(), "check_every", s.Service.FailoverPeriod())
 }
 
 // Wait blocks until ctx ends or the server fails, then shuts down.

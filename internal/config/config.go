@@ -35,6 +35,7 @@ type Config struct {
 	BusListen        string
 	BusSecretFile    string
 	AgentDownTime    time.Duration
+	L3AgentFailover  bool
 	Agent            string
 	IPsecDataPlane   string
 	AgentMetrics     string
@@ -123,13 +124,22 @@ var options = []option{
 		str(func(c *Config) *string { return &c.BusListen })},
 	{"bus_secret_file", "", "File with the secret that signs agent and server bus credentials; empty: data_dir/bus.secret, created on first start.",
 		str(func(c *Config) *string { return &c.BusSecretFile })},
-	{"agent_down_time", "30s", "How long an agent may miss heartbeats before it is shown dead and gets no new routers.",
+	{"agent_down_time", "30s", "How long an agent may miss heartbeats before it is shown dead, gets no new routers and (with allow_automatic_l3agent_failover) loses its routers to alive agents.",
 		func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
 			if err != nil || d <= 0 {
 				return fmt.Errorf("not a positive duration: %q", v)
 			}
 			c.AgentDownTime = d
+			return nil
+		}},
+	{"allow_automatic_l3agent_failover", "true", "Move the routers of an L3 agent dead for agent_down_time to alive L3 agents (checked every agent_down_time/3 by every server).",
+		func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("not a boolean: %q", v)
+			}
+			c.L3AgentFailover = b
 			return nil
 		}},
 	{"agent", "auto", "neutrino up only: run a local agent (auto: when running as root; true; false).",

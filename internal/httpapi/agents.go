@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 
+	"github.com/neutrino-net/neutrino/api/neutron"
 	"github.com/neutrino-net/neutrino/internal/model"
 	"github.com/neutrino-net/neutrino/internal/service"
 )
@@ -69,10 +70,76 @@ func (a *API) agents() crud {
 }
 
 func (a *API) routerL3Agents(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		methodNotAllowed(w, r)
+		return
+	}
 	as, err := a.svc.RouterAgents(r.Context(), r.PathValue("id"))
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, object{"agents": wireList(as, agentWire)})
+}
+
+// l3Routers serves the l3_agent_scheduler extension's collection
+// /v2.0/agents/{id}/l3-routers: GET lists the routers the agent hosts (as
+// GET /v2.0/routers shows them), POST {"router_id": ...} binds one.
+func (a *API) l3Routers(w http.ResponseWriter, r *http.Request) {
+	agentID := r.PathValue("id")
+	switch r.Method {
+	case http.MethodGet:
+		rs, err := a.svc.L3AgentRouters(r.Context(), agentID)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		fields := r.URL.Query()["fields"]
+		out := wireList(rs, func(v *service.RouterView) object { return selectFields(routerWire(v, true), fields) })
+		writeJSON(w, http.StatusOK, object{"routers": out})
+	case http.MethodPost:
+		body, err := readJSON(r)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		m, ok := body.(map[string]any)
+		if !ok {
+			a.fail(w, r, neutron.BadRequest("Malformed request body"))
+			return
+		}
+		raw, ok := m["router_id"]
+		if !ok || raw == nil {
+			a.fail(w, r, neutron.BadRequest("Failed to parse request. Required attribute 'router_id' not specified"))
+			return
+		}
+		id, err := uuidConv(raw)
+		if err != nil {
+			a.fail(w, r, attrError("router_id", err))
+			return
+		}
+		if err := a.svc.AddRouterToL3Agent(r.Context(), agentID, id.(string)); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		// The reference answers with its plugin's None serialised: a JSON
+		// null, which openstacksdk's add_router_to_agent decodes (it
+		// calls resp.json(), which an empty body fails).
+		writeJSON(w, http.StatusCreated, nil)
+	default:
+		methodNotAllowed(w, r)
+	}
+}
+
+// l3Router serves DELETE /v2.0/agents/{id}/l3-routers/{router_id}.
+func (a *API) l3Router(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodDelete {
+		methodNotAllowed(w, r)
+		return
+	}
+	if err := a.svc.RemoveRouterFromL3Agent(r.Context(), r.PathValue("id"), r.PathValue("router_id")); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }

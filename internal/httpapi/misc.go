@@ -102,8 +102,10 @@ func (a *API) routes() {
 	a.mount("/v2.0/security-group-rules", a.securityGroupRules())
 	m.HandleFunc("/v2.0/routers/{id}/add_router_interface", a.routerInterface(true))
 	m.HandleFunc("/v2.0/routers/{id}/remove_router_interface", a.routerInterface(false))
-	m.HandleFunc("GET /v2.0/routers/{id}/l3-agents", a.routerL3Agents)
+	m.HandleFunc("/v2.0/routers/{id}/l3-agents", a.routerL3Agents)
 	a.mount("/v2.0/agents", a.agents())
+	m.HandleFunc("/v2.0/agents/{id}/l3-routers", a.l3Routers)
+	m.HandleFunc("/v2.0/agents/{id}/l3-routers/{router_id}", a.l3Router)
 	a.quotaRoutes()
 	a.vpnRoutes()
 }

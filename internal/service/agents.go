@@ -25,6 +25,9 @@ type AgentView struct {
 	Alive bool
 }
 
+// AgentDownTime is how long an agent may miss heartbeats before it is dead.
+func (s *Service) AgentDownTime() time.Duration { return s.agentDownTime() }
+
 func (s *Service) agentDownTime() time.Duration {
 	if s.opts.AgentDownTime > 0 {
 		return s.opts.AgentDownTime
@@ -38,7 +41,7 @@ func (s *Service) alive(a *model.Agent) bool {
 
 // Heartbeat registers or refreshes an agent, and schedules routers that no
 // alive agent hosts when a new or revived L3 agent appears. It returns the
-// hosts that should resync.
+// hosts that should resync: those that got routers and the revived agent's.
 func (s *Service) Heartbeat(ctx context.Context, hb agentv1.Heartbeat) ([]string, error) {
 	if hb.AgentType == "" {
 		hb.AgentType = agentv1.AgentTypeL3
@@ -80,6 +83,11 @@ func (s *Service) Heartbeat(ctx context.Context, hb agentv1.Heartbeat) ([]string
 		if revived && a.AgentType == agentv1.AgentTypeL3 {
 			if hosts, err = s.scheduleAll(ctx, tx); err != nil {
 				return err
+			}
+			// The agent itself resyncs too: while it was dead, failover
+			// may have moved its routers away.
+			if !slices.Contains(hosts, a.Host) {
+				hosts = append(hosts, a.Host)
 			}
 			s.log.InfoContext(ctx, "agent alive", "host", a.Host, "agent", a.ID)
 		}
@@ -591,8 +599,8 @@ type ReportOutcome struct {
 // DOWN; a router's ports are bound to the reporting host, ACTIVE when the
 // router is; VPN services and their connections take the reported states
 // (settling PENDING_*) when the reporting host's agent hosts their router,
-// and are ignored otherwise. Reports are absolute, so a repeat changes
-// nothing.
+// and are ignored otherwise, as are routers it does not host. Reports are
+// absolute, so a repeat changes nothing.
 func (s *Service) ReportStatus(ctx context.Context, r agentv1.StatusReport) (err error) {
 	var out ReportOutcome
 	if s.opts.ObserveReport != nil {
@@ -609,7 +617,14 @@ func (s *Service) ReportStatus(ctx context.Context, r agentv1.StatusReport) (err
 	}
 	return s.write(ctx, func(tx store.Tx) error {
 		out = ReportOutcome{}
-		if err := s.reportRouters(ctx, tx, r); err != nil {
+		var hosted map[string]bool
+		if len(r.Routers) > 0 || len(vpn) > 0 {
+			var err error
+			if hosted, err = s.hostedRouters(ctx, tx, r.Host); err != nil {
+				return err
+			}
+		}
+		if err := s.reportRouters(ctx, tx, r, hosted); err != nil {
 			return err
 		}
 		if err := s.reportPorts(ctx, tx, r); err != nil {
@@ -618,12 +633,8 @@ func (s *Service) ReportStatus(ctx context.Context, r agentv1.StatusReport) (err
 		if len(vpn) == 0 {
 			return nil
 		}
-		hosted, err := s.hostedRouters(ctx, tx, r.Host)
-		if err != nil {
-			return err
-		}
-		out.VPNApplied, err = s.applyVPNStatus(ctx, tx, vpn, func(v *model.VPNService) bool { return hosted[v.RouterID] })
-		out.VPNIgnored = len(vpn) - out.VPNApplied
+		applied, err := s.applyVPNStatus(ctx, tx, vpn, func(v *model.VPNService) bool { return hosted[v.RouterID] })
+		out.VPNApplied, out.VPNIgnored = applied, len(vpn)-applied
 		return err
 	})
 }
@@ -686,11 +697,15 @@ func (s *Service) reportPorts(ctx context.Context, tx store.Tx, r agentv1.Status
 }
 
 // reportRouters binds the ports of the routers an agent reports to its
-// host, with the router's state as their status.
-func (s *Service) reportRouters(ctx context.Context, tx store.Tx, r agentv1.StatusReport) error {
+// host, with the router's state as their status. Routers the host does not
+// host are ignored: an agent that comes back after its routers moved may
+// report them once more while it removes them.
+func (s *Service) reportRouters(ctx context.Context, tx store.Tx, r agentv1.StatusReport, hosted map[string]bool) error {
 	ids := make([]string, 0, len(r.Routers))
 	for id := range r.Routers {
-		ids = append(ids, id)
+		if hosted[id] {
+			ids = append(ids, id)
+		}
 	}
 	slices.Sort(ids)
 	for _, id := range ids {

@@ -37,10 +37,16 @@ type env struct {
 	readerA *gophercloud.ServiceClient
 }
 
-func newEnv(t *testing.T, dialect string) *env {
+// newEnv starts an API on a fresh store of dialect; tune adjusts the
+// service's options.
+func newEnv(t *testing.T, dialect string, tune ...func(*service.Options)) *env {
 	t.Helper()
 	st := sqltest.Open(t, dialect)
-	svc := service.New(st, service.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	opts := service.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, f := range tune {
+		f(&opts)
+	}
+	svc := service.New(st, opts)
 	api := httpapi.New(httpapi.Options{Service: svc, Auth: auth.NoAuth{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)

@@ -264,8 +264,9 @@ func TestOpenstackCLI(t *testing.T) {
 
 // server is a running `neutrino up`.
 type server struct {
-	url string
-	log string // path of its combined stdout/stderr
+	url  string
+	log  string // path of its combined stdout/stderr
+	data string // its data_dir
 }
 
 // startServer runs `neutrino up` on a free loopback port with a temporary
@@ -325,7 +326,7 @@ func tryStartServer(t *testing.T) (*server, error) {
 			<-exited
 		}
 	}
-	s := &server{url: "http://" + addr, log: logPath}
+	s := &server{url: "http://" + addr, log: logPath, data: filepath.Join(dir, "data")}
 
 	deadline := time.Now().Add(readyTimeout)
 	client := &http.Client{Timeout: 2 * time.Second}
