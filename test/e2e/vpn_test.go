@@ -2,12 +2,16 @@ package e2e_test
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netlink"
 
 	"github.com/neutrino-net/neutrino/internal/ipsec/strongswan"
 )
@@ -486,4 +490,88 @@ func TestVPNMoonSun(t *testing.T) {
 			t.Error("IPv6 in IPv6: no traffic")
 		}
 	})
+}
+
+// underlay joins two hosts with a veth carrying their underlay addresses.
+func underlay(t *testing.T, a, b *host) {
+	t.Helper()
+	if err := a.nl.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "ul0"}, PeerName: "ul0",
+		PeerNamespace: netlink.NsFd(b.ns)}); err != nil {
+		t.Fatalf("underlay veth: %v", err)
+	}
+	for _, h := range []*host{a, b} {
+		ul, err := h.nl.LinkByName("ul0")
+		if err == nil {
+			err = h.nl.AddrAdd(ul, &netlink.Addr{IPNet: &net.IPNet{IP: h.underlay.AsSlice(), Mask: net.CIDRMask(24, 32)}})
+		}
+		if err == nil {
+			err = h.nl.LinkSetUp(ul)
+		}
+		if err != nil {
+			t.Fatalf("%s: underlay: %v", h.name, err)
+		}
+	}
+}
+
+// agentID returns the id of a host's L3 agent.
+func (e *env) agentID(h *host) string {
+	e.t.Helper()
+	agents := e.call("GET", "/v2.0/agents?host="+h.name, nil, http.StatusOK)["agents"].([]any)
+	if len(agents) != 1 {
+		e.t.Fatalf("host %s: %d agents", h.name, len(agents))
+	}
+	return agents[0].(map[string]any)["id"].(string)
+}
+
+// TestVPNRouterMoves: a router that moves to another agent takes its VPN
+// with it: its charon stops on the old host and starts on the new one,
+// and the tunnel comes back.
+func TestVPNRouterMoves(t *testing.T) {
+	needCharon(t)
+	e := newEnv(t)
+	h1, h2 := e.newHost("node-1", netip.MustParseAddr("192.0.2.1")), e.newHost("node-2", netip.MustParseAddr("192.0.2.2"))
+	underlay(t, h1, h2)
+	h1.startAgent()
+	h1.waitRegistered()
+	ext := e.network("public", true)
+	e.subnet(ext, "172.24.4.0/24", nil)
+	moon, sun := e.newSite(h1, "moon", ext, 1), e.newSite(h1, "sun", ext, 2)
+	e.plugAll(h1, []port{moon.vmPort, sun.vmPort}, []*vmNS{moon.vm, sun.vm})
+	h2.startAgent() // after the routers were scheduled: both are on node-1
+	h2.waitRegistered()
+
+	ike := e.create("ikepolicy", object{"name": "ike"})["id"].(string)
+	ipsec := e.create("ipsecpolicy", object{"name": "esp"})["id"].(string)
+	moonSvc, sunSvc := e.vpnService(moon, "moon-vpn", moon.subnet), e.vpnService(sun, "sun-vpn", sun.subnet)
+	moonConn := e.connection("m", moonSvc, ike, ipsec, sun.ext4, "k", object{"peer_cidrs": []any{sun.cidr}})
+	sunConn := e.connection("s", sunSvc, ike, ipsec, moon.ext4, "k", object{"peer_cidrs": []any{moon.cidr}})
+	e.waitConn(moonConn, "ACTIVE", vpnTimeout)
+	e.waitConn(sunConn, "ACTIVE", vpnTimeout)
+	ping := newPinger(t, moon.vm, moon.vmPort.ip, sun.vmPort.ip)
+	if _, ok := ping.reach(20*time.Millisecond, reachTimeout); !ok {
+		t.Fatal("no traffic through the tunnel before the move")
+	}
+	if h1.vpn.Pid(moon.router) == 0 {
+		t.Fatal("moon's charon is not on node-1")
+	}
+
+	start := time.Now()
+	e.call("DELETE", "/v2.0/agents/"+e.agentID(h1)+"/l3-routers/"+moon.router, nil, http.StatusNoContent)
+	e.call("POST", "/v2.0/agents/"+e.agentID(h2)+"/l3-routers", object{"router_id": moon.router}, http.StatusCreated)
+	for deadline := time.Now().Add(vpnTimeout); h2.vpn.Pid(moon.router) == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("moon's charon did not start on node-2")
+		}
+	}
+	e.waitConn(moonConn, "ACTIVE", vpnTimeout)
+	if _, ok := ping.reach(20*time.Millisecond, reachTimeout); !ok {
+		t.Fatal("no traffic through the tunnel after the move")
+	}
+	t.Logf("router moved to node-2: tunnel carries traffic again %s after the move", time.Since(start).Round(time.Millisecond))
+	if p := h1.vpn.Pid(moon.router); p != 0 {
+		t.Errorf("moon's charon %d still runs on node-1", p)
+	}
+	if _, err := os.Stat(filepath.Join(h1.state, "ipsec", moon.router)); !os.IsNotExist(err) {
+		t.Errorf("moon's IKE state is still on node-1: %v", err)
+	}
 }
