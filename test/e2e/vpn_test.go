@@ -401,6 +401,22 @@ func TestVPNMoonSun(t *testing.T) {
 		}
 	})
 
+	t.Run("NoPSKInLogs", func(t *testing.T) {
+		logs := e.logs.String()
+		files, _ := filepath.Glob(filepath.Join(h.state, "ipsec", "*", "*"))
+		for _, f := range files {
+			data, _ := os.ReadFile(f)
+			if strings.HasSuffix(f, ".log") {
+				logs += string(data)
+			}
+		}
+		for _, psk := range []string{"s3cret", "not-the-same"} {
+			if strings.Contains(logs, psk) {
+				t.Errorf("PSK %q appears in the server, agent or charon logs", psk)
+			}
+		}
+	})
+
 	// Endpoint-group mode: moon protects two subnets, and IPv6 rides in
 	// the same IPv4 tunnel's IKE_SA peer as a second connection.
 	t.Run("EndpointGroupsAndIPv6", func(t *testing.T) {
