@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -23,8 +22,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/neutrino-net/neutrino/internal/agent"
-	"github.com/neutrino-net/neutrino/internal/agent/l2"
-	"github.com/neutrino-net/neutrino/internal/agent/l3"
+	"github.com/neutrino-net/neutrino/internal/agent/node"
 	"github.com/neutrino-net/neutrino/internal/app"
 	"github.com/neutrino-net/neutrino/internal/bus"
 	"github.com/neutrino-net/neutrino/internal/config"
@@ -73,32 +71,6 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.resync, "resync", 30*time.Second, "period of full state fetches")
 }
 
-// vpnDrivers builds the device drivers this host can run. A driver whose
-// daemon is not installed is left out (its services show ERROR with the
-// reason) rather than failing the agent.
-func vpnDrivers(f agentFlags, log *slog.Logger, changed func(string)) (map[string]agent.VPN, map[string]any, []prometheus.Collector, func(), error) {
-	plane, why, err := strongswan.ResolveDataPlane(f.dataPlane)
-	if err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("--ipsec-dataplane: %w", err)
-	}
-	conf := map[string]any{"ipsec_data_plane": plane, "ipsec_data_plane_reason": why, "vpn_device_drivers": []string{}}
-	drivers := map[string]agent.VPN{}
-	if _, err := os.Stat(f.charon); err != nil {
-		log.Warn("strongSwan device driver unavailable: charon not found; VPN services of strongSwan providers will be in ERROR",
-			"charon", f.charon, "error", err)
-		return drivers, conf, nil, func() {}, nil
-	}
-	sw, err := strongswan.NewDriver(strongswan.DriverOptions{StateDir: filepath.Join(f.stateDir, "ipsec"), NetnsDir: f.netnsDir,
-		DataPlane: plane, Charon: f.charon, Logger: log, OnChange: changed})
-	if err != nil {
-		return nil, nil, nil, nil, err
-	}
-	drivers[strongswan.DriverName] = sw
-	conf["vpn_device_drivers"] = []string{strongswan.DriverName}
-	log.Info("VPN device driver ready", "driver", strongswan.DriverName, "data_plane", plane, "why", why)
-	return drivers, conf, []prometheus.Collector{sw}, sw.Close, nil
-}
-
 // serveMetrics serves Prometheus /metrics until ctx ends; it returns the
 // address it listens on.
 func serveMetrics(ctx context.Context, addr string, log *slog.Logger, cs ...prometheus.Collector) (string, error) {
@@ -134,37 +106,19 @@ func newAgent(ctx context.Context, f agentFlags, log *slog.Logger) (*agent.Agent
 	if err != nil {
 		return nil, nil, fmt.Errorf("agent: open the host namespace: %w", err)
 	}
-	sw, err := l2.New(l2.Options{HostNS: host, NetnsDir: f.netnsDir, UnderlayIP: underlay, Logger: log})
-	if err != nil {
-		host.Close()
-		return nil, nil, err
-	}
-	rt := l3.New(l3.Options{HostNS: host, NetnsDir: f.netnsDir, Logger: log})
-	var a *agent.Agent
-	vpn, conf, collect, closeVPN, err := vpnDrivers(f, log, func(id string) {
-		if a != nil {
-			a.VPNChanged(id)
-		}
-	})
-	if err != nil {
-		sw.Close()
-		rt.Close()
-		host.Close()
-		return nil, nil, err
-	}
-	a, err = agent.New(agent.Options{Host: f.host, BusURL: f.busURL, Token: f.token, UnderlayIP: underlay,
-		L2: sw, L3: rt, VPN: vpn, Configurations: conf, Resync: f.resync, Logger: log})
+	n, err := node.New(node.Options{Host: f.host, BusURL: f.busURL, Token: f.token, UnderlayIP: underlay,
+		HostNS: host, NetnsDir: f.netnsDir, StateDir: f.stateDir, DataPlane: f.dataPlane, Charon: f.charon,
+		Resync: f.resync, Logger: log})
 	if err == nil && f.metricsListen != "" {
-		_, err = serveMetrics(ctx, f.metricsListen, log, collect...)
+		if _, err = serveMetrics(ctx, f.metricsListen, log, n.Collectors...); err != nil {
+			n.Close()
+		}
 	}
 	if err != nil {
-		closeVPN()
-		sw.Close()
-		rt.Close()
 		host.Close()
 		return nil, nil, err
 	}
-	return a, func() { closeVPN(); sw.Close(); rt.Close(); host.Close() }, nil
+	return n.Agent, func() { n.Close(); host.Close() }, nil
 }
 
 func runAgent(ctx context.Context, args []string, stderr io.Writer) error {

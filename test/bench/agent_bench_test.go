@@ -75,7 +75,7 @@ import (
 	"github.com/neutrino-net/neutrino/api/agentv1"
 	"github.com/neutrino-net/neutrino/internal/agent"
 	"github.com/neutrino-net/neutrino/internal/agent/l2"
-	"github.com/neutrino-net/neutrino/internal/agent/l3"
+	"github.com/neutrino-net/neutrino/internal/agent/node"
 	"github.com/neutrino-net/neutrino/internal/auth"
 	"github.com/neutrino-net/neutrino/internal/bus"
 	"github.com/neutrino-net/neutrino/internal/control"
@@ -447,46 +447,26 @@ func newKernelEnv(b *testing.B) *kernelEnv {
 	return e
 }
 
-// startAgent builds an agent as cmd/neutrino does (l2.New, l3.New,
-// agent.New, default heartbeat and resync periods), over the host
-// namespace and NetnsDir, with the L3 decorated, and runs it.
+// startAgent builds an agent as cmd/neutrino does (package node, default
+// heartbeat and resync periods), over the host namespace, NetnsDir and
+// state dir, with L2 and L3 decorated, and runs it.
 func (e *kernelEnv) startAgent() *agentRun {
 	e.b.Helper()
 	started := time.Now()
 	log := e.logs.logger(slog.LevelDebug).With("host", agentHostName)
-	underlay := netip.MustParseAddr(agentUnderlay)
-	sw, err := l2.New(l2.Options{HostNS: e.host, NetnsDir: e.dir, UnderlayIP: underlay, Logger: log})
+	var dec *appliedL3
+	var sw2 *timedL2
+	n, err := node.New(node.Options{Host: agentHostName, BusURL: e.bus.URL(), Token: bus.AgentToken(e.secret, agentHostName),
+		UnderlayIP: netip.MustParseAddr(agentUnderlay), HostNS: e.host, NetnsDir: e.dir, StateDir: e.state, Logger: log,
+		WrapL2: func(l agent.L2) agent.L2 { sw2 = &timedL2{L2: l}; return sw2 },
+		WrapL3: func(l agent.L3) agent.L3 { dec = newAppliedL3(l); return dec }})
 	if err != nil {
-		e.b.Fatalf("l2: %v", err)
-	}
-	rt := l3.New(l3.Options{HostNS: e.host, NetnsDir: e.dir, Logger: log})
-	dec, sw2 := newAppliedL3(rt), &timedL2{L2: sw}
-	var a *agent.Agent
-	vpn, closeVPN := map[string]agent.VPN{}, func() {}
-	var drv *strongswan.Driver
-	if _, err := os.Stat(strongswan.DefaultCharon); err == nil {
-		plane, _ := strongswan.DetectDataPlane()
-		drv, err = strongswan.NewDriver(strongswan.DriverOptions{StateDir: filepath.Join(e.state, "ipsec"), NetnsDir: e.dir,
-			DataPlane: plane, Logger: log, OnChange: func(id string) {
-				if a != nil {
-					a.VPNChanged(id)
-				}
-			}})
-		if err != nil {
-			e.b.Fatalf("strongswan driver: %v", err)
-		}
-		vpn[strongswan.DriverName], closeVPN = drv, drv.Close
-	}
-	a, err = agent.New(agent.Options{Host: agentHostName, BusURL: e.bus.URL(), Token: bus.AgentToken(e.secret, agentHostName),
-		UnderlayIP: underlay, L2: sw2, L3: dec, VPN: vpn, Logger: log})
-	if err != nil {
-		sw.Close()
-		rt.Close()
 		e.b.Fatalf("agent: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	run := &agentRun{l2: sw2, l3: dec, vpn: drv, started: started, cancel: cancel, done: make(chan error, 1),
-		closeDP: func() { closeVPN(); sw.Close(); rt.Close() }}
+	run := &agentRun{l2: sw2, l3: dec, vpn: n.VPN, started: started, cancel: cancel, done: make(chan error, 1),
+		closeDP: n.Close}
+	a := n.Agent
 	e.mu.Lock()
 	e.agent = run
 	e.mu.Unlock()

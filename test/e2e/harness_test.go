@@ -37,9 +37,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/neutrino-net/neutrino/api/agentv1"
-	"github.com/neutrino-net/neutrino/internal/agent"
 	"github.com/neutrino-net/neutrino/internal/agent/l2"
-	"github.com/neutrino-net/neutrino/internal/agent/l3"
+	"github.com/neutrino-net/neutrino/internal/agent/node"
 	"github.com/neutrino-net/neutrino/internal/auth"
 	"github.com/neutrino-net/neutrino/internal/bus"
 	"github.com/neutrino-net/neutrino/internal/control"
@@ -536,50 +535,28 @@ func (e *env) newHost(name string, underlay netip.Addr) *host {
 	return h
 }
 
-// startAgent builds an agent as cmd/neutrino does, over this host's
-// namespace and NetnsDir, and runs it.
+// startAgent builds an agent as cmd/neutrino does (package node), over
+// this host's namespace, NetnsDir and state dir, and runs it.
 func (h *host) startAgent() {
 	t := h.e.t
 	t.Helper()
-	log := h.e.log.With("host", h.name)
-	sw, err := l2.New(l2.Options{HostNS: h.ns, NetnsDir: h.dir, UnderlayIP: h.underlay, Logger: log})
-	if err != nil {
-		t.Fatalf("l2: %v", err)
-	}
-	rt := l3.New(l3.Options{HostNS: h.ns, NetnsDir: h.dir, Logger: log})
 	resync := h.resync
 	if resync == 0 {
 		resync = 5 * time.Second
 	}
-	var a *agent.Agent
-	vpn, closeVPN := map[string]agent.VPN{}, func() {}
-	var drv *strongswan.Driver
-	if _, err := os.Stat(strongswan.DefaultCharon); err == nil {
-		drv, err = strongswan.NewDriver(strongswan.DriverOptions{StateDir: filepath.Join(h.state, "ipsec"), NetnsDir: h.dir,
-			DataPlane: dataPlane, Logger: log, OnChange: func(id string) {
-				if a != nil {
-					a.VPNChanged(id)
-				}
-			}})
-		if err != nil {
-			t.Fatalf("strongswan driver: %v", err)
-		}
-		vpn[strongswan.DriverName], closeVPN = drv, drv.Close
-	}
-	a, err = agent.New(agent.Options{Host: h.name, BusURL: h.e.bus.URL(), Token: bus.AgentToken(h.e.secret, h.name),
-		UnderlayIP: h.underlay, L2: sw, L3: rt, VPN: vpn, Heartbeat: 500 * time.Millisecond, Resync: resync, Logger: log,
-		Configurations: map[string]any{"ipsec_data_plane": dataPlane, "ipsec_data_plane_reason": dataPlaneWhy}})
+	n, err := node.New(node.Options{Host: h.name, BusURL: h.e.bus.URL(), Token: bus.AgentToken(h.e.secret, h.name),
+		UnderlayIP: h.underlay, HostNS: h.ns, NetnsDir: h.dir, StateDir: h.state, DataPlane: dataPlane,
+		Heartbeat: 500 * time.Millisecond, Resync: resync, Logger: h.e.log.With("host", h.name)})
 	if err != nil {
-		sw.Close()
-		rt.Close()
 		t.Fatalf("agent: %v", err)
 	}
+	a := n.Agent
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
 	h.mu.Lock()
-	h.cancel, h.done, h.closeDP = cancel, done, func() { closeVPN(); sw.Close(); rt.Close() }
-	h.vpn = drv
+	h.cancel, h.done, h.closeDP = cancel, done, n.Close
+	h.vpn = n.VPN
 	h.mu.Unlock()
 }
 

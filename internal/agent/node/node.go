@@ -1,0 +1,149 @@
+// Package node assembles the agent of one network node from its parts: L2
+// and L3 over the node's namespace, and the VPN device drivers the node
+// can run. The command, the end-to-end tests and the benchmarks all build
+// agents here, so the tests exercise what production runs.
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vishvananda/netns"
+
+	"github.com/neutrino-net/neutrino/internal/agent"
+	"github.com/neutrino-net/neutrino/internal/agent/l2"
+	"github.com/neutrino-net/neutrino/internal/agent/l3"
+	"github.com/neutrino-net/neutrino/internal/ipsec/strongswan"
+)
+
+// Options describe one node.
+type Options struct {
+	Host       string
+	BusURL     string
+	Token      string
+	UnderlayIP netip.Addr
+	// HostNS is the node's own network namespace (the agent's, opened
+	// once at start); it stays the caller's to close.
+	HostNS netns.NsHandle
+	// NetnsDir is where named namespaces (routers', VMs') live.
+	NetnsDir string
+	// StateDir holds per-router state: StateDir/ipsec/<router id> for
+	// each router's IKE daemon.
+	StateDir string
+	// DataPlane is the IPsec data plane: auto (detect), xfrm or libipsec.
+	DataPlane string
+	// Charon is strongSwan's daemon; default strongswan.DefaultCharon.
+	// When it is missing the node runs without the strongSwan driver.
+	Charon string
+	// Heartbeat and Resync periods; zero: the agent's defaults.
+	Heartbeat, Resync time.Duration
+	Logger            *slog.Logger
+	// WrapL2 and WrapL3, when set, decorate the layers (benchmarks time
+	// them).
+	WrapL2 func(agent.L2) agent.L2
+	WrapL3 func(agent.L3) agent.L3
+}
+
+// Node is an assembled agent, not yet running.
+type Node struct {
+	Agent *agent.Agent
+	// VPN is the strongSwan driver (nil when charon is missing).
+	VPN *strongswan.Driver
+	// Configurations are what /v2.0/agents shows for the node.
+	Configurations map[string]any
+	// Collectors are the node's Prometheus metrics.
+	Collectors []prometheus.Collector
+	closers    []func()
+}
+
+// New assembles a node. Close releases what it opened; the data plane
+// (namespaces, daemons) stays as it is.
+func New(opts Options) (*Node, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Charon == "" {
+		opts.Charon = strongswan.DefaultCharon
+	}
+	n := &Node{}
+	sw, err := l2.New(l2.Options{HostNS: opts.HostNS, NetnsDir: opts.NetnsDir, UnderlayIP: opts.UnderlayIP, Logger: opts.Logger})
+	if err != nil {
+		return nil, err
+	}
+	n.closers = append(n.closers, func() { sw.Close() })
+	rt := l3.New(l3.Options{HostNS: opts.HostNS, NetnsDir: opts.NetnsDir, Logger: opts.Logger})
+	n.closers = append(n.closers, func() { rt.Close() })
+	var L2 agent.L2 = sw
+	var L3 agent.L3 = rt
+	if opts.WrapL2 != nil {
+		L2 = opts.WrapL2(L2)
+	}
+	if opts.WrapL3 != nil {
+		L3 = opts.WrapL3(L3)
+	}
+	vpn, err := n.vpnDrivers(opts)
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	n.Agent, err = agent.New(agent.Options{Host: opts.Host, BusURL: opts.BusURL, Token: opts.Token,
+		UnderlayIP: opts.UnderlayIP, L2: L2, L3: L3, VPN: vpn, Configurations: n.Configurations,
+		Heartbeat: opts.Heartbeat, Resync: opts.Resync, Logger: opts.Logger})
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// vpnDrivers builds the device drivers this node can run. A driver whose
+// daemon is not installed is left out (its services show ERROR with the
+// reason) rather than failing the node.
+func (n *Node) vpnDrivers(opts Options) (map[string]agent.VPN, error) {
+	plane, why, err := strongswan.ResolveDataPlane(opts.DataPlane)
+	if err != nil {
+		return nil, err
+	}
+	n.Configurations = map[string]any{"ipsec_data_plane": plane, "ipsec_data_plane_reason": why, "vpn_device_drivers": []string{}}
+	drivers := map[string]agent.VPN{}
+	if _, err := os.Stat(opts.Charon); err != nil {
+		opts.Logger.Warn("strongSwan device driver unavailable: charon not found; VPN services of strongSwan providers will be in ERROR",
+			"charon", opts.Charon, "error", err)
+		return drivers, nil
+	}
+	if opts.StateDir == "" {
+		return nil, errors.New("node: StateDir is required for the VPN device drivers")
+	}
+	drv, err := strongswan.NewDriver(strongswan.DriverOptions{StateDir: filepath.Join(opts.StateDir, "ipsec"),
+		NetnsDir: opts.NetnsDir, DataPlane: plane, Charon: opts.Charon, Logger: opts.Logger,
+		OnChange: func(routerID string) {
+			if n.Agent != nil {
+				n.Agent.VPNChanged(routerID)
+			}
+		}})
+	if err != nil {
+		return nil, fmt.Errorf("strongswan driver: %w", err)
+	}
+	n.VPN = drv
+	n.closers = append(n.closers, drv.Close)
+	n.Collectors = append(n.Collectors, drv)
+	drivers[strongswan.DriverName] = drv
+	n.Configurations["vpn_device_drivers"] = []string{strongswan.DriverName}
+	opts.Logger.Info("VPN device driver ready", "driver", strongswan.DriverName, "data_plane", plane, "why", why)
+	return drivers, nil
+}
+
+// Close releases the node's handles, the VPN driver's watchers first; the
+// data plane and the IKE daemons keep running.
+func (n *Node) Close() {
+	for i := len(n.closers) - 1; i >= 0; i-- {
+		n.closers[i]()
+	}
+	n.closers = nil
+}
