@@ -24,6 +24,7 @@ if ! go test -run '^$' -bench "${BENCH:-^BenchmarkAPI$}" -benchtime="${BENCHTIME
     cat "$out" >&2
     exit 1
 fi
+go test -run '^$' -bench '^BenchmarkServerMemory$' -benchtime=1x -timeout 10m ./test/bench/ >>"$out" 2>&1 || { cat "$out" >&2; exit 1; }
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg); $(($(date +%s) - start))s" >&2
 
 awk '
@@ -35,6 +36,18 @@ BEGIN {
     split($1, p, "/"); c = p[5]; sub(/^c/, "", c); sub(/-[0-9]+$/, "", c)
     for (i = 3; i < NF; i++) m[$(i + 1)] = $i
     printf "| %s | %s | %s | %s | %.0f | %.2f | %.2f |\n", p[2], p[3], p[4], c, m["ops/s"], m["p50-ms"], m["p99-ms"]
+}
+/^BenchmarkServerMemory/ {
+    for (i = 3; i < NF; i++) mm[$(i + 1)] = $i
+    mem = sprintf("| 10,000 VPN resources, SQLite, after listing 9,500 connections | %.1f | %.1f |", mm["rss-mib"], mm["peak-mib"])
+}
+END {
+    if (mem != "") {
+        print ""
+        print "| server memory | RSS MiB | peak MiB |"
+        print "|---|---:|---:|"
+        print mem
+    }
 }' "$out"
 
 # The agent benchmarks: one cold start and restart of 100 routers, then
