@@ -22,7 +22,7 @@ func OpenAt(ctx context.Context, dsn, version string) (*DB, error) {
 // Applied lists the versions recorded in schema_migrations, sorted.
 func (db *DB) Applied(ctx context.Context) ([]string, error) {
 	var out []string
-	err := db.run(ctx, db.r, nil, false, func(t *tx) (err error) {
+	err := db.run(ctx, db.r, db.rs, nil, false, func(t *tx) (err error) {
 		out, err = queryAll(ctx, t, "SELECT version FROM schema_migrations ORDER BY version", scanOne[string])
 		return err
 	})
@@ -47,7 +47,7 @@ func (db *DB) Schema(ctx context.Context) ([]string, error) {
 			ORDER BY 1`
 	}
 	var out []string
-	err := db.run(ctx, db.r, nil, false, func(t *tx) (err error) {
+	err := db.run(ctx, db.r, db.rs, nil, false, func(t *tx) (err error) {
 		out, err = queryAll(ctx, t, q, scanOne[string])
 		return err
 	})
@@ -66,7 +66,7 @@ func (db *DB) Exec(ctx context.Context, q string, args ...any) error {
 			args[i] = tsCol{&ts}
 		}
 	}
-	return db.run(ctx, db.w, nil, true, func(t *tx) error {
+	return db.run(ctx, db.w, db.ws, nil, true, func(t *tx) error {
 		_, err := t.exec(ctx, q, args...)
 		return err
 	})
@@ -75,7 +75,7 @@ func (db *DB) Exec(ctx context.Context, q string, args ...any) error {
 // SegmentationIDFor returns the segmentation id CreateNetwork would give the
 // network getting seq, as if seq were the next one.
 func (db *DB) SegmentationIDFor(ctx context.Context, seq int64) (id int, err error) {
-	err = db.run(ctx, db.w, nil, false, func(t *tx) error {
+	err = db.run(ctx, db.w, db.ws, nil, false, func(t *tx) error {
 		id, err = t.segmentationID(ctx, seq)
 		return err
 	})

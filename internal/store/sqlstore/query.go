@@ -17,8 +17,9 @@ import (
 // tx implements store.Tx on a *sql.Tx. Queries are written with ? and
 // rebound to $n on PostgreSQL.
 type tx struct {
-	tx *sql.Tx
-	pg bool
+	tx    *sql.Tx
+	pg    bool
+	stmts *stmtCache // nil: no statement cache
 }
 
 func (t *tx) rebind(q string) string {
@@ -54,12 +55,22 @@ func (t *tx) bind(args []any) []any {
 }
 
 func (t *tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	res, err := t.tx.ExecContext(ctx, t.rebind(q), t.bind(args)...)
+	q = t.rebind(q)
+	if st := t.stmts.stmt(ctx, t.tx, q); st != nil {
+		res, err := st.ExecContext(ctx, t.bind(args)...)
+		return res, mapErr(err)
+	}
+	res, err := t.tx.ExecContext(ctx, q, t.bind(args)...)
 	return res, mapErr(err)
 }
 
 func (t *tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	rows, err := t.tx.QueryContext(ctx, t.rebind(q), t.bind(args)...)
+	q = t.rebind(q)
+	if st := t.stmts.stmt(ctx, t.tx, q); st != nil {
+		rows, err := st.QueryContext(ctx, t.bind(args)...)
+		return rows, mapErr(err)
+	}
+	rows, err := t.tx.QueryContext(ctx, q, t.bind(args)...)
 	return rows, mapErr(err)
 }
 
