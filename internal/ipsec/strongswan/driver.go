@@ -121,13 +121,28 @@ func (d *Driver) Apply(ctx context.Context, routerID string, services []agentv1.
 	r := d.router(routerID)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.desired = slices.Clone(services)
+	r.desired = cloneServices(services)
 	r.smu.Lock()
 	r.services = r.desired
 	r.smu.Unlock()
 	err := r.apply(ctx)
 	r.refresh(ctx)
 	return err
+}
+
+// cloneServices copies the services deeply: the driver keeps them while
+// its watchers read them, and the caller may reuse its own.
+func cloneServices(in []agentv1.VPNService) []agentv1.VPNService {
+	out := slices.Clone(in)
+	for i := range out {
+		conns := slices.Clone(out[i].Connections)
+		for j := range conns {
+			conns[j].LocalCIDRs = slices.Clone(conns[j].LocalCIDRs)
+			conns[j].PeerCIDRs = slices.Clone(conns[j].PeerCIDRs)
+		}
+		out[i].Connections = conns
+	}
+	return out
 }
 
 // Delete stops the router's charon and removes its state dir.
