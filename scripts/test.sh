@@ -4,8 +4,9 @@
 # It installs what the tests need from Debian's packages (PostgreSQL,
 # Keystone, the openstack CLI, strongSwan), starts PostgreSQL and Keystone
 # on loopback,
-# then runs gofmt, go vet and every Go test on SQLite and PostgreSQL, plus
-# a short fuzz run of the API's request decoding.
+# then runs gofmt, go vet and every Go test on SQLite and PostgreSQL, the
+# agent's concurrent parts again under the race detector, and a short fuzz
+# run of the API's request decoding.
 #
 #   scripts/test.sh            everything
 #   scripts/test.sh -short     skip the installs and the external services
@@ -52,6 +53,12 @@ log "go vet"
 go vet ./...
 log "go test"
 go test -count=1 -timeout 15m ./...
+# The concurrent parts of the agent (per-router workers, the VPN driver's
+# event monitors and crash recovery, the bus) once more under the race
+# detector, with the VPN end-to-end test that drives them.
+log "go test -race (agent, VPN driver, VPN e2e)"
+go test -race -count=1 -timeout 10m ./internal/agent/... ./internal/ipsec/... ./internal/bus/... >&2
+go test -race -count=1 -timeout 10m -run 'TestVPN' ./test/e2e/ >&2
 log "fuzz (20s)"
 go test -run '^$' -fuzz FuzzRequest -fuzztime 20s ./internal/httpapi/ >&2
 log "all tests passed"
