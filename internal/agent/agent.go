@@ -442,9 +442,7 @@ func (a *Agent) run(ctx context.Context, w *worker) {
 		for name, drv := range a.opts.VPN {
 			vpnErr = errors.Join(vpnErr, drv.Apply(ctx, w.id, vpnOf(*desired, name)))
 		}
-		if len(desired.VPNServices) > 0 || len(a.opts.VPN) > 0 {
-			a.VPNChanged(w.id)
-		}
+		a.VPNChanged(w.id) // sends nothing for a router without VPN
 		if vpnErr != nil {
 			a.log.Warn("router VPN apply failed; retrying", "router", w.id, "error", vpnErr)
 			backoff = next(backoff)

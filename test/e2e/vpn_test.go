@@ -287,7 +287,6 @@ func TestVPNMoonSun(t *testing.T) {
 	})
 
 	t.Run("LiveChanges", func(t *testing.T) {
-		sunPid := h.vpn.Pid(sun.router)
 		// MTU: strongSwan has no per-connection MTU; nothing renegotiates.
 		before := h.settled(t, moon.router)
 		e.update("ipsec_site_connection", moonConn, object{"mtu": 1400})
@@ -330,7 +329,6 @@ func TestVPNMoonSun(t *testing.T) {
 		if p := h.vpn.Pid(moon.router); p == 0 {
 			t.Error("moon has no charon after its connection came back up")
 		}
-		_ = sunPid
 		h.untouched(t, bystanders)
 	})
 

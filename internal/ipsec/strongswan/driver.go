@@ -303,7 +303,6 @@ func (r *routerVPN) setDaemon(d *Daemon) {
 
 // connInfo is what the status refresh needs to know of a connection.
 type connInfo struct {
-	service   string
 	initiator string
 }
 
@@ -333,7 +332,7 @@ func (r *routerVPN) plan() (run map[string]wanted, errs map[string]string, info 
 	run, errs, info = map[string]wanted{}, map[string]string{}, map[string]connInfo{}
 	for _, s := range r.desired {
 		for _, c := range s.Connections {
-			info[c.ID] = connInfo{service: s.ID, initiator: c.Initiator}
+			info[c.ID] = connInfo{initiator: c.Initiator}
 			if !s.AdminStateUp || !c.AdminStateUp {
 				continue
 			}
