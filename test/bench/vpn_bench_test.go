@@ -239,16 +239,13 @@ func charonRSS(dir string) (kib int64, n int) {
 		if err != nil {
 			continue
 		}
-		status, err := os.ReadFile("/proc/" + strings.TrimSpace(string(data)) + "/status")
+		pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
 		if err != nil {
 			continue
 		}
-		for _, l := range strings.Split(string(status), "\n") {
-			if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
-				v, _ := strconv.ParseInt(f[1], 10, 64)
-				kib += v
-				n++
-			}
+		if v := procKiB(pid, "VmRSS"); v > 0 {
+			kib += v
+			n++
 		}
 	}
 	return kib, n

@@ -495,10 +495,7 @@ func (r *routerVPN) ensureDaemon(ctx context.Context) error {
 	}
 	if r.daemon != nil { // dead: start over
 		r.log.Warn("charon is gone; starting a new one", "pid", r.daemon.Pid())
-		r.detach()
-		r.daemon.Stop(ctx)
-		r.setDaemon(nil)
-		r.d.metrics.restart(r.id)
+		r.discard(ctx)
 	}
 	d, err := Adopt(ctx, r.opts)
 	adopted := err == nil
@@ -514,6 +511,20 @@ func (r *routerVPN) ensureDaemon(ctx context.Context) error {
 		r.loaded = r.adoptLoaded(ctx, d.Client())
 	}
 	return r.watch(d)
+}
+
+// discard drops a dead daemon so that the next apply starts a new one.
+// Its VICI socket closes before the process is gone: Stop makes sure it
+// is, and removes its files, before a new one starts in the same dir. The
+// caller holds r.mu.
+func (r *routerVPN) discard(ctx context.Context) {
+	r.detach()
+	if err := r.daemon.Stop(ctx); err != nil {
+		r.log.Warn("stopping the dead charon", "error", err)
+	}
+	r.setDaemon(nil)
+	r.loaded = nil
+	r.d.metrics.restart(r.id)
 }
 
 // adoptLoaded is what an adopted charon has loaded: its connections, with
@@ -670,15 +681,7 @@ func (r *routerVPN) recover(dead *Daemon) {
 		r.mu.Unlock()
 		return
 	}
-	// Its VICI socket closes before the process is gone: make sure it is,
-	// and its files with it, before a new one starts in the same dir.
-	r.detach()
-	if err := dead.Stop(ctx); err != nil {
-		r.log.Warn("stopping the dead charon", "error", err)
-	}
-	r.setDaemon(nil)
-	r.loaded = nil
-	r.d.metrics.restart(r.id)
+	r.discard(ctx)
 	r.mu.Unlock()
 	backoff := 200 * time.Millisecond
 	for {

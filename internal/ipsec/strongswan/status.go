@@ -35,17 +35,18 @@ func listSAs(ctx context.Context, sess *Client) (map[string]saInfo, error) {
 				continue
 			}
 			info := out[name]
-			if id, _ := ike.Get("uniqueid").(string); id != "" {
+			id, _ := ike.Get("uniqueid").(string)
+			if id != "" {
 				info.ikeIDs = append(info.ikeIDs, id)
 			}
-			if st, _ := ike.Get("state").(string); st == "CONNECTING" && ike.Get("initiator") == "yes" {
+			st, _ := ike.Get("state").(string)
+			if st == "CONNECTING" && ike.Get("initiator") == "yes" {
 				// Unanswered: the peer holds no state for it.
 				if spi, _ := ike.Get("responder-spi").(string); strings.Trim(spi, "0") == "" {
-					id, _ := ike.Get("uniqueid").(string)
 					info.half = append(info.half, id)
 				}
 			}
-			if st, _ := ike.Get("state").(string); info.ikeState != "ESTABLISHED" {
+			if info.ikeState != "ESTABLISHED" {
 				info.ikeState = st
 			}
 			if children, ok := ike.Get("child-sas").(*vici.Message); ok {
