@@ -82,6 +82,7 @@ import (
 	"github.com/neutrino-net/neutrino/internal/httpapi"
 	"github.com/neutrino-net/neutrino/internal/ipsec/strongswan"
 	"github.com/neutrino-net/neutrino/internal/namespace"
+	"github.com/neutrino-net/neutrino/internal/nstest"
 	"github.com/neutrino-net/neutrino/internal/service"
 	"github.com/neutrino-net/neutrino/internal/store/sqlstore/sqltest"
 )
@@ -359,26 +360,6 @@ type benchVM struct {
 	ns         netns.NsHandle
 }
 
-// namespaceDir returns an empty directory namespaces can be bind-mounted
-// in: a temporary one when that works there, else one under /run.
-func namespaceDir(b *testing.B) (string, func()) {
-	dir := b.TempDir()
-	probe := filepath.Join(dir, ".probe")
-	if err := os.WriteFile(probe, nil, 0o600); err == nil {
-		err := unix.Mount("/proc/self/ns/net", probe, "", unix.MS_BIND, "")
-		_ = unix.Unmount(probe, unix.MNT_DETACH)
-		_ = os.Remove(probe)
-		if err == nil {
-			return dir, func() {}
-		}
-	}
-	dir = fmt.Sprintf("/run/neutrino-bench-%08x", rand.Uint32())
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		b.Skipf("no directory for namespaces: %v", err)
-	}
-	return dir, func() { _ = os.RemoveAll(dir) }
-}
-
 // newKernelEnv builds the world. Its cleanups run: API deletions (and the
 // wait for the router namespaces to go), the agent stopped, the server and
 // bus stopped, the namespaces removed.
@@ -391,7 +372,7 @@ func newKernelEnv(b *testing.B) *kernelEnv {
 	if err != nil {
 		b.Skipf("cannot create a network namespace: %v", err)
 	}
-	dir, rmDir := namespaceDir(b)
+	dir, rmDir := nstest.Dir(b, "neutrino-bench")
 	b.Cleanup(rmDir)
 	e := &kernelEnv{b: b, host: host, dir: dir, state: b.TempDir(), logs: &agentLog{}, hc: &http.Client{Timeout: time.Minute},
 		secret: fmt.Appendf(nil, "bench-secret-%x", rand.Uint64())}

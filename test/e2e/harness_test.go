@@ -45,6 +45,7 @@ import (
 	"github.com/neutrino-net/neutrino/internal/httpapi"
 	"github.com/neutrino-net/neutrino/internal/ipsec/strongswan"
 	"github.com/neutrino-net/neutrino/internal/namespace"
+	"github.com/neutrino-net/neutrino/internal/nstest"
 	"github.com/neutrino-net/neutrino/internal/service"
 	"github.com/neutrino-net/neutrino/internal/store/sqlstore/sqltest"
 )
@@ -455,27 +456,6 @@ func (e *env) deleteAll() {
 
 // ---- namespaces ----
 
-// nsDir returns an empty directory where namespaces can be bind-mounted:
-// a temp dir when bind mounts work there, else a fresh one under /run.
-func nsDir(t *testing.T) (string, func()) {
-	t.Helper()
-	dir := t.TempDir()
-	probe := filepath.Join(dir, ".probe")
-	if err := os.WriteFile(probe, nil, 0o600); err == nil {
-		err := unix.Mount("/proc/self/ns/net", probe, "", unix.MS_BIND, "")
-		_ = unix.Unmount(probe, unix.MNT_DETACH)
-		_ = os.Remove(probe)
-		if err == nil {
-			return dir, func() {}
-		}
-	}
-	dir = fmt.Sprintf("/run/neutrino-e2e-%08x", rand.Uint32())
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Skipf("no directory for namespaces: %v", err)
-	}
-	return dir, func() { _ = os.RemoveAll(dir) }
-}
-
 // vmNS is a named namespace in a host's NetnsDir: a VM.
 type vmNS struct {
 	name, path string
@@ -512,7 +492,7 @@ type host struct {
 // agent.
 func (e *env) newHost(name string, underlay netip.Addr) *host {
 	e.t.Helper()
-	dir, rm := nsDir(e.t)
+	dir, rm := nstest.Dir(e.t, "neutrino-e2e")
 	ns, err := namespace.New()
 	if err != nil {
 		rm()
