@@ -121,6 +121,12 @@ type Port struct {
 	BindingVNICType     string
 	BindingVIFType      string
 	BindingVIFDetails   map[string]any
+	// RouterID names the router this port was attached to through the
+	// router API (its gateway, or an interface added with
+	// add_router_interface), and is empty otherwise. Only attached ports
+	// are a router's: device_id and device_owner are client-writable and
+	// prove nothing. It is not on the wire.
+	RouterID string
 	Standard
 }
 

@@ -461,7 +461,7 @@ func (b *stateBuilder) router(id string) (*agentv1.Router, error) {
 		return nil, fmt.Errorf("router %s: %w", id, err)
 	}
 	out := &agentv1.Router{ID: r.ID, AdminStateUp: r.AdminStateUp, Interfaces: []agentv1.Interface{}, Routes: []agentv1.Route{}}
-	ports, err := b.tx.ListPorts(b.ctx, store.PortFilter{DeviceID: id})
+	ports, err := b.tx.ListPorts(b.ctx, store.PortFilter{RouterID: id})
 	if err != nil {
 		return nil, err
 	}
@@ -557,7 +557,7 @@ func (b *stateBuilder) networkHosts(self string) (map[string][]netip.Addr, error
 			return nil, err
 		}
 		for _, rid := range routerIDs {
-			ports, err := b.tx.ListPorts(b.ctx, store.PortFilter{DeviceID: rid})
+			ports, err := b.tx.ListPorts(b.ctx, store.PortFilter{RouterID: rid})
 			if err != nil {
 				return nil, err
 			}
@@ -713,7 +713,7 @@ func (s *Service) reportRouters(ctx context.Context, tx store.Tx, r agentv1.Stat
 		if r.Routers[id].Status == model.StatusActive {
 			status = model.StatusActive
 		}
-		ports, err := tx.ListPorts(ctx, store.PortFilter{DeviceID: id})
+		ports, err := tx.ListPorts(ctx, store.PortFilter{RouterID: id})
 		if err != nil {
 			return err
 		}

@@ -247,6 +247,15 @@ func (s *Service) DeleteNetwork(ctx context.Context, id string) error {
 					"Unable to complete operation on network %s. There are one or more ports still in use on the network.", id)
 			}
 		}
+		subnets, err := tx.ListSubnets(ctx, store.SubnetFilter{NetworkIDs: []string{id}})
+		if err != nil {
+			return err
+		}
+		for _, sn := range subnets {
+			if err := s.vpnBeforeSubnetDelete(ctx, tx, sn.ID); err != nil {
+				return err
+			}
+		}
 		for _, p := range ports {
 			if err := tx.DeletePort(ctx, p.ID); err != nil {
 				return err

@@ -73,6 +73,9 @@ func (s *Service) CreatePort(ctx context.Context, req PortCreate) (*model.Port, 
 		if !c.owns(n.ProjectID) && !n.Shared {
 			return neutron.Forbidden("create_port")
 		}
+		if err := checkDevice(ctx, tx, c, "create_port", &p, n); err != nil {
+			return err
+		}
 		if req.MACSet {
 			if !c.owns(n.ProjectID) {
 				return neutron.Forbidden("create_port:mac_address")
@@ -121,6 +124,34 @@ func (s *Service) CreatePort(ctx context.Context, req PortCreate) (*model.Port, 
 		s.hintAll(ctx)
 	}
 	return &p, nil
+}
+
+// checkDevice enforces who may point port p on network n at a device,
+// for action create_port or update_port: a network:* device_owner needs
+// the network's owner (the reference's <action>:device_owner policy), and
+// a device_id that names a router must name one of the port's project
+// (the reference's DeviceIDNotOwnedByTenant). Admins may do either.
+func checkDevice(ctx context.Context, tx store.Tx, c caller, action string, p *model.Port, n *model.Network) error {
+	if c.admin {
+		return nil
+	}
+	if strings.HasPrefix(p.DeviceOwner, "network:") && !c.owns(n.ProjectID) {
+		return neutron.Forbidden(action + ":device_owner")
+	}
+	if p.DeviceID == "" {
+		return nil
+	}
+	r, err := tx.GetRouter(ctx, p.DeviceID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil
+	case err != nil:
+		return err
+	case r.ProjectID != p.ProjectID:
+		return neutron.Typed(403, "DeviceIDNotOwnedByTenant",
+			"The following device_id %s is not owned by your tenant or matches another tenants router.", p.DeviceID)
+	}
+	return nil
 }
 
 // dupAsConflict turns a uniqueness failure that the locks should have
@@ -430,14 +461,27 @@ func (s *Service) UpdatePort(ctx context.Context, id string, change func(*model.
 			return neutron.Forbidden("update_port:binding:host_id")
 		}
 		if p.MACAddress != old.MACAddress {
+			if !c.admin { // the reference's update_port:mac_address is admin_only
+				return neutron.Forbidden("update_port:mac_address")
+			}
+			if err := macFree(ctx, tx, p.NetworkID, p.MACAddress); err != nil {
+				return err
+			}
+		}
+		if p.DeviceID != old.DeviceID || p.DeviceOwner != old.DeviceOwner {
+			if old.RouterID != "" {
+				// A router's own port changes hands only through the
+				// router API; an admin's edit detaches it.
+				if !c.admin {
+					return neutron.Forbidden("update_port:device_owner")
+				}
+				p.RouterID = ""
+			}
 			n, err := tx.GetNetwork(ctx, p.NetworkID)
 			if err != nil {
 				return err
 			}
-			if !c.owns(n.ProjectID) {
-				return neutron.Forbidden("update_port:mac_address")
-			}
-			if err := macFree(ctx, tx, p.NetworkID, p.MACAddress); err != nil {
+			if err := checkDevice(ctx, tx, c, "update_port", &p, n); err != nil {
 				return err
 			}
 		}
@@ -475,7 +519,9 @@ func (s *Service) UpdatePort(ctx context.Context, id string, change func(*model.
 	return out, err
 }
 
-// DeletePort deletes a port that no router owns.
+// DeletePort deletes a port that no router attached. A port that only
+// names a router in device_id and device_owner (made through the port API,
+// or left behind by a router that is gone) is not the router's and goes.
 func (s *Service) DeletePort(ctx context.Context, id string) error {
 	c := who(ctx)
 	if err := c.mayWrite("delete_port"); err != nil {
@@ -490,7 +536,7 @@ func (s *Service) DeletePort(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		if p.IsRouterPort() {
+		if p.RouterID != "" {
 			return neutron.Conflict("L3PortInUse",
 				"Port %s has owner %s and therefore cannot be deleted directly via the port API.", id, p.DeviceOwner)
 		}

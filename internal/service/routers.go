@@ -64,7 +64,7 @@ func (s *Service) lockedRouter(ctx context.Context, tx store.Tx, c caller, id st
 	if err != nil {
 		return nil, nil, err
 	}
-	ports, err := tx.ListPorts(ctx, store.PortFilter{DeviceID: id})
+	ports, err := tx.ListPorts(ctx, store.PortFilter{RouterID: id})
 	return r, ports, err
 }
 
@@ -198,7 +198,7 @@ func (s *Service) setGateway(ctx context.Context, tx store.Tx, c caller, r *mode
 	}
 	p := model.Port{
 		ID: newID(), NetworkID: n.ID, AdminStateUp: true, Status: model.StatusDown,
-		DeviceID: r.ID, DeviceOwner: model.OwnerRouterGateway, PortSecurityEnabled: false,
+		DeviceID: r.ID, DeviceOwner: model.OwnerRouterGateway, RouterID: r.ID, PortSecurityEnabled: false,
 		SecurityGroups: []string{}, AllowedAddressPairs: []model.AddressPair{},
 		BindingVNICType: "normal", BindingVIFType: "unbound", BindingProfile: map[string]any{}, BindingVIFDetails: map[string]any{},
 	}
@@ -359,7 +359,7 @@ func (s *Service) checkRoutes(ctx context.Context, tx store.Tx, r *model.Router)
 	if len(r.Routes) > MaxRoutes {
 		return neutron.Invalid("RoutesExhausted", "Unable to complete operation for %s. The number of routes exceeds the maximum %d.", r.ID, MaxRoutes)
 	}
-	ports, err := tx.ListPorts(ctx, store.PortFilter{DeviceID: r.ID})
+	ports, err := tx.ListPorts(ctx, store.PortFilter{RouterID: r.ID})
 	if err != nil {
 		return err
 	}
@@ -482,7 +482,7 @@ func (s *Service) AddInterface(ctx context.Context, routerID string, req Interfa
 					return err
 				}
 			}
-			p.DeviceID, p.DeviceOwner = r.ID, model.OwnerRouterInterface
+			p.DeviceID, p.DeviceOwner, p.RouterID = r.ID, model.OwnerRouterInterface, r.ID
 			s.touch(&p.Standard)
 			if err := tx.UpdatePort(ctx, p); err != nil {
 				return err
@@ -495,6 +495,11 @@ func (s *Service) AddInterface(ctx context.Context, routerID string, req Interfa
 			if !sn.GatewayIP.IsValid() {
 				return badRouter("Subnet for router interface must have a gateway IP")
 			}
+			if !c.admin && sn.ProjectID != c.ProjectID {
+				// As the reference: a globally shared subnet is another
+				// project's, not one to wire into one's own router.
+				return badRouter("Cannot add interface to router because subnet %s is not owned by project making the request", sn.ID)
+			}
 			if err := s.checkInterfaceSubnet(ctx, tx, r, existing, sn); err != nil {
 				return err
 			}
@@ -503,7 +508,7 @@ func (s *Service) AddInterface(ctx context.Context, routerID string, req Interfa
 			}
 			p = &model.Port{
 				ID: newID(), ProjectID: sn.ProjectID, NetworkID: n.ID, AdminStateUp: true, Status: model.StatusDown,
-				DeviceID: r.ID, DeviceOwner: model.OwnerRouterInterface, PortSecurityEnabled: n.PortSecurityEnabled,
+				DeviceID: r.ID, DeviceOwner: model.OwnerRouterInterface, RouterID: r.ID, PortSecurityEnabled: n.PortSecurityEnabled,
 				SecurityGroups: []string{}, AllowedAddressPairs: []model.AddressPair{},
 				BindingVNICType: "normal", BindingVIFType: "unbound", BindingProfile: map[string]any{}, BindingVIFDetails: map[string]any{},
 			}

@@ -270,11 +270,20 @@ func (s *Service) DeleteSubnet(ctx context.Context, id string) error {
 		return err
 	}
 	return s.write(ctx, func(tx store.Tx) error {
+		sn, _, err := s.visibleSubnet(ctx, tx, c, id)
+		if err != nil {
+			return err
+		}
+		// The network's lock first, as port creation and router
+		// interfaces take it before the subnet's: holding both, no
+		// allocation on this subnet is under way.
+		if err := tx.Lock(ctx, "network:"+sn.NetworkID); err != nil {
+			return err
+		}
 		if err := tx.Lock(ctx, "subnet:"+id); err != nil {
 			return err
 		}
-		sn, _, err := s.visibleSubnet(ctx, tx, c, id)
-		if err != nil {
+		if sn, _, err = s.visibleSubnet(ctx, tx, c, id); err != nil {
 			return err
 		}
 		if !c.owns(sn.ProjectID) {

@@ -316,7 +316,7 @@ func (s *Service) checkConnection(ctx context.Context, tx store.Tx, c caller, co
 		if err := tx.LockShared(ctx, "router:"+v.RouterID); err != nil {
 			return nil, err
 		}
-		ports, err := tx.ListPorts(ctx, store.PortFilter{DeviceID: v.RouterID})
+		ports, err := tx.ListPorts(ctx, store.PortFilter{RouterID: v.RouterID})
 		if err != nil {
 			return nil, err
 		}

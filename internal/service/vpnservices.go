@@ -278,9 +278,18 @@ func (s *Service) vpnBeforeInterfaceRemove(ctx context.Context, tx store.Tx, rou
 	return nil
 }
 
-// vpnBeforeSubnetDelete refuses to delete a subnet that an endpoint group
-// lists; the reference wraps this in SubnetInUse.
+// vpnBeforeSubnetDelete refuses to delete a subnet that a legacy VPN
+// service names (its router interface is normally what holds the subnet,
+// but an interface can go without the router API) or that an endpoint
+// group lists; the reference wraps the latter in SubnetInUse.
 func (s *Service) vpnBeforeSubnetDelete(ctx context.Context, tx store.Tx, subnetID string) error {
+	vs, err := tx.ListVPNServices(ctx, store.VPNServiceFilter{SubnetID: subnetID})
+	if err != nil {
+		return err
+	}
+	if len(vs) > 0 {
+		return neutron.Conflict("SubnetInUseByVPNService", "Subnet %s is used by VPNService %s", subnetID, vs[0].ID)
+	}
 	gs, err := tx.ListEndpointGroups(ctx, store.EndpointGroupFilter{Endpoint: subnetID})
 	if err != nil {
 		return err

@@ -61,6 +61,7 @@ type PortFilter struct {
 	Scope
 	NetworkID string
 	DeviceID  string
+	RouterID  string // ports attached to this router through the router API
 	SubnetID  string // ports with an address on this subnet
 	IDs       []string
 }

@@ -43,12 +43,12 @@ var ports = &table[model.Port]{
 	name: "ports", noun: "port",
 	cols: cols("id", "project_id", "network_id", "name", "admin_state_up", "status", "mac_address", "device_id",
 		"device_owner", "port_security_enabled", "allowed_address_pairs", "binding_host_id", "binding_profile",
-		"binding_vnic_type", "binding_vif_type", "binding_vif_details"),
+		"binding_vnic_type", "binding_vif_type", "binding_vif_details", "router_id"),
 	fields: func(p *model.Port) []any {
 		return append([]any{&p.ID, &p.ProjectID, &p.NetworkID, &p.Name, &p.AdminStateUp, &p.Status, &p.MACAddress,
 			&p.DeviceID, &p.DeviceOwner, &p.PortSecurityEnabled, pairsCol(&p.AllowedAddressPairs), &p.BindingHostID,
 			jsonCol[map[string]any]{&p.BindingProfile}, &p.BindingVNICType, &p.BindingVIFType,
-			jsonCol[map[string]any]{&p.BindingVIFDetails}}, stdFields(&p.Standard)...)
+			jsonCol[map[string]any]{&p.BindingVIFDetails}, &p.RouterID}, stdFields(&p.Standard)...)
 	},
 }
 
@@ -254,6 +254,7 @@ func (t *tx) ListPorts(ctx context.Context, f store.PortFilter) ([]model.Port, e
 	w.eq("project_id", f.ProjectID)
 	w.eq("network_id", f.NetworkID)
 	w.eq("device_id", f.DeviceID)
+	w.eq("router_id", f.RouterID)
 	if f.SubnetID != "" {
 		w.add("id IN (SELECT port_id FROM ip_allocations WHERE subnet_id = ?)", f.SubnetID)
 	}

@@ -250,8 +250,21 @@ func testUpgrade(t *testing.T, dialect, from string) {
 	if err := old.Exec(ctx, "DELETE FROM networks WHERE id = 'b'"); err != nil {
 		t.Fatal(err)
 	}
-	hostPort := &model.Port{ID: "hp", ProjectID: "p", NetworkID: "a", MACAddress: "fa:16:3e:00:00:01",
-		BindingHostID: "h1", FixedIPs: []model.FixedIP{{SubnetID: "s", IPAddress: netip.MustParseAddr("10.0.0.5")}}}
+	// Ports as the old releases wrote them, without router_id: a VM's port,
+	// an interface of router r in r's project, and one that another
+	// project forged by naming r in device_id.
+	oldPort := func(id, project, deviceID, owner, host, ip string, pos int) error {
+		if err := old.Exec(ctx, `INSERT INTO ports (id, project_id, network_id, name, admin_state_up, status,
+			mac_address, device_id, device_owner, port_security_enabled, allowed_address_pairs, binding_host_id,
+			binding_profile, binding_vnic_type, binding_vif_type, binding_vif_details, description, created_at,
+			updated_at, revision_number)
+			VALUES (?, ?, 'a', '', true, 'DOWN', ?, ?, ?, true, '[]', ?, '{}', 'normal', 'unbound', '{}', '', ?, ?, 0)`,
+			id, project, fmt.Sprintf("fa:16:3e:00:00:%02x", pos), deviceID, owner, host, created, created); err != nil {
+			return err
+		}
+		return old.Exec(ctx, `INSERT INTO ip_allocations (subnet_id, ip_address, port_id, network_id, position)
+			VALUES ('s', ?, ?, 'a', 0)`, ip, id)
+	}
 	vpnObjects := func(tx store.Tx) error {
 		for _, err := range []error{
 			tx.CreateIKEPolicy(ctx, &model.IKEPolicy{ID: "ike", ProjectID: "p"}),
@@ -272,9 +285,6 @@ func testUpgrade(t *testing.T, dialect, from string) {
 			CIDR: netip.MustParsePrefix("10.0.0.0/24")}); err != nil {
 			return err
 		}
-		if err := tx.CreatePort(ctx, hostPort); err != nil {
-			return err
-		}
 		if err := tx.CreateRouter(ctx, &model.Router{ID: "r", ProjectID: "p"}); err != nil {
 			return err
 		}
@@ -285,6 +295,15 @@ func testUpgrade(t *testing.T, dialect, from string) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, err := range []error{
+		oldPort("hp", "p", "", "", "h1", "10.0.0.5", 1),
+		oldPort("ri", "p", "r", model.OwnerRouterInterface, "", "10.0.0.1", 2),
+		oldPort("rf", "q", "r", model.OwnerRouterInterface, "", "10.0.0.6", 3),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	wantOld := map[string][]string{"0001_init": {"0001_init"}, "0002_vpnaas": {"0001_init", "0002_vpnaas"}}[from]
 	if applied, err := old.Applied(ctx); err != nil || !slices.Equal(applied, wantOld) {
@@ -329,7 +348,7 @@ func testUpgrade(t *testing.T, dialect, from string) {
 		t.Fatal(err)
 	}
 	for _, s := range []string{"endpoint_group_endpoints", "router_agent_bindings", "agents", "segmentation_id",
-		"ports_binding_host_id"} {
+		"ports_binding_host_id", "ports_router_id"} {
 		if !slices.ContainsFunc(wantSchema, func(l string) bool { return strings.Contains(l, s) }) {
 			t.Errorf("new schema lacks %s: %q", s, wantSchema)
 		}
@@ -412,7 +431,15 @@ func testUpgrade(t *testing.T, dialect, from string) {
 		if len(ps) != 1 || ps[0].ID != "hp" || len(ps[0].FixedIPs) != 1 {
 			return fmt.Errorf("PortsOnHost(h1) = %+v, want the old port hp", ps)
 		}
-		for r, want := range map[string]int{"network": 4, "subnet": 1, "port": 1, "router": 1, "ikepolicy": 1,
+		// The router's own interface is attached; the forged one is not.
+		attached, err := tx.ListPorts(ctx, store.PortFilter{RouterID: "r"})
+		if err != nil {
+			return err
+		}
+		if len(attached) != 1 || attached[0].ID != "ri" || attached[0].RouterID != "r" {
+			return fmt.Errorf("ports attached to r = %+v, want only ri", attached)
+		}
+		for r, want := range map[string]int{"network": 4, "subnet": 1, "port": 2, "router": 1, "ikepolicy": 1,
 			"ipsecpolicy": 1, "vpnservice": 1, "endpoint_group": 1, "ipsec_site_connection": 1} {
 			if n, err := tx.Count(ctx, r, "p"); err != nil || n != want {
 				return fmt.Errorf("Count(%s) = %d, %w; want %d", r, n, err, want)

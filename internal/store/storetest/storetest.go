@@ -627,7 +627,7 @@ func testFilters(t *testing.T, s store.Store) {
 	pb := port("pb", "n1", "p1", fixed("s1b", "10.1.0.10"), fixed("s1", "10.0.0.11"))
 	pb.DeviceID = "d2"
 	pc := port("pc", "n3", "p2", fixed("s3", "10.3.0.10"))
-	pc.DeviceID = "d1"
+	pc.DeviceID, pc.RouterID = "d1", "d1"
 	write(t, s, create(
 		network("n1", "p1"), network("n2", "p1"), shr, ext, network("n3", "p2"), both,
 		subnet("s1", "n1", "p1", "10.0.0.0/24"), subnet("s1b", "n1", "p1", "10.1.0.0/24"),
@@ -703,6 +703,8 @@ func testFilters(t *testing.T, s store.Store) {
 			[]string{"pa", "pb"}},
 		{"ports/device", func(tx store.Tx) ([]string, error) { return ids(tx.ListPorts(ctx, store.PortFilter{DeviceID: "d1"})) },
 			[]string{"pa", "pc"}},
+		{"ports/router", func(tx store.Tx) ([]string, error) { return ids(tx.ListPorts(ctx, store.PortFilter{RouterID: "d1"})) },
+			[]string{"pc"}},
 		{"ports/subnet", func(tx store.Tx) ([]string, error) { return ids(tx.ListPorts(ctx, store.PortFilter{SubnetID: "s1"})) },
 			[]string{"pa", "pb"}},
 		{"ports/subnet-b", func(tx store.Tx) ([]string, error) { return ids(tx.ListPorts(ctx, store.PortFilter{SubnetID: "s1b"})) },
