@@ -183,9 +183,11 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		db.Close()
 		return nil, fmt.Errorf("listen: %w", err)
 	}
+	ln = httpapi.Listener(ln)
 	s := &Server{
 		Addr: ln.Addr().String(), Service: svc, Metrics: m, db: db, ln: ln, log: log, errCh: make(chan error, 1),
-		http: &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second},
+		http: &http.Server{Handler: api, ReadHeaderTimeout: min(10*time.Second, cfg.APIReadTimeout),
+			ReadTimeout: cfg.APIReadTimeout, IdleTimeout: cfg.APIIdleTimeout, MaxHeaderBytes: cfg.APIMaxHeader},
 	}
 	if err := s.startBus(ctx, cfg, secret, hint); err != nil {
 		ln.Close()

@@ -26,6 +26,9 @@ type Config struct {
 	KeystoneURL      string
 	KeystoneCacheTTL time.Duration
 	PublicURL        string
+	APIReadTimeout   time.Duration
+	APIIdleTimeout   time.Duration
+	APIMaxHeader     int
 	LogLevel         string
 	LogFormat        string
 	PhysnetMTU       int
@@ -51,6 +54,17 @@ type option struct {
 
 func str(dst func(*Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error { *dst(c) = v; return nil }
+}
+
+func positiveDuration(dst func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("not a positive duration: %q", v)
+		}
+		*dst(c) = d
+		return nil
+	}
 }
 
 func oneOf(dst func(*Config) *string, allowed ...string) func(*Config, string) error {
@@ -83,6 +97,19 @@ var options = []option{
 			c.KeystoneCacheTTL = d
 			return nil
 		}},
+	{"api_read_timeout", "60s", "Longest time to read one API request, headers and body; a slower client is disconnected.",
+		positiveDuration(func(c *Config) *time.Duration { return &c.APIReadTimeout })},
+	{"api_idle_timeout", "120s", "How long an idle keep-alive API connection stays open.",
+		positiveDuration(func(c *Config) *time.Duration { return &c.APIIdleTimeout })},
+	{"api_max_header_bytes", "65536", "Largest request header block the API reads; larger ones get 431 HTTPRequestHeaderFieldsTooLarge.",
+		func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 4096 || n > 1<<20 {
+				return fmt.Errorf("not a size between 4096 and 1048576 bytes: %q", v)
+			}
+			c.APIMaxHeader = n
+			return nil
+		}},
 	{"public_url", "", "Base URL used in links (versions, pagination); empty derives it from each request.",
 		str(func(c *Config) *string { return &c.PublicURL })},
 	{"log_level", "info", "Log level: debug, info, warn or error.",
@@ -98,7 +125,9 @@ var options = []option{
 			c.PhysnetMTU = n
 			return nil
 		}},
-	{"service_provider", "VPN:strongswan:strongswan:default,VPN:libreswan:libreswan",
+	// libreswan is not in the default while no agent runs it: its
+	// services could only ever be ERROR.
+	{"service_provider", "VPN:strongswan:strongswan:default",
 		"VPN service providers, comma-separated, each VPN:<name>:<driver>[:default]; drivers: strongswan, libreswan.",
 		func(c *Config, v string) error {
 			c.ServiceProviders = nil
