@@ -143,8 +143,10 @@ func (d IPsecDriver) Notify(ctx context.Context, routerID string) {
 	}
 }
 
-// DefaultServiceProviders is the configuration default: strongSwan (the
-// default provider) and Libreswan.
+// DefaultServiceProviders are a Service's providers when Options gives
+// none (tests): strongSwan (the default provider) and Libreswan, so the
+// API of both can be exercised. The server's configuration default
+// (config's service_provider) enables only what an agent can run.
 var DefaultServiceProviders = []string{"VPN:strongswan:strongswan:default", "VPN:libreswan:libreswan"}
 
 // DriverKinds returns the registered driver kinds, each with notifier.
