@@ -115,7 +115,9 @@ func TestPreHandlerErrorsAreJSON(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer resp.Body.Close()
-			var body struct{ NeutronError struct{ Type, Message, Detail string } }
+			var body struct {
+				NeutronError struct{ Type, Message, Detail string }
+			}
 			data, _ := io.ReadAll(resp.Body)
 			if err := json.Unmarshal(data, &body); err != nil || resp.StatusCode != tc.status ||
 				resp.Header.Get("Content-Type") != "application/json" || body.NeutronError.Type != tc.typ ||
