@@ -45,6 +45,10 @@ func portWire(p *model.Port, admin bool) object {
 	for i, ap := range p.AllowedAddressPairs {
 		pairs[i] = object{"ip_address": ap.IPAddress, "mac_address": ap.MACAddress}
 	}
+	groups := p.SecurityGroups
+	if groups == nil {
+		groups = []string{} // the store gives nil for none; the wire has []
+	}
 	o := base(p.ID, p.ProjectID, p.Standard, object{
 		"name":                  p.Name,
 		"network_id":            p.NetworkID,
@@ -54,7 +58,7 @@ func portWire(p *model.Port, admin bool) object {
 		"device_id":             p.DeviceID,
 		"device_owner":          p.DeviceOwner,
 		"status":                p.Status,
-		"security_groups":       p.SecurityGroups,
+		"security_groups":       groups,
 		"port_security_enabled": p.PortSecurityEnabled,
 		"allowed_address_pairs": pairs,
 		"binding:vnic_type":     p.BindingVNICType,

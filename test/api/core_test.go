@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions"
@@ -453,6 +454,29 @@ func TestQuotas(t *testing.T) {
 		}
 		if r := e.do("GET", "/v2.0/agents", projectA, nil); r.status != 200 || len(r.body["agents"].([]any)) != 0 {
 			t.Fatalf("agents = %d %s", r.status, r.raw)
+		}
+	})
+}
+
+// TestPortGroupsNeverNull: a port without security groups (a router
+// interface, a port without port security) shows "security_groups": [],
+// as the reference does, never null, on create, show, update and list.
+func TestPortGroupsNeverNull(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		net := e.create(projectA, "networks", map[string]any{"name": "a"})
+		sub := e.create(projectA, "subnets", map[string]any{"network_id": net, "ip_version": 4, "cidr": "10.1.0.0/24"})
+		rtr := e.create(projectA, "routers", map[string]any{"name": "r"})
+		iface := e.do("PUT", "/v2.0/routers/"+rtr+"/add_router_interface", projectA, map[string]any{"subnet_id": sub}).body["port_id"].(string)
+		open := e.create(projectA, "ports", map[string]any{"network_id": net, "port_security_enabled": false})
+		for _, r := range []reply{
+			e.do("GET", "/v2.0/ports/"+iface, projectA, nil),
+			e.do("GET", "/v2.0/ports/"+open, projectA, nil),
+			e.do("PUT", "/v2.0/ports/"+open, projectA, map[string]any{"port": map[string]any{"name": "x"}}),
+			e.do("GET", "/v2.0/ports?network_id="+net, projectA, nil),
+		} {
+			if strings.Contains(r.raw, `"security_groups":null`) || !strings.Contains(r.raw, `"security_groups":[]`) {
+				t.Fatalf("security_groups should be []: %s", r.raw)
+			}
 		}
 	})
 }
