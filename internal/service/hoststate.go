@@ -1,0 +1,248 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/neutrino-net/neutrino/api/agentv1"
+	"github.com/neutrino-net/neutrino/internal/model"
+	"github.com/neutrino-net/neutrino/internal/store"
+)
+
+// HostState builds the desired state of a host: the routers its L3 agent
+// hosts, the VM ports bound to it, and the networks they need with the
+// other hosts that carry them.
+func (s *Service) HostState(ctx context.Context, host string) (*agentv1.HostState, error) {
+	st := &agentv1.HostState{Host: host, Networks: []agentv1.Network{}, Routers: []agentv1.Router{}, Ports: []agentv1.Port{}}
+	err := s.read(ctx, func(tx store.Tx) error {
+		b := stateBuilder{ctx: ctx, tx: tx, alive: s.alive, providers: s.opts.Providers,
+			subnets: map[string]*model.Subnet{}, networks: map[string]*model.Network{}}
+		agent, err := tx.AgentByHost(ctx, host, agentv1.AgentTypeL3)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		routerIDs, err := tx.AgentRouters(ctx, agent.ID)
+		if err != nil {
+			return err
+		}
+		slices.Sort(routerIDs)
+		for _, id := range routerIDs {
+			r, err := b.router(id)
+			if err != nil {
+				return err
+			}
+			st.Routers = append(st.Routers, *r)
+		}
+		ports, err := tx.PortsOnHost(ctx, host)
+		if err != nil {
+			return err
+		}
+		for i := range ports {
+			if ports[i].IsRouterPort() {
+				continue
+			}
+			p, err := b.port(&ports[i])
+			if err != nil {
+				return err
+			}
+			st.Ports = append(st.Ports, *p)
+		}
+		st.Networks, err = b.networkList(host)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// stateBuilder caches subnets, networks, policies and endpoint groups
+// while one host state is built.
+type stateBuilder struct {
+	ctx       context.Context
+	tx        store.Tx
+	alive     func(*model.Agent) bool
+	providers *Providers
+	subnets   map[string]*model.Subnet
+	networks  map[string]*model.Network
+	vpn       vpnCache
+}
+
+func (b *stateBuilder) subnet(id string) (*model.Subnet, error) {
+	if sn, ok := b.subnets[id]; ok {
+		return sn, nil
+	}
+	sn, err := b.tx.GetSubnet(b.ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("subnet %s: %w", id, err)
+	}
+	b.subnets[id] = sn
+	return sn, nil
+}
+
+func (b *stateBuilder) network(id string) (*model.Network, error) {
+	if n, ok := b.networks[id]; ok {
+		return n, nil
+	}
+	n, err := b.tx.GetNetwork(b.ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("network %s: %w", id, err)
+	}
+	b.networks[id] = n
+	return n, nil
+}
+
+// iface is a port's data-plane view: addresses with their subnets' lengths.
+func (b *stateBuilder) iface(p *model.Port) (agentv1.Interface, []netip.Addr, error) {
+	n, err := b.network(p.NetworkID)
+	if err != nil {
+		return agentv1.Interface{}, nil, err
+	}
+	out := agentv1.Interface{PortID: p.ID, NetworkID: p.NetworkID, MAC: p.MACAddress, MTU: n.MTU, Addresses: []netip.Prefix{}}
+	var gateways []netip.Addr
+	for _, ip := range p.FixedIPs {
+		sn, err := b.subnet(ip.SubnetID)
+		if err != nil {
+			return out, nil, err
+		}
+		out.Addresses = append(out.Addresses, netip.PrefixFrom(ip.IPAddress, sn.CIDR.Bits()))
+		if sn.GatewayIP.IsValid() && sn.GatewayIP != ip.IPAddress {
+			gateways = append(gateways, sn.GatewayIP)
+		}
+	}
+	return out, gateways, nil
+}
+
+func (b *stateBuilder) router(id string) (*agentv1.Router, error) {
+	r, err := b.tx.GetRouter(b.ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("router %s: %w", id, err)
+	}
+	out := &agentv1.Router{ID: r.ID, AdminStateUp: r.AdminStateUp, Interfaces: []agentv1.Interface{}, Routes: []agentv1.Route{}}
+	ports, err := b.tx.ListPorts(b.ctx, store.PortFilter{RouterID: id})
+	if err != nil {
+		return nil, err
+	}
+	for i := range ports {
+		p := &ports[i]
+		in, gws, err := b.iface(p)
+		if err != nil {
+			return nil, err
+		}
+		switch p.DeviceOwner {
+		case model.OwnerRouterInterface:
+			out.Interfaces = append(out.Interfaces, in)
+		case model.OwnerRouterGateway:
+			if r.Gateway != nil && r.Gateway.PortID == p.ID {
+				out.Gateway = &agentv1.Gateway{Interface: in, NextHops: gws, SNAT: r.Gateway.EnableSNAT}
+			}
+		}
+	}
+	for _, rt := range r.Routes {
+		out.Routes = append(out.Routes, agentv1.Route{Destination: rt.Destination, NextHop: rt.Nexthop})
+	}
+	if out.VPNServices, err = b.vpnServices(r.ID); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (b *stateBuilder) port(p *model.Port) (*agentv1.Port, error) {
+	in, gws, err := b.iface(p)
+	if err != nil {
+		return nil, err
+	}
+	out := &agentv1.Port{Interface: in, AdminStateUp: p.AdminStateUp, PortSecurity: p.PortSecurityEnabled,
+		AllowedPairs: []agentv1.AddressPair{}, Gateways: gws}
+	out.Netns, _ = p.BindingProfile["netns"].(string)
+	for _, ap := range p.AllowedAddressPairs {
+		pfx, err := netip.ParsePrefix(ap.IPAddress)
+		if err != nil {
+			a, aerr := netip.ParseAddr(ap.IPAddress)
+			if aerr != nil {
+				continue
+			}
+			pfx = netip.PrefixFrom(a, a.BitLen())
+		}
+		out.AllowedPairs = append(out.AllowedPairs, agentv1.AddressPair{IP: pfx, MAC: ap.MACAddress})
+	}
+	return out, nil
+}
+
+// networkList returns the networks the host uses, each with the underlay
+// addresses of the other hosts that use it too.
+func (b *stateBuilder) networkList(host string) ([]agentv1.Network, error) {
+	out := []agentv1.Network{}
+	if len(b.networks) == 0 {
+		return out, nil
+	}
+	peers, err := b.networkHosts(host)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(b.networks))
+	for id := range b.networks {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		n := b.networks[id]
+		out = append(out, agentv1.Network{ID: n.ID, VNI: uint32(n.SegmentationID), MTU: n.MTU, External: n.External,
+			Peers: peers[n.ID]})
+	}
+	return out, nil
+}
+
+// networkHosts maps each network of this host to the underlay addresses of
+// the other alive agents whose routers or ports are on it.
+func (b *stateBuilder) networkHosts(self string) (map[string][]netip.Addr, error) {
+	agents, err := b.tx.ListAgents(b.ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]netip.Addr{}
+	for _, a := range agents {
+		if a.Host == self || a.UnderlayIP == "" || !b.alive(&a) {
+			continue
+		}
+		ip, err := netip.ParseAddr(a.UnderlayIP)
+		if err != nil {
+			continue
+		}
+		nets := map[string]bool{}
+		routerIDs, err := b.tx.AgentRouters(b.ctx, a.ID)
+		if err != nil {
+			return nil, err
+		}
+		for _, rid := range routerIDs {
+			ports, err := b.tx.ListPorts(b.ctx, store.PortFilter{RouterID: rid})
+			if err != nil {
+				return nil, err
+			}
+			for _, p := range ports {
+				nets[p.NetworkID] = true
+			}
+		}
+		ports, err := b.tx.PortsOnHost(b.ctx, a.Host)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range ports {
+			nets[p.NetworkID] = true
+		}
+		for id := range nets {
+			if _, mine := b.networks[id]; mine {
+				out[id] = append(out[id], ip)
+			}
+		}
+	}
+	for id := range out {
+		slices.SortFunc(out[id], func(a, b netip.Addr) int { return a.Compare(b) })
+	}
+	return out, nil
+}
