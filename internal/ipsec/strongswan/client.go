@@ -2,6 +2,8 @@ package strongswan
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"sync"
 
 	"github.com/strongswan/govici/vici"
@@ -16,13 +18,36 @@ type Client struct {
 	s  *vici.Session
 }
 
-// Call runs one command with a deadline of callTimeout at most.
+// ErrGone matches (errors.Is) charon's refusal of a command for something
+// that is not there: an unload of a connection or secret never loaded, a
+// terminate of an IKE_SA already gone.
+var ErrGone = errors.New("not there")
+
+// CommandError is charon refusing a command, with its errmsg.
+type CommandError struct{ Cmd, Msg string }
+
+func (e *CommandError) Error() string { return e.Cmd + " refused: " + e.Msg }
+
+// Is reports whether the refusal is ErrGone. charon says so only in text
+// ("... not found", "no matching SAs ..."); this is the one place that
+// reads it.
+func (e *CommandError) Is(target error) bool {
+	return target == ErrGone && (strings.Contains(e.Msg, "not found") || strings.Contains(e.Msg, "no matching"))
+}
+
+// Call runs one command with a deadline of callTimeout at most. A command
+// charon refuses gives a *CommandError.
 func (c *Client) Call(ctx context.Context, cmd string, in *vici.Message) (*vici.Message, error) {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.s.Call(ctx, cmd, in)
+	m, err := c.s.Call(ctx, cmd, in)
+	if err != nil && m != nil { // govici returns the reply with a refusal
+		msg, _ := m.Get("errmsg").(string)
+		return m, &CommandError{Cmd: cmd, Msg: msg}
+	}
+	return m, err
 }
 
 // Stream runs a streamed command and hands each event message to fn.

@@ -222,14 +222,14 @@ func (r *routerVPN) unload(ctx context.Context, sess *Client, id string) {
 	sas, _ := listSAs(ctx, sess)
 	for _, ikeID := range sas[id].ikeIDs {
 		_, err := call(ctx, sess, "terminate", msg("ike-id", ikeID, "timeout", "-1"))
-		if err != nil && !strings.Contains(err.Error(), "no matching") {
+		if err != nil && !errors.Is(err, ErrGone) {
 			r.log.Info("terminate", "connection", id, "ike_sa", ikeID, "result", err)
 		}
 	}
-	if _, err := call(ctx, sess, "unload-conn", msg("name", id)); err != nil && !strings.Contains(err.Error(), "not found") {
+	if _, err := call(ctx, sess, "unload-conn", msg("name", id)); err != nil && !errors.Is(err, ErrGone) {
 		r.log.Warn("unload-conn", "connection", id, "error", err)
 	}
-	if _, err := call(ctx, sess, "unload-shared", msg("id", SharedID(id))); err != nil && !strings.Contains(err.Error(), "not found") {
+	if _, err := call(ctx, sess, "unload-shared", msg("id", SharedID(id))); err != nil && !errors.Is(err, ErrGone) {
 		r.log.Warn("unload-shared", "connection", id, "error", err)
 	}
 	r.setReason(id, "")
