@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -297,8 +298,38 @@ func TestDriverMoonSun(t *testing.T) {
 		t.Errorf("packets out %v after traffic, want > 0", packetsOut)
 	}
 
+	// A charon that does not answer cannot hold a scrape: moon's is
+	// stopped; the scrape ends after scrapeTimeout without its
+	// connection's metrics, and still counts its daemon.
+	moonPid := moonD.Pid(tp.moon.routerID)
+	if err := syscall.Kill(moonPid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(moonPid, syscall.SIGCONT)
+	oldTimeout := scrapeTimeout
+	scrapeTimeout = 300 * time.Millisecond
+	scrapeStart := time.Now()
+	mfs, err = reg.Gather()
+	took := time.Since(scrapeStart)
+	scrapeTimeout = oldTimeout
+	if err := syscall.Kill(moonPid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if err != nil || took > 2*time.Second {
+		t.Fatalf("scrape with a stopped charon took %s (%v), want about 300ms", took, err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "neutrino_vpn_connection_up" {
+			t.Errorf("a charon that did not answer still has connection metrics: %v", mf)
+		}
+		if mf.GetName() == "neutrino_vpn_daemons" && mf.GetMetric()[0].GetGauge().GetValue() != 1 {
+			t.Errorf("neutrino_vpn_daemons = %v, want 1", mf.GetMetric()[0].GetGauge().GetValue())
+		}
+	}
+	t.Logf("scrape with a stopped charon: %s", took.Round(time.Millisecond))
+
 	// A PSK change on one side reaches its charon: DOWN with a reason.
-	moonPid, sunPid := moonD.Pid(tp.moon.routerID), sunD.Pid(tp.sun.routerID)
+	sunPid := sunD.Pid(tp.sun.routerID)
 	sunSvc.Connections[0].PSK = "wrong-key"
 	if err := sunD.Apply(ctx, tp.sun.routerID, []agentv1.VPNService{sunSvc}); err != nil {
 		t.Fatal(err)

@@ -1,8 +1,8 @@
 package strongswan
 
 import (
-	"context"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -71,8 +71,22 @@ func (d *Driver) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
+// scrapeTimeout is how long one Collect waits for the charons, and
+// scrapeParallel how many it asks at once.
+var (
+	scrapeTimeout  = 3 * time.Second
+	scrapeParallel = 8
+)
+
 // Collect implements prometheus.Collector: per-connection state and
 // traffic straight from each charon's list-sas, and the event counters.
+// The charons are asked in parallel and Collect waits scrapeTimeout at
+// most; a router whose charon has not answered by then has no connection
+// metrics in this scrape (absent rather than a false drop to zero of its
+// counters). Its call goes on under the usual callTimeout rather than
+// being cut mid-stream, which would leave the rest of a reply for the
+// session's next command, and the next scrape skips a router whose call
+// is still running.
 func (d *Driver) Collect(ch chan<- prometheus.Metric) {
 	d.mu.Lock()
 	routers := make([]*routerVPN, 0, len(d.routers))
@@ -80,22 +94,53 @@ func (d *Driver) Collect(ch chan<- prometheus.Metric) {
 		routers = append(routers, r)
 	}
 	d.mu.Unlock()
+	var mu sync.Mutex // guards sas and answered against late calls
+	sas := make([]map[string]saInfo, len(routers))
+	answered := make([]bool, len(routers))
 	daemons := 0
-	for _, r := range routers {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, scrapeParallel)
+	for i, r := range routers {
 		dm := r.currentDaemon()
-		var sas map[string]saInfo
-		if dm != nil && dm.Alive() {
-			daemons++
-			if sess := dm.Client(); sess != nil {
-				sas, _ = listSAs(context.Background(), sess)
-			}
+		if dm == nil || !dm.Alive() {
+			answered[i] = true // no charon: every connection is down
+			continue
+		}
+		daemons++
+		sess := dm.Client()
+		if sess == nil || !r.scraping.CompareAndSwap(false, true) {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer r.scraping.Store(false)
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			got, err := listSAs(d.base, sess)
+			mu.Lock()
+			sas[i], answered[i] = got, err == nil
+			mu.Unlock()
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(scrapeTimeout):
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i, r := range routers {
+		if !answered[i] {
+			continue
 		}
 		r.smu.Lock()
 		services := r.services
 		r.smu.Unlock()
 		for _, s := range services {
 			for _, c := range s.Connections {
-				sa := sas[c.ID]
+				sa := sas[i][c.ID]
 				up := 0.0
 				if sa.installed {
 					up = 1

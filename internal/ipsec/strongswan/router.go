@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/neutrino-net/neutrino/api/agentv1"
@@ -40,6 +41,8 @@ type routerVPN struct {
 	reasons  map[string]string // connection id -> last negotiation failure
 	errs     map[string]string // connection id -> why it cannot be loaded (ERROR)
 	conns    map[string]connInfo
+
+	scraping atomic.Bool // a metrics scrape's list-sas is running
 }
 
 // setDaemon sets the daemon. The caller holds r.mu.
