@@ -11,10 +11,12 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"net/netip"
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -28,6 +30,24 @@ type L2 interface {
 	Apply(ctx context.Context, networks []agentv1.Network, ports []agentv1.Port) error
 	Sweep(ctx context.Context, networks []agentv1.Network, ports []agentv1.Port) error
 	PortReady(portID string) bool
+	// NetworkReady reports whether routers can plug into the network.
+	NetworkReady(networkID string) bool
+}
+
+// IsTerminal reports whether retrying cannot fix err: every error joined
+// in it has a Terminal() bool method that says true (the layers' errors
+// for a desired state that cannot be realised as given). A worker records
+// a terminal error in the router's status and waits for a new desired
+// state instead of retrying.
+func IsTerminal(err error) bool {
+	if err == nil {
+		return false
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return !slices.ContainsFunc(j.Unwrap(), func(e error) bool { return e != nil && !IsTerminal(e) })
+	}
+	var t interface{ Terminal() bool }
+	return errors.As(err, &t) && t.Terminal()
 }
 
 // L3 realises one router at a time.
@@ -76,10 +96,17 @@ type Agent struct {
 	kick    chan struct{}
 	started time.Time
 
+	// wg joins every goroutine Run starts: heartbeats, the L2 worker and
+	// the router workers, retiring ones included.
+	wg sync.WaitGroup
+	l2 *l2Worker
+
 	mu       sync.Mutex
 	workers  map[string]*worker
 	retiring map[string]*worker // deleting; a new worker for the id waits
 	status   map[string]agentv1.RouterStatus
+	last     *agentv1.HostState // the newest desired state, for reports
+	gen      uint64             // numbers the desired states handed out
 	swept    bool
 }
 
@@ -101,8 +128,9 @@ func New(opts Options) (*Agent, error) {
 		workers: map[string]*worker{}, retiring: map[string]*worker{}, status: map[string]agentv1.RouterStatus{}}, nil
 }
 
-// Run connects to the bus and reconciles until ctx ends. Losing the bus
-// leaves the data plane as it is; on reconnect the agent resyncs.
+// Run connects to the bus and reconciles until ctx ends, then returns once
+// every goroutine it started has ended. Losing the bus leaves the data
+// plane as it is; on reconnect the agent resyncs.
 func (a *Agent) Run(ctx context.Context) error {
 	a.started = time.Now()
 	nc, err := bus.DialAgent(ctx, a.opts.BusURL, a.opts.Host, a.opts.Token, a.log,
@@ -117,14 +145,21 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("agent: subscribe hints: %w", err)
 	}
 	defer sub.Unsubscribe()
-	go a.heartbeats(ctx)
+	ctx, stop := context.WithCancel(ctx)
+	defer func() {
+		stop()
+		a.wg.Wait()
+	}()
+	a.l2 = newL2Worker()
+	a.wg.Add(2)
+	go func() { defer a.wg.Done(); a.heartbeats(ctx) }()
+	go func() { defer a.wg.Done(); a.runL2(ctx) }()
 	a.trigger()
 	resync := time.NewTicker(a.opts.Resync)
 	defer resync.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			a.stopWorkers()
 			return nil
 		case <-resync.C:
 		case <-a.kick:
@@ -185,8 +220,9 @@ func (a *Agent) fetch(ctx context.Context) (*agentv1.HostState, error) {
 	return &st, nil
 }
 
-// sync fetches the desired state and hands it to the layers: L2 first (the
-// bridges routers plug into), then each router's worker.
+// sync fetches the desired state and hands it to the L2 worker and each
+// router's worker. A router waits for L2 only while a network it plugs
+// into is not in place yet, so a slow bridge delays only its routers.
 func (a *Agent) sync(ctx context.Context) error {
 	st, err := a.fetch(ctx)
 	if err != nil {
@@ -213,30 +249,40 @@ func (a *Agent) sync(ctx context.Context) error {
 		}
 		a.swept = true
 	}
-	l2err := a.opts.L2.Apply(ctx, st.Networks, st.Ports)
 	a.mu.Lock()
+	a.gen++
+	gen := a.gen
+	a.last = st
+	a.l2.set(st.Networks, st.Ports, gen)
 	for _, r := range st.Routers {
 		w := a.workers[r.ID]
 		if w == nil {
 			w = a.newWorker(ctx, r.ID)
 			a.workers[r.ID] = w
 		}
-		w.set(&r)
+		w.set(&r, gen)
 	}
 	for id, w := range a.workers {
 		if !slices.Contains(wanted, id) {
-			w.set(nil)
+			w.set(nil, gen)
 			delete(a.workers, id)
 			a.retiring[id] = w
 		}
 	}
 	a.mu.Unlock()
-	a.report(st)
-	return l2err
+	a.report()
+	return nil
 }
 
-// report tells the server which ports are wired and how routers are.
-func (a *Agent) report(st *agentv1.HostState) {
+// report tells the server which ports of the newest desired state are
+// wired and how its routers are.
+func (a *Agent) report() {
+	a.mu.Lock()
+	st := a.last
+	a.mu.Unlock()
+	if st == nil {
+		return
+	}
 	r := agentv1.StatusReport{Host: a.opts.Host, Ports: map[string]string{}, Routers: map[string]agentv1.RouterStatus{},
 		VPNServices: map[string]agentv1.VPNStatus{}}
 	for _, p := range st.Ports {
@@ -331,12 +377,93 @@ func (a *Agent) setStatus(id string, s *agentv1.RouterStatus) {
 	}
 }
 
-func (a *Agent) stopWorkers() {
+// wakeWaiting wakes the router workers, after L2 applied a state: those
+// waiting for a network go on, the others find nothing to do.
+func (a *Agent) wakeWaiting() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, w := range a.workers {
-		w.stop()
+		w.poke()
 	}
+}
+
+// l2Worker holds the newest L2 desired state for the L2 goroutine.
+type l2Worker struct {
+	mu       sync.Mutex
+	networks []agentv1.Network
+	ports    []agentv1.Port
+	gen      uint64 // of networks and ports; 0: nothing yet
+	wake     chan struct{}
+	// tried is the generation of the last state L2 finished applying,
+	// whether it worked or not.
+	tried atomic.Uint64
+}
+
+func newL2Worker() *l2Worker { return &l2Worker{wake: make(chan struct{}, 1)} }
+
+func (l *l2Worker) set(networks []agentv1.Network, ports []agentv1.Port, gen uint64) {
+	l.mu.Lock()
+	l.networks, l.ports, l.gen = networks, ports, gen
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// runL2 applies each new L2 state (every sync hands one, so drift is
+// repaired at every resync), retrying with backoff, and reports ports as
+// soon as they are wired.
+func (a *Agent) runL2(ctx context.Context) {
+	l := a.l2
+	var backoff time.Duration
+	var done uint64 // generation applied without error
+	for {
+		var retry <-chan time.Time
+		if backoff > 0 {
+			retry = time.After(jitter(backoff))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-l.wake:
+		case <-retry:
+		}
+		l.mu.Lock()
+		networks, ports, gen := l.networks, l.ports, l.gen
+		l.mu.Unlock()
+		if gen == 0 || (gen == done && backoff == 0) {
+			continue
+		}
+		err := a.opts.L2.Apply(ctx, networks, ports)
+		l.tried.Store(gen)
+		a.wakeWaiting()
+		a.report()
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			a.log.Warn("networks and ports not all applied; retrying", "error", err)
+			backoff = next(backoff)
+			continue
+		}
+		done, backoff = gen, 0
+	}
+}
+
+// waitsForL2 reports whether a router's state of generation gen must wait
+// for L2: a network it plugs into is not in place and L2 has not yet
+// tried the state that brings it.
+func (a *Agent) waitsForL2(r *agentv1.Router, gen uint64) bool {
+	if a.l2.tried.Load() >= gen {
+		return false
+	}
+	for _, in := range r.Interfaces {
+		if !a.opts.L2.NetworkReady(in.NetworkID) {
+			return true
+		}
+	}
+	return r.Gateway != nil && !a.opts.L2.NetworkReady(r.Gateway.NetworkID)
 }
 
 // worker reconciles one router: level-triggered on the latest desired
@@ -346,46 +473,54 @@ type worker struct {
 	id      string
 	mu      sync.Mutex
 	desired *agentv1.Router
+	gen     uint64 // of desired
 	deleted bool
 	wake    chan struct{}
 	done    chan struct{}
-	cancel  context.CancelFunc
 }
 
 // newWorker starts a router's worker; it first waits for a previous worker
 // of the same router that is still deleting. The caller holds a.mu.
-func (a *Agent) newWorker(parent context.Context, id string) *worker {
-	ctx, cancel := context.WithCancel(parent)
-	w := &worker{id: id, wake: make(chan struct{}, 1), done: make(chan struct{}), cancel: cancel}
+func (a *Agent) newWorker(ctx context.Context, id string) *worker {
+	w := &worker{id: id, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	old := a.retiring[id]
 	delete(a.retiring, id)
+	a.wg.Add(1)
 	go func() {
+		defer a.wg.Done()
 		if old != nil {
-			<-old.done
+			select {
+			case <-old.done:
+			case <-ctx.Done():
+				close(w.done)
+				return
+			}
 		}
 		a.run(ctx, w)
 	}()
 	return w
 }
 
-// set hands the worker a new desired state (nil: delete the router).
-func (w *worker) set(r *agentv1.Router) {
+// set hands the worker a new desired state of generation gen (nil:
+// delete the router).
+func (w *worker) set(r *agentv1.Router, gen uint64) {
 	w.mu.Lock()
 	if r == nil {
 		w.deleted = true
 	} else {
 		c := *r
-		w.desired = &c
+		w.desired, w.gen = &c, gen
 	}
 	w.mu.Unlock()
+	w.poke()
+}
+
+func (w *worker) poke() {
 	select {
 	case w.wake <- struct{}{}:
 	default:
 	}
 }
-
-// stop ends the worker without deleting anything (agent shutdown).
-func (w *worker) stop() { w.cancel() }
 
 func (a *Agent) run(ctx context.Context, w *worker) {
 	defer close(w.done)
@@ -394,7 +529,7 @@ func (a *Agent) run(ctx context.Context, w *worker) {
 	for {
 		var retry <-chan time.Time
 		if backoff > 0 {
-			retry = time.After(backoff)
+			retry = time.After(jitter(backoff))
 		}
 		select {
 		case <-ctx.Done():
@@ -403,7 +538,7 @@ func (a *Agent) run(ctx context.Context, w *worker) {
 		case <-retry:
 		}
 		w.mu.Lock()
-		desired, deleted := w.desired, w.deleted
+		desired, gen, deleted := w.desired, w.gen, w.deleted
 		w.mu.Unlock()
 		if deleted {
 			var err error
@@ -423,6 +558,11 @@ func (a *Agent) run(ctx context.Context, w *worker) {
 				a.mu.Unlock()
 				return
 			}
+			if IsTerminal(err) {
+				a.log.Warn("router cannot be deleted as asked; giving up", "router", w.id, "error", err)
+				a.setStatus(w.id, nil)
+				return
+			}
 			a.log.Warn("router delete failed; retrying", "router", w.id, "error", err)
 			backoff = next(backoff)
 			continue
@@ -430,8 +570,19 @@ func (a *Agent) run(ctx context.Context, w *worker) {
 		if desired == nil || (applied != nil && backoff == 0 && sameRouter(applied, desired)) {
 			continue
 		}
+		if a.waitsForL2(desired, gen) {
+			continue // the L2 worker wakes us when it has tried
+		}
 		if err := a.opts.L3.Apply(ctx, *desired); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
 			a.setStatus(w.id, &agentv1.RouterStatus{Status: "ERROR", Reason: err.Error()})
+			if IsTerminal(err) {
+				a.log.Warn("router cannot be applied as asked; waiting for a new desired state", "router", w.id, "error", err)
+				applied, backoff = desired, 0
+				continue
+			}
 			a.log.Warn("router apply failed; retrying", "router", w.id, "error", err)
 			backoff = next(backoff)
 			continue
@@ -443,7 +594,12 @@ func (a *Agent) run(ctx context.Context, w *worker) {
 			vpnErr = errors.Join(vpnErr, drv.Apply(ctx, w.id, vpnOf(*desired, name)))
 		}
 		a.VPNChanged(w.id) // sends nothing for a router without VPN
-		if vpnErr != nil {
+		if IsTerminal(vpnErr) {
+			a.log.Warn("router VPN cannot be applied as asked; waiting for a new desired state", "router", w.id, "error", vpnErr)
+		} else if vpnErr != nil {
+			if ctx.Err() != nil {
+				return
+			}
 			a.log.Warn("router VPN apply failed; retrying", "router", w.id, "error", vpnErr)
 			backoff = next(backoff)
 			continue
@@ -452,11 +608,18 @@ func (a *Agent) run(ctx context.Context, w *worker) {
 	}
 }
 
+// next is the backoff after d: 0.5 s, doubling up to 30 s.
 func next(d time.Duration) time.Duration {
 	if d == 0 {
 		return 500 * time.Millisecond
 	}
 	return min(2*d, 30*time.Second)
+}
+
+// jitter spreads a backoff over [0.8d, 1.2d), so routers that failed
+// together do not retry in lockstep.
+func jitter(d time.Duration) time.Duration {
+	return d*8/10 + rand.N(d*4/10)
 }
 
 // sameRouter compares whole states, PSKs included (they are not in a

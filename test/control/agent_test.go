@@ -33,6 +33,36 @@ type fakeDataPlane struct {
 	blockDown chan struct{}
 	failFirst bool
 	settled   []string
+	// invalid names routers whose Apply fails terminally; blockNet makes
+	// L2's Apply wait until closed while a network of that name is wanted.
+	invalid  []string
+	blockNet string
+	l2Gate   chan struct{}
+	nets     []string // networks L2 applied last
+	inFlight int      // Apply calls running
+	stopped  bool     // the agent's Run returned
+	late     int      // calls after Run returned
+}
+
+// terminalErr is a fake layer's error for a desired state it cannot realise.
+type terminalErr struct{ error }
+
+func (terminalErr) Terminal() bool { return true }
+
+// enter and leave bracket each call, to prove none runs after Run ended.
+func (f *fakeDataPlane) enter() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.inFlight++
+	if f.stopped {
+		f.late++
+	}
+}
+
+func (f *fakeDataPlane) leave() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.inFlight--
 }
 
 func newFake() *fakeDataPlane {
@@ -40,6 +70,8 @@ func newFake() *fakeDataPlane {
 }
 
 func (f *fakeDataPlane) Apply(ctx context.Context, r agentv1.Router) error {
+	f.enter()
+	defer f.leave()
 	f.mu.Lock()
 	wait := f.blockDown
 	f.mu.Unlock()
@@ -52,6 +84,10 @@ func (f *fakeDataPlane) Apply(ctx context.Context, r agentv1.Router) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if slices.Contains(f.invalid, r.ID) {
+		f.failures[r.ID]++
+		return terminalErr{errors.New("injected: cannot be realised")}
+	}
 	if f.failFirst && r.AdminStateUp && r.Gateway == nil && !slices.Contains(f.settled, r.ID) && f.failures[r.ID] < 2 {
 		f.failures[r.ID]++
 		return errors.New("injected failure")
@@ -77,14 +113,36 @@ func (f *fakeDataPlane) Sweep(_ context.Context, wanted []string) error {
 
 type fakeL2 struct{ f *fakeDataPlane }
 
-func (l fakeL2) Apply(_ context.Context, _ []agentv1.Network, ports []agentv1.Port) error {
+func (l fakeL2) Apply(ctx context.Context, networks []agentv1.Network, ports []agentv1.Port) error {
+	l.f.enter()
+	defer l.f.leave()
+	l.f.mu.Lock()
+	gate, slow := l.f.l2Gate, l.f.blockNet
+	l.f.mu.Unlock()
+	if gate != nil && slices.ContainsFunc(networks, func(n agentv1.Network) bool { return n.ID == slow }) {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	l.f.mu.Lock()
 	defer l.f.mu.Unlock()
 	l.f.ports = l.f.ports[:0]
 	for _, p := range ports {
 		l.f.ports = append(l.f.ports, p.PortID)
 	}
+	l.f.nets = l.f.nets[:0]
+	for _, n := range networks {
+		l.f.nets = append(l.f.nets, n.ID)
+	}
 	return nil
+}
+
+func (l fakeL2) NetworkReady(id string) bool {
+	l.f.mu.Lock()
+	defer l.f.mu.Unlock()
+	return slices.Contains(l.f.nets, id)
 }
 
 func (l fakeL2) Sweep(context.Context, []agentv1.Network, []agentv1.Port) error { return nil }
@@ -214,4 +272,112 @@ func TestAgentLoop(t *testing.T) {
 	late := e.id("POST", "/v2.0/routers", map[string]any{"router": map[string]any{"name": "late"}}, "router")
 	e.startBus(addr)
 	eventually(t, "router created during the outage applied after reconnect", func() bool { return f.has(late) })
+}
+
+// TestAgentLifecycle: a router whose desired state cannot be realised is
+// not retried until that state changes; a slow network delays only the
+// routers plugged into it; and Run returns only once nothing of the agent
+// runs any more.
+func TestAgentLifecycle(t *testing.T) {
+	e := newEnv(t, "sqlite")
+	sqltest.Require(t, "sqlite")
+	netA := e.id("POST", "/v2.0/networks", map[string]any{"network": map[string]any{"name": "a"}}, "network")
+	subA := e.id("POST", "/v2.0/subnets", map[string]any{"subnet": map[string]any{"network_id": netA, "ip_version": 4, "cidr": "10.0.0.0/24"}}, "subnet")
+	netSlow := e.id("POST", "/v2.0/networks", map[string]any{"network": map[string]any{"name": "slow"}}, "network")
+	subSlow := e.id("POST", "/v2.0/subnets", map[string]any{"subnet": map[string]any{"network_id": netSlow, "ip_version": 4, "cidr": "10.1.0.0/24"}}, "subnet")
+
+	f := newFake()
+	a, err := agent.New(agent.Options{Host: "node-1", BusURL: e.bus.URL(), Token: bus.AgentToken(secret, "node-1"),
+		UnderlayIP: netip.MustParseAddr("192.0.2.10"), L2: fakeL2{f}, L3: f, Heartbeat: 100 * time.Millisecond,
+		Resync: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer cancel()
+
+	// Terminal: one attempt, none while the desired state stays the same.
+	bad := e.id("POST", "/v2.0/routers", map[string]any{"router": map[string]any{"name": "bad", "admin_state_up": false}}, "router")
+	eventually(t, "admin-down router applied", func() bool { return f.has(bad) })
+	f.mu.Lock()
+	f.invalid = []string{bad}
+	f.mu.Unlock()
+	e.call("PUT", "/v2.0/routers/"+bad, map[string]any{"router": map[string]any{"admin_state_up": true}}, 200, nil)
+	attempts := func() int { f.mu.Lock(); defer f.mu.Unlock(); return f.failures[bad] }
+	eventually(t, "terminal failure", func() bool { return attempts() == 1 })
+	time.Sleep(2 * time.Second) // 0.5 s and 1 s retries would have run, and resyncs every 0.2 s
+	if n := attempts(); n != 1 {
+		t.Fatalf("a terminal failure was retried: %d attempts", n)
+	}
+	e.call("PUT", "/v2.0/routers/"+bad, map[string]any{"router": map[string]any{"admin_state_up": false}}, 200, nil)
+	eventually(t, "a new desired state is tried", func() bool { return attempts() == 2 })
+
+	// A slow network holds only the router plugged into it; that router
+	// waits for it instead of failing. Routers on networks in place go on.
+	onA := e.id("POST", "/v2.0/routers", map[string]any{"router": map[string]any{"name": "on-a"}}, "router")
+	e.call("PUT", "/v2.0/routers/"+onA+"/add_router_interface", map[string]any{"subnet_id": subA}, 200, nil)
+	eventually(t, "router on network a applied", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.applied[onA].Interfaces) == 1
+	})
+	gate := make(chan struct{})
+	f.mu.Lock()
+	f.l2Gate, f.blockNet = gate, netSlow
+	f.mu.Unlock()
+	onSlow := e.id("POST", "/v2.0/routers", map[string]any{"router": map[string]any{"name": "on-slow"}}, "router")
+	e.call("PUT", "/v2.0/routers/"+onSlow+"/add_router_interface", map[string]any{"subnet_id": subSlow}, 200, nil)
+	subA2 := e.id("POST", "/v2.0/subnets", map[string]any{"subnet": map[string]any{"network_id": netA, "ip_version": 4, "cidr": "10.2.0.0/24"}}, "subnet")
+	onA2 := e.id("POST", "/v2.0/routers", map[string]any{"router": map[string]any{"name": "on-a2"}}, "router")
+	e.call("PUT", "/v2.0/routers/"+onA2+"/add_router_interface", map[string]any{"subnet_id": subA2}, 200, nil)
+	eventually(t, "a router on a network in place goes on while another network is slow", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.applied[onA2].Interfaces) == 1
+	})
+	f.mu.Lock()
+	slowApplied, slowFailed := len(f.applied[onSlow].Interfaces), f.failures[onSlow]
+	f.mu.Unlock()
+	if slowApplied != 0 || slowFailed != 0 {
+		t.Fatalf("the router on the slow network: applied with %d interfaces, %d failures; want it waiting", slowApplied, slowFailed)
+	}
+	close(gate)
+	eventually(t, "router on the slow network applied once its bridge is", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.applied[onSlow].Interfaces) == 1
+	})
+
+	// Shutdown is joined: a worker stuck in Apply ends with Run.
+	block := make(chan struct{})
+	defer close(block)
+	f.mu.Lock()
+	f.blockDown = block
+	f.mu.Unlock()
+	e.call("PUT", "/v2.0/routers/"+onA, map[string]any{"router": map[string]any{"admin_state_up": false}}, 200, nil)
+	eventually(t, "a worker is inside Apply", func() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.inFlight > 0 })
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("agent: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+	f.mu.Lock()
+	inFlight := f.inFlight
+	f.stopped = true
+	f.mu.Unlock()
+	if inFlight != 0 {
+		t.Fatalf("%d layer calls still running after Run returned", inFlight)
+	}
+	time.Sleep(700 * time.Millisecond) // a leftover worker's backoff would fire
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.late != 0 {
+		t.Fatalf("%d layer calls after Run returned", f.late)
+	}
 }

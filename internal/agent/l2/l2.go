@@ -59,8 +59,9 @@ type L2 struct {
 	tag   string // the port security ruleset in place ("" for none)
 	known bool   // whether tag is known
 
-	smu   sync.RWMutex
-	ready map[string]bool
+	smu      sync.RWMutex
+	ready    map[string]bool // ports wired and up
+	netReady map[string]bool // networks whose bridge is in place
 }
 
 // dataplane is the kernel as L2 uses it; linux implements it and the unit
@@ -102,11 +103,12 @@ func New(opts Options) (*L2, error) {
 
 func newL2(log *slog.Logger, dp dataplane) *L2 {
 	return &L2{
-		log:   log.With("component", "l2"),
-		dp:    dp,
-		nets:  map[string]*agentv1.Network{},
-		ports: map[string]*agentv1.Port{},
-		ready: map[string]bool{},
+		log:      log.With("component", "l2"),
+		dp:       dp,
+		nets:     map[string]*agentv1.Network{},
+		ports:    map[string]*agentv1.Port{},
+		ready:    map[string]bool{},
+		netReady: map[string]bool{},
 	}
 }
 
@@ -119,6 +121,14 @@ func (l *L2) PortReady(portID string) bool {
 	l.smu.RLock()
 	defer l.smu.RUnlock()
 	return l.ready[portID]
+}
+
+// NetworkReady reports whether the network's bridge is in place, so the
+// agent can plug routers into it.
+func (l *L2) NetworkReady(networkID string) bool {
+	l.smu.RLock()
+	defer l.smu.RUnlock()
+	return l.netReady[networkID]
 }
 
 // Apply realises networks and ports: it adds and changes what differs from
@@ -261,7 +271,8 @@ func (l *L2) reconcile(ctx context.Context, networks []agentv1.Network, ports []
 	return errors.Join(errs...)
 }
 
-// updateReady publishes which ports are wired and up.
+// updateReady publishes which ports are wired and up, and which
+// networks are in place.
 func (l *L2) updateReady() {
 	l.smu.Lock()
 	defer l.smu.Unlock()
@@ -269,6 +280,12 @@ func (l *L2) updateReady() {
 	for id, p := range l.ports {
 		if p != nil && p.AdminStateUp {
 			l.ready[id] = true
+		}
+	}
+	clear(l.netReady)
+	for id, n := range l.nets {
+		if n != nil {
+			l.netReady[id] = true
 		}
 	}
 }

@@ -158,7 +158,7 @@ func (l *L3) Apply(ctx context.Context, r agentv1.Router) error {
 	}
 	want, err := desired(r, exempt)
 	if err != nil {
-		return fmt.Errorf("router %s: %w", r.ID, err)
+		return invalidError{fmt.Errorf("router %s: %w", r.ID, err)}
 	}
 	rt := l.lock(r.ID)
 	defer rt.mu.Unlock()
@@ -343,10 +343,20 @@ func newHandle(ns netns.NsHandle) (*netlink.Handle, error) {
 // validID rejects ids that cannot name a namespace file.
 func validID(id string) error {
 	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/\x00") {
-		return fmt.Errorf("invalid router id %q", id)
+		return invalidError{fmt.Errorf("invalid router id %q", id)}
 	}
 	return nil
 }
+
+// invalidError is a desired router that cannot be realised as given
+// (bad ids, addresses or routes, clashing device names): retrying it
+// cannot help, and Terminal tells the agent so.
+type invalidError struct{ error }
+
+func (e invalidError) Unwrap() error { return e.error }
+
+// Terminal reports that retrying the same desired state cannot succeed.
+func (invalidError) Terminal() bool { return true }
 
 // spec is the desired kernel state of one router, in canonical order.
 type spec struct {
