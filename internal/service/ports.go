@@ -27,7 +27,7 @@ func portNotFound(id string) *neutron.Error {
 	return neutron.NotFound("PortNotFound", "Port %s could not be found.", id)
 }
 
-func (s *Service) ownedPort(ctx context.Context, tx store.Tx, c caller, id string) (*model.Port, error) {
+func (s *Service) ownedPort(ctx context.Context, tx store.Ports, c caller, id string) (*model.Port, error) {
 	p, err := tx.GetPort(ctx, id)
 	if err != nil {
 		return nil, notFound(err, "PortNotFound", "Port %s could not be found.", id)
@@ -131,7 +131,7 @@ func (s *Service) CreatePort(ctx context.Context, req PortCreate) (*model.Port, 
 // the network's owner (the reference's <action>:device_owner policy), and
 // a device_id that names a router must name one of the port's project
 // (the reference's DeviceIDNotOwnedByTenant). Admins may do either.
-func checkDevice(ctx context.Context, tx store.Tx, c caller, action string, p *model.Port, n *model.Network) error {
+func checkDevice(ctx context.Context, tx store.Routers, c caller, action string, p *model.Port, n *model.Network) error {
 	if c.admin {
 		return nil
 	}
@@ -163,7 +163,7 @@ func dupAsConflict(err error, p *model.Port) error {
 	return err
 }
 
-func macFree(ctx context.Context, tx store.Tx, networkID, mac string) error {
+func macFree(ctx context.Context, tx store.Ports, networkID, mac string) error {
 	used, err := tx.MACInUse(ctx, networkID, mac)
 	if err != nil {
 		return err
@@ -174,7 +174,7 @@ func macFree(ctx context.Context, tx store.Tx, networkID, mac string) error {
 	return nil
 }
 
-func (s *Service) newMAC(ctx context.Context, tx store.Tx, networkID string) (string, error) {
+func (s *Service) newMAC(ctx context.Context, tx store.Ports, networkID string) (string, error) {
 	for range 16 {
 		mac := ipam.RandomMAC(s.opts.MACPrefix)
 		used, err := tx.MACInUse(ctx, networkID, mac)
@@ -190,7 +190,7 @@ func (s *Service) newMAC(ctx context.Context, tx store.Tx, networkID string) (st
 
 // checkPortSecurity validates security groups and allowed address pairs
 // against the port's port_security_enabled.
-func (s *Service) checkPortSecurity(ctx context.Context, tx store.Tx, c caller, p *model.Port) error {
+func (s *Service) checkPortSecurity(ctx context.Context, tx store.SecurityGroups, c caller, p *model.Port) error {
 	if !p.PortSecurityEnabled && len(p.SecurityGroups) > 0 {
 		return neutron.Invalid("PortSecurityAndIPRequiredForSecurityGroups",
 			"Port security must be enabled and port must have an IP address in order to use security groups.")
@@ -227,11 +227,18 @@ func (s *Service) checkPortSecurity(ctx context.Context, tx store.Tx, c caller, 
 	return nil
 }
 
+// ipamTx is what address allocation reads and locks.
+type ipamTx interface {
+	store.Locker
+	store.Networks
+	store.Ports
+}
+
 // allocate returns the fixed IPs of port p on network n. want nil means
 // the default (one IPv4 address, one stateful IPv6 address and every SLAAC
 // address); otherwise each entry names a subnet, an address or both. keep
 // holds the port's current addresses, which it may keep.
-func (s *Service) allocate(ctx context.Context, tx store.Tx, n *model.Network, p *model.Port, want, keep []model.FixedIP) ([]model.FixedIP, error) {
+func (s *Service) allocate(ctx context.Context, tx ipamTx, n *model.Network, p *model.Port, want, keep []model.FixedIP) ([]model.FixedIP, error) {
 	subnets, err := tx.ListSubnets(ctx, store.SubnetFilter{NetworkIDs: []string{n.ID}})
 	if err != nil {
 		return nil, err
@@ -305,7 +312,7 @@ func (s *Service) allocate(ctx context.Context, tx store.Tx, n *model.Network, p
 }
 
 type allocator struct {
-	tx    store.Tx
+	tx    store.Ports
 	port  *model.Port
 	taken map[string]map[netip.Addr]bool // subnet -> taken by other ports
 	mine  map[netip.Addr]bool            // the port's current addresses

@@ -43,7 +43,7 @@ func (s *Service) Quotas(ctx context.Context, project string) (map[string]int, e
 	return out, err
 }
 
-func (s *Service) effectiveQuotas(ctx context.Context, tx store.Tx, project string) (map[string]int, error) {
+func (s *Service) effectiveQuotas(ctx context.Context, tx store.Quotas, project string) (map[string]int, error) {
 	set, err := tx.Quotas(ctx, project)
 	if err != nil {
 		return nil, err

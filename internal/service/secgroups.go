@@ -21,7 +21,7 @@ func sgNotFound(id string) *neutron.Error {
 	return neutron.NotFound("SecurityGroupNotFound", "Security group %s does not exist", id)
 }
 
-func (s *Service) ownedSG(ctx context.Context, tx store.Tx, c caller, id string) (*model.SecurityGroup, error) {
+func (s *Service) ownedSG(ctx context.Context, tx store.SecurityGroups, c caller, id string) (*model.SecurityGroup, error) {
 	g, err := tx.GetSecurityGroup(ctx, id)
 	if err != nil {
 		return nil, notFound(err, "SecurityGroupNotFound", "Security group %s does not exist", id)
@@ -61,7 +61,7 @@ func (s *Service) ensureDefaultSG(ctx context.Context, tx store.Tx, project stri
 	return g.ID, nil
 }
 
-func (s *Service) insertRule(ctx context.Context, tx store.Tx, g model.SecurityGroup, dir, eth, remote string) error {
+func (s *Service) insertRule(ctx context.Context, tx store.SecurityGroups, g model.SecurityGroup, dir, eth, remote string) error {
 	r := model.SecurityGroupRule{ID: newID(), ProjectID: g.ProjectID, SecurityGroupID: g.ID, Direction: dir, Ethertype: eth, RemoteGroupID: remote}
 	s.stamp(&r.Standard)
 	return tx.CreateRule(ctx, &r)

@@ -193,9 +193,15 @@ func (c caller) project(requested, rule string) (string, error) {
 	return requested, nil
 }
 
+// quotaTx is what a quota check reads and locks.
+type quotaTx interface {
+	store.Locker
+	store.Quotas
+}
+
 // checkQuota returns OverQuota when project already has its limit of
 // resource. The caller holds the project's quota lock.
-func (s *Service) checkQuota(ctx context.Context, tx store.Tx, resource, project string, adding int) error {
+func (s *Service) checkQuota(ctx context.Context, tx quotaTx, resource, project string, adding int) error {
 	limit, err := s.limit(ctx, tx, resource, project)
 	if err != nil || limit < 0 {
 		return err
@@ -213,7 +219,7 @@ func (s *Service) checkQuota(ctx context.Context, tx store.Tx, resource, project
 	return nil
 }
 
-func (s *Service) limit(ctx context.Context, tx store.Tx, resource, project string) (int, error) {
+func (s *Service) limit(ctx context.Context, tx store.Quotas, resource, project string) (int, error) {
 	set, err := tx.Quotas(ctx, project)
 	if err != nil {
 		return 0, err

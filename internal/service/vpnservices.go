@@ -17,7 +17,7 @@ func vpnServiceNotFound(id string) *neutron.Error {
 	return neutron.NotFound("VPNServiceNotFound", "VPNService %s could not be found", id)
 }
 
-func (s *Service) ownedVPNService(ctx context.Context, tx store.Tx, c caller, id string) (*model.VPNService, error) {
+func (s *Service) ownedVPNService(ctx context.Context, tx store.VPN, c caller, id string) (*model.VPNService, error) {
 	v, err := tx.GetVPNService(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !c.owns(v.ProjectID)) {
 		return nil, vpnServiceNotFound(id)
@@ -30,7 +30,7 @@ func (s *Service) Providers() []Provider { return s.opts.Providers.List() }
 
 // gatewayIPs returns the first IPv4 and first IPv6 address of a router's
 // gateway port ("" when there is none).
-func gatewayIPs(ctx context.Context, tx store.Tx, r *model.Router) (v4, v6 string, err error) {
+func gatewayIPs(ctx context.Context, tx store.Ports, r *model.Router) (v4, v6 string, err error) {
 	if r.Gateway == nil {
 		return "", "", nil
 	}
@@ -204,7 +204,7 @@ func (s *Service) DeleteVPNService(ctx context.Context, id string) error {
 
 // vpnBeforeGatewayClear refuses to remove the gateway of a router that a
 // VPN service uses (the reference's ROUTER_GATEWAY BEFORE_DELETE check).
-func (s *Service) vpnBeforeGatewayClear(ctx context.Context, tx store.Tx, routerID string) error {
+func (s *Service) vpnBeforeGatewayClear(ctx context.Context, tx store.VPN, routerID string) error {
 	vs, err := tx.ListVPNServices(ctx, store.VPNServiceFilter{RouterID: routerID})
 	if err != nil || len(vs) == 0 {
 		return err
@@ -245,7 +245,7 @@ func (s *Service) vpnAfterGatewayChange(ctx context.Context, tx store.Tx, r *mod
 
 // vpnBeforeInterfaceRemove refuses to detach a subnet that a VPN service
 // (legacy mode) or a connection's local endpoint group on the router uses.
-func (s *Service) vpnBeforeInterfaceRemove(ctx context.Context, tx store.Tx, routerID string, subnetIDs []string) error {
+func (s *Service) vpnBeforeInterfaceRemove(ctx context.Context, tx store.VPN, routerID string, subnetIDs []string) error {
 	vs, err := tx.ListVPNServices(ctx, store.VPNServiceFilter{RouterID: routerID})
 	if err != nil || len(vs) == 0 {
 		return err
@@ -282,7 +282,7 @@ func (s *Service) vpnBeforeInterfaceRemove(ctx context.Context, tx store.Tx, rou
 // service names (its router interface is normally what holds the subnet,
 // but an interface can go without the router API) or that an endpoint
 // group lists; the reference wraps the latter in SubnetInUse.
-func (s *Service) vpnBeforeSubnetDelete(ctx context.Context, tx store.Tx, subnetID string) error {
+func (s *Service) vpnBeforeSubnetDelete(ctx context.Context, tx store.VPN, subnetID string) error {
 	vs, err := tx.ListVPNServices(ctx, store.VPNServiceFilter{SubnetID: subnetID})
 	if err != nil {
 		return err

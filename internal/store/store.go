@@ -114,15 +114,32 @@ type ConnectionFilter struct {
 	EndpointGroupID string
 }
 
-// Tx is one transaction. Every method honours ctx.
+// Tx is one transaction: every aggregate's methods, each of which honours
+// ctx. Code that needs only some aggregates takes the smaller interfaces
+// below, and a unit test can fake just those.
 type Tx interface {
+	Locker
+	Networks
+	Ports
+	Routers
+	SecurityGroups
+	Quotas
+	VPN
+	Agents
+}
+
+// Locker serialises writers within a transaction.
+type Locker interface {
 	// Lock serialises writers on key until the transaction ends.
 	Lock(ctx context.Context, key string) error
 	// LockShared holds key against Lock, but not against other LockShared
 	// holders, until the transaction ends: many writers may rely on a row
 	// that none of them changes.
 	LockShared(ctx context.Context, key string) error
+}
 
+// Networks holds networks and their subnets.
+type Networks interface {
 	GetNetwork(ctx context.Context, id string) (*model.Network, error)
 	ListNetworks(ctx context.Context, f NetworkFilter) ([]model.Network, error)
 	CreateNetwork(ctx context.Context, n *model.Network) error
@@ -135,7 +152,10 @@ type Tx interface {
 	CreateSubnet(ctx context.Context, s *model.Subnet) error
 	UpdateSubnet(ctx context.Context, s *model.Subnet) error
 	DeleteSubnet(ctx context.Context, id string) error
+}
 
+// Ports holds ports and the IPAM records they carry: addresses and MACs.
+type Ports interface {
 	// GetPort and ListPorts fill FixedIPs and SecurityGroups.
 	GetPort(ctx context.Context, id string) (*model.Port, error)
 	ListPorts(ctx context.Context, f PortFilter) ([]model.Port, error)
@@ -149,12 +169,21 @@ type Tx interface {
 	// MACInUse reports whether a port on the network has the MAC.
 	MACInUse(ctx context.Context, networkID, mac string) (bool, error)
 
+	// PortsOnHost lists the ports whose binding:host_id is host.
+	PortsOnHost(ctx context.Context, host string) ([]model.Port, error)
+}
+
+// Routers holds routers (their gateways and interfaces are ports).
+type Routers interface {
 	GetRouter(ctx context.Context, id string) (*model.Router, error)
 	ListRouters(ctx context.Context, f RouterFilter) ([]model.Router, error)
 	CreateRouter(ctx context.Context, r *model.Router) error
 	UpdateRouter(ctx context.Context, r *model.Router) error
 	DeleteRouter(ctx context.Context, id string) error
+}
 
+// SecurityGroups holds security groups, their rules and each project's default group.
+type SecurityGroups interface {
 	GetSecurityGroup(ctx context.Context, id string) (*model.SecurityGroup, error)
 	ListSecurityGroups(ctx context.Context, f SecurityGroupFilter) ([]model.SecurityGroup, error)
 	CreateSecurityGroup(ctx context.Context, g *model.SecurityGroup) error
@@ -175,13 +204,26 @@ type Tx interface {
 	ListRules(ctx context.Context, f RuleFilter) ([]model.SecurityGroupRule, error)
 	CreateRule(ctx context.Context, r *model.SecurityGroupRule) error
 	DeleteRule(ctx context.Context, id string) error
+}
 
+// Quotas holds explicit per-project limits and counts what they limit.
+type Quotas interface {
 	// Quotas returns the limits set explicitly for a project.
 	Quotas(ctx context.Context, projectID string) (map[string]int, error)
 	// QuotaProjects lists the projects with explicit limits.
 	QuotaProjects(ctx context.Context) ([]string, error)
 	SetQuota(ctx context.Context, projectID, resource string, limit int) error
 	DeleteQuotas(ctx context.Context, projectID string) error
+
+	// Count counts a project's resources of a quota kind ("network",
+	// "subnet", "port", "router", "security_group", "security_group_rule",
+	// "ikepolicy", "ipsecpolicy", "vpnservice", "endpoint_group",
+	// "ipsec_site_connection").
+	Count(ctx context.Context, resource, projectID string) (int, error)
+}
+
+// VPN holds the VPNaaS resources: policies, services, endpoint groups and connections.
+type VPN interface {
 	GetIKEPolicy(ctx context.Context, id string) (*model.IKEPolicy, error)
 	ListIKEPolicies(ctx context.Context, f Scope) ([]model.IKEPolicy, error)
 	CreateIKEPolicy(ctx context.Context, p *model.IKEPolicy) error
@@ -215,7 +257,10 @@ type Tx interface {
 	CreateConnection(ctx context.Context, c *model.IPsecSiteConnection) error
 	UpdateConnection(ctx context.Context, c *model.IPsecSiteConnection) error
 	DeleteConnection(ctx context.Context, id string) error
+}
 
+// Agents holds agents and which routers each hosts.
+type Agents interface {
 	// GetAgent returns an agent by id; AgentByHost by host and type.
 	GetAgent(ctx context.Context, id string) (*model.Agent, error)
 	AgentByHost(ctx context.Context, host, agentType string) (*model.Agent, error)
@@ -236,13 +281,4 @@ type Tx interface {
 	// BindRouter records that an agent hosts a router (idempotent).
 	BindRouter(ctx context.Context, routerID, agentID string) error
 	UnbindRouter(ctx context.Context, routerID, agentID string) error
-
-	// PortsOnHost lists the ports whose binding:host_id is host.
-	PortsOnHost(ctx context.Context, host string) ([]model.Port, error)
-
-	// Count counts a project's resources of a quota kind ("network",
-	// "subnet", "port", "router", "security_group", "security_group_rule",
-	// "ikepolicy", "ipsecpolicy", "vpnservice", "endpoint_group",
-	// "ipsec_site_connection").
-	Count(ctx context.Context, resource, projectID string) (int, error)
 }
