@@ -1,6 +1,8 @@
 // Package archtest checks the dependency rules of the architecture: the
 // wire layer knows no SQL, the service layer knows neither HTTP nor SQL,
-// and the domain packages depend on the standard library only.
+// the domain packages depend on the standard library only, the agent's
+// packages (agent, l2, l3, node, ipsec drivers) link nothing of the
+// server, and the bus and its server side link no data-plane code.
 package archtest
 
 import (
@@ -21,6 +23,14 @@ func deps(t *testing.T, pkg string) []string {
 	return strings.Fields(string(out))
 }
 
+// serverSide is what the agent's packages must not link: the store, the
+// rules and the HTTP API live on the server.
+var serverSide = []string{mod + "internal/store", mod + "internal/service", mod + "internal/httpapi", mod + "internal/app", "std:database/sql"}
+
+// dataPlane is what only the agent links.
+var dataPlane = []string{"github.com/vishvananda/netlink", "github.com/vishvananda/netns", "github.com/google/nftables",
+	"github.com/strongswan/govici", mod + "internal/agent", mod + "internal/ipsec", mod + "internal/namespace"}
+
 func TestDependencyRules(t *testing.T) {
 	for _, tc := range []struct {
 		pkg       string
@@ -36,7 +46,16 @@ func TestDependencyRules(t *testing.T) {
 		{pkg: "internal/store", forbidden: []string{"std:net/http", "std:database/sql"}},
 		{pkg: "internal/store/sqlstore", forbidden: []string{"std:net/http", mod + "internal/service", mod + "internal/httpapi"}},
 		// The agent never touches the store: everything comes over the bus.
-		{pkg: "internal/agent", forbidden: []string{mod + "internal/store", mod + "internal/service", mod + "internal/httpapi", "std:database/sql"}},
+		{pkg: "internal/agent", forbidden: serverSide},
+		{pkg: "internal/agent/l2", forbidden: serverSide},
+		{pkg: "internal/agent/l3", forbidden: serverSide},
+		{pkg: "internal/agent/node", forbidden: serverSide},
+		{pkg: "internal/ipsec", forbidden: serverSide},
+		{pkg: "internal/ipsec/strongswan", forbidden: append(serverSide, mod+"internal/agent")},
+		// The bus carries messages; it knows neither side's internals.
+		{pkg: "internal/bus", forbidden: append(serverSide, dataPlane...)},
+		// The server's side of the bus: the service, never the data plane.
+		{pkg: "internal/control", forbidden: append([]string{mod + "internal/httpapi", mod + "internal/store/sqlstore", "std:database/sql"}, dataPlane...)},
 		// The server links no data-plane code.
 		{pkg: "internal/app", forbidden: []string{"github.com/vishvananda/netlink", "github.com/vishvananda/netns", "github.com/google/nftables", "github.com/strongswan/govici", mod + "internal/agent", mod + "internal/ipsec"}},
 	} {
