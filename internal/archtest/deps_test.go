@@ -41,7 +41,9 @@ func TestDependencyRules(t *testing.T) {
 		{pkg: "api/neutron", stdOnly: true},
 		{pkg: "internal/model", stdOnly: true},
 		{pkg: "internal/ipam", stdOnly: true, allowed: []string{mod + "internal/model"}},
-		{pkg: "internal/service", forbidden: []string{"std:net/http", "std:database/sql", mod + "internal/httpapi", mod + "internal/store/sqlstore"}},
+		// The rules speak domain errors (service.Error); only httpapi
+		// knows HTTP statuses and NeutronError bodies.
+		{pkg: "internal/service", forbidden: []string{"std:net/http", "std:database/sql", mod + "api/neutron", mod + "internal/httpapi", mod + "internal/store/sqlstore"}},
 		{pkg: "internal/httpapi", forbidden: []string{"std:database/sql", mod + "internal/store/sqlstore"}},
 		{pkg: "internal/store", forbidden: []string{"std:net/http", "std:database/sql"}},
 		{pkg: "internal/store/sqlstore", forbidden: []string{"std:net/http", mod + "internal/service", mod + "internal/httpapi"}},

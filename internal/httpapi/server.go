@@ -184,9 +184,25 @@ func writeError(w http.ResponseWriter, e *neutron.Error) {
 	writeJSON(w, e.Status, e.Body())
 }
 
-// fail renders err: a *neutron.Error as itself, anything else as the
-// reference's opaque 500 (logged with the request id).
+// statusOf is the HTTP status of each kind of refusal of the service.
+var statusOf = map[service.Kind]int{
+	service.Invalid:   http.StatusBadRequest,
+	service.Forbidden: http.StatusForbidden,
+	service.NotFound:  http.StatusNotFound,
+	service.Conflict:  http.StatusConflict,
+}
+
+// fail renders err: a refusal of the service with its kind's status and a
+// NeutronError body, a *neutron.Error of this layer as itself, anything
+// else as the reference's opaque 500 (logged with the request id).
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var se *service.Error
+	if errors.As(err, &se) {
+		if status, ok := statusOf[se.Kind]; ok {
+			writeError(w, neutron.Typed(status, se.Type, "%s", se.Message))
+			return
+		}
+	}
 	var ne *neutron.Error
 	if errors.As(err, &ne) {
 		writeError(w, ne)

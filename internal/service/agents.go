@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/neutrino-net/neutrino/api/agentv1"
-	"github.com/neutrino-net/neutrino/api/neutron"
 	"github.com/neutrino-net/neutrino/internal/model"
 	"github.com/neutrino-net/neutrino/internal/store"
 )
@@ -182,8 +181,8 @@ func (s *Service) ListAgents(ctx context.Context) ([]AgentView, error) {
 	return out, err
 }
 
-func agentNotFound(id string) *neutron.Error {
-	return neutron.NotFound("AgentNotFound", "Agent %s could not be found.", id)
+func agentNotFound(id string) *Error {
+	return errNotFound("AgentNotFound", "Agent %s could not be found.", id)
 }
 
 // GetAgent returns one agent to an admin (others get a 404).
@@ -206,7 +205,7 @@ func (s *Service) GetAgent(ctx context.Context, id string) (*AgentView, error) {
 // UpdateAgent changes admin_state_up or the description (admin only).
 func (s *Service) UpdateAgent(ctx context.Context, id string, change func(*model.Agent)) (*AgentView, error) {
 	if !who(ctx).admin {
-		return nil, neutron.Forbidden("update_agent")
+		return nil, errForbidden("update_agent")
 	}
 	var out *AgentView
 	err := s.write(ctx, func(tx store.Tx) error {
@@ -224,7 +223,7 @@ func (s *Service) UpdateAgent(ctx context.Context, id string, change func(*model
 // DeleteAgent removes an agent record and its bindings (admin only).
 func (s *Service) DeleteAgent(ctx context.Context, id string) error {
 	if !who(ctx).admin {
-		return neutron.Forbidden("delete_agent")
+		return errForbidden("delete_agent")
 	}
 	return s.write(ctx, func(tx store.Tx) error {
 		if _, err := tx.GetAgent(ctx, id); err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 
-	"github.com/neutrino-net/neutrino/api/neutron"
 	"github.com/neutrino-net/neutrino/internal/model"
 	"github.com/neutrino-net/neutrino/internal/store"
 )
@@ -15,8 +14,8 @@ type NetworkView struct {
 	Subnets []string
 }
 
-func networkNotFound(id string) *neutron.Error {
-	return neutron.NotFound("NetworkNotFound", "Network %s could not be found.", id)
+func networkNotFound(id string) *Error {
+	return errNotFound("NetworkNotFound", "Network %s could not be found.", id)
 }
 
 // visibleNetwork returns the network if the caller may see it: its owner,
@@ -40,7 +39,7 @@ func (s *Service) ownedNetwork(ctx context.Context, tx store.Tx, c caller, id, r
 		return nil, err
 	}
 	if !c.owns(n.ProjectID) {
-		return nil, neutron.Forbidden(rule)
+		return nil, errForbidden(rule)
 	}
 	return n, nil
 }
@@ -54,10 +53,10 @@ func (s *Service) maxMTU(external bool) int {
 
 func (s *Service) checkMTU(n *model.Network) error {
 	if n.MTU < 68 {
-		return neutron.InvalidInput("mtu", "'"+itoa(n.MTU)+"' should be >= 68")
+		return errInvalidInput("mtu", "'"+itoa(n.MTU)+"' should be >= 68")
 	}
 	if max := s.maxMTU(n.External); n.MTU > max {
-		return neutron.Invalid("InvalidInput", "Invalid input for operation: Requested MTU is too big, maximum is %d.", max)
+		return errInvalid("InvalidInput", "Invalid input for operation: Requested MTU is too big, maximum is %d.", max)
 	}
 	return nil
 }
@@ -73,10 +72,10 @@ func (s *Service) CreateNetwork(ctx context.Context, n model.Network) (*NetworkV
 		return nil, err
 	}
 	if n.External && !c.admin {
-		return nil, neutron.Forbidden("create_network:router:external")
+		return nil, errForbidden("create_network:router:external")
 	}
 	if n.Shared && !c.admin {
-		return nil, neutron.Forbidden("create_network:shared")
+		return nil, errForbidden("create_network:shared")
 	}
 	n.ID, n.ProjectID, n.Status = newID(), project, model.StatusActive
 	if n.MTU == 0 {
@@ -177,10 +176,10 @@ func (s *Service) UpdateNetwork(ctx context.Context, id string, change func(*mod
 		n := *old
 		change(&n)
 		if n.External != old.External && !c.admin {
-			return neutron.Forbidden("update_network:router:external")
+			return errForbidden("update_network:router:external")
 		}
 		if n.Shared != old.Shared && !c.admin {
-			return neutron.Forbidden("update_network:shared")
+			return errForbidden("update_network:shared")
 		}
 		if n.MTU != old.MTU {
 			if err := s.checkMTU(&n); err != nil {
@@ -193,7 +192,7 @@ func (s *Service) UpdateNetwork(ctx context.Context, id string, change func(*mod
 				return err
 			}
 			if len(rs) > 0 {
-				return neutron.Conflict("ExternalNetworkInUse",
+				return errConflict("ExternalNetworkInUse",
 					"External network %s cannot be updated to be made non-external, since it has existing gateway ports.", id)
 			}
 		}
@@ -203,7 +202,7 @@ func (s *Service) UpdateNetwork(ctx context.Context, id string, change func(*mod
 				return err
 			}
 			if slices.ContainsFunc(ports, func(p model.Port) bool { return p.ProjectID != n.ProjectID && p.ProjectID != "" }) {
-				return neutron.Conflict("InvalidSharedSetting",
+				return errConflict("InvalidSharedSetting",
 					"Unable to reconfigure sharing settings for network %s. Multiple tenants are using it.", id)
 			}
 		}
@@ -243,7 +242,7 @@ func (s *Service) DeleteNetwork(ctx context.Context, id string) error {
 		}
 		for _, p := range ports {
 			if p.DeviceOwner != model.OwnerDHCP {
-				return neutron.Conflict("NetworkInUse",
+				return errConflict("NetworkInUse",
 					"Unable to complete operation on network %s. There are one or more ports still in use on the network.", id)
 			}
 		}

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/neutrino-net/neutrino/api/neutron"
 	"github.com/neutrino-net/neutrino/internal/ipam"
 	"github.com/neutrino-net/neutrino/internal/model"
 	"github.com/neutrino-net/neutrino/internal/store"
@@ -23,8 +22,8 @@ type PortCreate struct {
 	SecurityGroupsSet bool
 }
 
-func portNotFound(id string) *neutron.Error {
-	return neutron.NotFound("PortNotFound", "Port %s could not be found.", id)
+func portNotFound(id string) *Error {
+	return errNotFound("PortNotFound", "Port %s could not be found.", id)
 }
 
 func (s *Service) ownedPort(ctx context.Context, tx store.Ports, c caller, id string) (*model.Port, error) {
@@ -50,7 +49,7 @@ func (s *Service) CreatePort(ctx context.Context, req PortCreate) (*model.Port, 
 		return nil, err
 	}
 	if (p.BindingHostID != "" || len(p.BindingProfile) > 0) && !c.admin {
-		return nil, neutron.Forbidden("create_port:binding:host_id")
+		return nil, errForbidden("create_port:binding:host_id")
 	}
 	p.ID, p.ProjectID, p.Status = newID(), project, model.StatusDown
 	if p.BindingVNICType == "" {
@@ -71,14 +70,14 @@ func (s *Service) CreatePort(ctx context.Context, req PortCreate) (*model.Port, 
 			return err
 		}
 		if !c.owns(n.ProjectID) && !n.Shared {
-			return neutron.Forbidden("create_port")
+			return errForbidden("create_port")
 		}
 		if err := checkDevice(ctx, tx, c, "create_port", &p, n); err != nil {
 			return err
 		}
 		if req.MACSet {
 			if !c.owns(n.ProjectID) {
-				return neutron.Forbidden("create_port:mac_address")
+				return errForbidden("create_port:mac_address")
 			}
 			if err := macFree(ctx, tx, n.ID, p.MACAddress); err != nil {
 				return err
@@ -136,7 +135,7 @@ func checkDevice(ctx context.Context, tx store.Routers, c caller, action string,
 		return nil
 	}
 	if strings.HasPrefix(p.DeviceOwner, "network:") && !c.owns(n.ProjectID) {
-		return neutron.Forbidden(action + ":device_owner")
+		return errForbidden(action + ":device_owner")
 	}
 	if p.DeviceID == "" {
 		return nil
@@ -148,7 +147,7 @@ func checkDevice(ctx context.Context, tx store.Routers, c caller, action string,
 	case err != nil:
 		return err
 	case r.ProjectID != p.ProjectID:
-		return neutron.Typed(403, "DeviceIDNotOwnedByTenant",
+		return errDenied("DeviceIDNotOwnedByTenant",
 			"The following device_id %s is not owned by your tenant or matches another tenants router.", p.DeviceID)
 	}
 	return nil
@@ -158,7 +157,7 @@ func checkDevice(ctx context.Context, tx store.Routers, c caller, action string,
 // prevented into a 409 rather than a 500.
 func dupAsConflict(err error, p *model.Port) error {
 	if errors.Is(err, store.ErrDuplicate) {
-		return neutron.Conflict("IpAddressAlreadyAllocated", "Unable to complete operation for network %s: an address or MAC of port %s is already in use.", p.NetworkID, p.ID)
+		return errConflict("IpAddressAlreadyAllocated", "Unable to complete operation for network %s: an address or MAC of port %s is already in use.", p.NetworkID, p.ID)
 	}
 	return err
 }
@@ -169,7 +168,7 @@ func macFree(ctx context.Context, tx store.Ports, networkID, mac string) error {
 		return err
 	}
 	if used {
-		return neutron.Conflict("MacAddressInUse", "Unable to complete operation for network %s. The mac address %s is in use.", networkID, mac)
+		return errConflict("MacAddressInUse", "Unable to complete operation for network %s. The mac address %s is in use.", networkID, mac)
 	}
 	return nil
 }
@@ -185,14 +184,14 @@ func (s *Service) newMAC(ctx context.Context, tx store.Ports, networkID string) 
 			return mac, nil
 		}
 	}
-	return "", neutron.Conflict("MacAddressGenerationFailure", "Unable to generate unique mac on network %s.", networkID)
+	return "", errConflict("MacAddressGenerationFailure", "Unable to generate unique mac on network %s.", networkID)
 }
 
 // checkPortSecurity validates security groups and allowed address pairs
 // against the port's port_security_enabled.
 func (s *Service) checkPortSecurity(ctx context.Context, tx store.SecurityGroups, c caller, p *model.Port) error {
 	if !p.PortSecurityEnabled && len(p.SecurityGroups) > 0 {
-		return neutron.Invalid("PortSecurityAndIPRequiredForSecurityGroups",
+		return errInvalid("PortSecurityAndIPRequiredForSecurityGroups",
 			"Port security must be enabled and port must have an IP address in order to use security groups.")
 	}
 	for _, id := range p.SecurityGroups {
@@ -205,11 +204,11 @@ func (s *Service) checkPortSecurity(ctx context.Context, tx store.SecurityGroups
 		}
 	}
 	if len(p.AllowedAddressPairs) > 0 && !p.PortSecurityEnabled {
-		return neutron.Conflict("AddressPairAndPortSecurityRequired",
+		return errConflict("AddressPairAndPortSecurityRequired",
 			"Port Security must be enabled in order to have allowed address pairs on a port.")
 	}
 	if len(p.AllowedAddressPairs) > MaxAllowedAddressPairs {
-		return neutron.Invalid("AllowedAddressPairExhausted",
+		return errInvalid("AllowedAddressPairExhausted",
 			"The number of allowed address pair exceeds the maximum %d.", MaxAllowedAddressPairs)
 	}
 	seen := map[model.AddressPair]bool{}
@@ -219,7 +218,7 @@ func (s *Service) checkPortSecurity(ctx context.Context, tx store.SecurityGroups
 			ap.MACAddress = p.MACAddress
 		}
 		if seen[*ap] {
-			return neutron.Invalid("DuplicateAddressPairInRequest",
+			return errInvalid("DuplicateAddressPairInRequest",
 				"Request contains duplicate address pair: mac_address %s ip_address %s.", ap.MACAddress, ap.IPAddress)
 		}
 		seen[*ap] = true
@@ -266,7 +265,7 @@ func (s *Service) allocate(ctx context.Context, tx ipamTx, n *model.Network, p *
 					}
 				}
 				if want[i].SubnetID == "" {
-					return nil, neutron.Invalid("InvalidIpForNetwork",
+					return nil, errInvalid("InvalidIpForNetwork",
 						"IP address %s is not a valid IP for any of the subnets on the specified network.", w.IPAddress)
 				}
 			}
@@ -355,17 +354,17 @@ func (a *allocator) take(ctx context.Context, sn *model.Subnet, ip netip.Addr) (
 	if !ip.IsValid() {
 		got, ok := ipam.NextFree(sn.AllocationPools, func(a netip.Addr) bool { return taken[a] })
 		if !ok {
-			return model.FixedIP{}, neutron.Conflict("IpAddressGenerationFailure", "No more IP addresses available for subnet %s.", sn.ID)
+			return model.FixedIP{}, errConflict("IpAddressGenerationFailure", "No more IP addresses available for subnet %s.", sn.ID)
 		}
 		taken[got] = true
 		return model.FixedIP{SubnetID: sn.ID, IPAddress: got}, nil
 	}
 	first, last := ipam.First(sn.CIDR), ipam.Last(sn.CIDR)
 	if !sn.CIDR.Contains(ip) || (first != last && sn.CIDR.Bits() < 31 && (ip == first || (ip.Is4() && ip == last))) {
-		return model.FixedIP{}, neutron.Invalid("InvalidIpForSubnet", "IP address %s is not a valid IP for the specified subnet.", ip)
+		return model.FixedIP{}, errInvalid("InvalidIpForSubnet", "IP address %s is not a valid IP for the specified subnet.", ip)
 	}
 	if taken[ip] || (ip == sn.GatewayIP && a.port.DeviceOwner != model.OwnerRouterInterface && !a.mine[ip]) {
-		return model.FixedIP{}, neutron.Conflict("IpAddressAlreadyAllocated", "IP address %s already allocated in subnet %s", ip, sn.ID)
+		return model.FixedIP{}, errConflict("IpAddressAlreadyAllocated", "IP address %s already allocated in subnet %s", ip, sn.ID)
 	}
 	taken[ip] = true
 	return model.FixedIP{SubnetID: sn.ID, IPAddress: ip}, nil
@@ -391,7 +390,7 @@ func (a *allocator) defaults(ctx context.Context, n *model.Network, subnets []mo
 			continue
 		}
 		ip, err := a.take(ctx, sn, netip.Addr{})
-		var ne *neutron.Error
+		var ne *Error
 		if errors.As(err, &ne) && ne.Type == "IpAddressGenerationFailure" {
 			lastErr = err
 			continue
@@ -407,7 +406,7 @@ func (a *allocator) defaults(ctx context.Context, n *model.Network, subnets []mo
 		}
 	}
 	if len(out) == 0 && lastErr != nil {
-		return nil, neutron.Conflict("IpAddressGenerationFailure", "No more IP addresses available on network %s.", n.ID)
+		return nil, errConflict("IpAddressGenerationFailure", "No more IP addresses available on network %s.", n.ID)
 	}
 	return out, nil
 }
@@ -465,11 +464,11 @@ func (s *Service) UpdatePort(ctx context.Context, id string, change func(*model.
 		p.AllowedAddressPairs = slices.Clone(old.AllowedAddressPairs)
 		change(&p)
 		if !c.admin && (p.BindingHostID != old.BindingHostID || !mapsEqual(p.BindingProfile, old.BindingProfile)) {
-			return neutron.Forbidden("update_port:binding:host_id")
+			return errForbidden("update_port:binding:host_id")
 		}
 		if p.MACAddress != old.MACAddress {
 			if !c.admin { // the reference's update_port:mac_address is admin_only
-				return neutron.Forbidden("update_port:mac_address")
+				return errForbidden("update_port:mac_address")
 			}
 			if err := macFree(ctx, tx, p.NetworkID, p.MACAddress); err != nil {
 				return err
@@ -480,7 +479,7 @@ func (s *Service) UpdatePort(ctx context.Context, id string, change func(*model.
 				// A router's own port changes hands only through the
 				// router API; an admin's edit detaches it.
 				if !c.admin {
-					return neutron.Forbidden("update_port:device_owner")
+					return errForbidden("update_port:device_owner")
 				}
 				p.RouterID = ""
 			}
@@ -494,7 +493,7 @@ func (s *Service) UpdatePort(ctx context.Context, id string, change func(*model.
 		}
 		if old.PortSecurityEnabled && !p.PortSecurityEnabled {
 			if len(p.SecurityGroups) > 0 {
-				return neutron.Conflict("PortSecurityPortHasSecurityGroup",
+				return errConflict("PortSecurityPortHasSecurityGroup",
 					"Port has security group associated. Cannot disable port security or ip address until security group is removed")
 			}
 		}
@@ -544,7 +543,7 @@ func (s *Service) DeletePort(ctx context.Context, id string) error {
 			return err
 		}
 		if p.RouterID != "" {
-			return neutron.Conflict("L3PortInUse",
+			return errConflict("L3PortInUse",
 				"Port %s has owner %s and therefore cannot be deleted directly via the port API.", id, p.DeviceOwner)
 		}
 		bound = p.BindingHostID != ""

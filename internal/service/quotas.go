@@ -5,7 +5,6 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/neutrino-net/neutrino/api/neutron"
 	"github.com/neutrino-net/neutrino/internal/store"
 )
 
@@ -26,7 +25,7 @@ func (c caller) quotaAccess(project string) error {
 	if c.admin || project == c.ProjectID {
 		return nil
 	}
-	return neutron.Typed(403, "NotAuthorized", "Non-admin is not authorized to access quotas for another project")
+	return errDenied("NotAuthorized", "Non-admin is not authorized to access quotas for another project")
 }
 
 // Quotas returns the effective limits of a project.
@@ -83,7 +82,7 @@ func (s *Service) QuotaDetails(ctx context.Context, project string) (map[string]
 // ListQuotas returns the limits of every project with explicit limits.
 func (s *Service) ListQuotas(ctx context.Context) (map[string]map[string]int, error) {
 	if !who(ctx).admin {
-		return nil, neutron.Forbidden("get_quota")
+		return nil, errForbidden("get_quota")
 	}
 	out := map[string]map[string]int{}
 	err := s.read(ctx, func(tx store.Tx) error {
@@ -105,7 +104,7 @@ func (s *Service) ListQuotas(ctx context.Context) (map[string]map[string]int, er
 // Limits are -1 (unlimited) or more; the caller validated the names.
 func (s *Service) SetQuotas(ctx context.Context, project string, limits map[string]int) (map[string]int, error) {
 	if !who(ctx).admin {
-		return nil, neutron.Forbidden("update_quota")
+		return nil, errForbidden("update_quota")
 	}
 	var out map[string]int
 	err := s.write(ctx, func(tx store.Tx) error {
@@ -124,7 +123,7 @@ func (s *Service) SetQuotas(ctx context.Context, project string, limits map[stri
 // ResetQuotas drops a project's explicit limits (admin only).
 func (s *Service) ResetQuotas(ctx context.Context, project string) error {
 	if !who(ctx).admin {
-		return neutron.Forbidden("delete_quota")
+		return errForbidden("delete_quota")
 	}
 	return s.write(ctx, func(tx store.Tx) error { return tx.DeleteQuotas(ctx, project) })
 }

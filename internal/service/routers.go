@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"github.com/neutrino-net/neutrino/api/agentv1"
-	"github.com/neutrino-net/neutrino/api/neutron"
 	"github.com/neutrino-net/neutrino/internal/model"
 	"github.com/neutrino-net/neutrino/internal/store"
 )
@@ -35,12 +34,12 @@ type InterfaceInfo struct {
 	SubnetIDs []string
 }
 
-func routerNotFound(id string) *neutron.Error {
-	return neutron.NotFound("RouterNotFound", "Router %s could not be found", id)
+func routerNotFound(id string) *Error {
+	return errNotFound("RouterNotFound", "Router %s could not be found", id)
 }
 
-func badRouter(format string, args ...any) *neutron.Error {
-	return neutron.Invalid("BadRequest", "Bad router request: %s.", fmt.Sprintf(format, args...))
+func badRouter(format string, args ...any) *Error {
+	return errInvalid("BadRequest", "Bad router request: %s.", fmt.Sprintf(format, args...))
 }
 
 func (s *Service) ownedRouter(ctx context.Context, tx store.Tx, c caller, id string) (*model.Router, error) {
@@ -132,10 +131,10 @@ func gatewayPolicy(c caller, gw *GatewayRequest, action string) error {
 		return nil
 	}
 	if gw.EnableSNAT != nil {
-		return neutron.Forbidden(action + ":external_gateway_info:enable_snat")
+		return errForbidden(action + ":external_gateway_info:enable_snat")
 	}
 	if gw.ExternalFixedIPs != nil {
-		return neutron.Forbidden(action + ":external_gateway_info:external_fixed_ips")
+		return errForbidden(action + ":external_gateway_info:external_fixed_ips")
 	}
 	return nil
 }
@@ -357,7 +356,7 @@ func (s *Service) afterRouter(ctx context.Context, hosts []string, routerID stri
 // router is connected to and must not be one of the router's own addresses.
 func (s *Service) checkRoutes(ctx context.Context, tx store.Tx, r *model.Router) error {
 	if len(r.Routes) > MaxRoutes {
-		return neutron.Invalid("RoutesExhausted", "Unable to complete operation for %s. The number of routes exceeds the maximum %d.", r.ID, MaxRoutes)
+		return errInvalid("RoutesExhausted", "Unable to complete operation for %s. The number of routes exceeds the maximum %d.", r.ID, MaxRoutes)
 	}
 	ports, err := tx.ListPorts(ctx, store.PortFilter{RouterID: r.ID})
 	if err != nil {
@@ -377,7 +376,7 @@ func (s *Service) checkRoutes(ctx context.Context, tx store.Tx, r *model.Router)
 	}
 	for _, rt := range r.Routes {
 		bad := func(reason string) error {
-			return neutron.Invalid("InvalidRoutes", "Invalid format for routes: [{'destination': '%s', 'nexthop': '%s'}], %s.", rt.Destination, rt.Nexthop, reason)
+			return errInvalid("InvalidRoutes", "Invalid format for routes: [{'destination': '%s', 'nexthop': '%s'}], %s.", rt.Destination, rt.Nexthop, reason)
 		}
 		if rt.Destination.Addr().Is4() != rt.Nexthop.Is4() {
 			return bad("the nexthop and destination must be of the same IP version")
@@ -406,7 +405,7 @@ func (s *Service) DeleteRouter(ctx context.Context, id string) error {
 		}
 		for _, p := range ports {
 			if p.DeviceOwner == model.OwnerRouterInterface {
-				return neutron.Conflict("RouterInUse", "Router %s still has ports", id)
+				return errConflict("RouterInUse", "Router %s still has ports", id)
 			}
 		}
 		if hosts, err = s.routerHosts(ctx, tx, id); err != nil {
@@ -459,7 +458,7 @@ func (s *Service) AddInterface(ctx context.Context, routerID string, req Interfa
 				return err
 			}
 			if p.DeviceID != "" {
-				return neutron.Conflict("PortInUse", "Unable to complete operation on port %s for network %s. Port already has an attached device %s.", p.ID, p.NetworkID, p.DeviceID)
+				return errConflict("PortInUse", "Unable to complete operation on port %s for network %s. Port already has an attached device %s.", p.ID, p.NetworkID, p.DeviceID)
 			}
 			if len(p.FixedIPs) == 0 {
 				return badRouter("Router port must have at least one fixed IP")
@@ -595,14 +594,14 @@ func (s *Service) RemoveInterface(ctx context.Context, routerID string, req Inte
 		}
 		switch {
 		case port == nil && req.PortID != "":
-			return neutron.NotFound("RouterInterfaceNotFound", "Router %s does not have an interface with id %s", r.ID, req.PortID)
+			return errNotFound("RouterInterfaceNotFound", "Router %s does not have an interface with id %s", r.ID, req.PortID)
 		case port == nil:
 			if _, _, err := s.visibleSubnet(ctx, tx, c, req.SubnetID); err != nil {
 				return err
 			}
-			return neutron.NotFound("RouterInterfaceNotFoundForSubnet", "Router %s has no interface on subnet %s", r.ID, req.SubnetID)
+			return errNotFound("RouterInterfaceNotFoundForSubnet", "Router %s has no interface on subnet %s", r.ID, req.SubnetID)
 		case req.SubnetID != "" && !slices.ContainsFunc(port.FixedIPs, func(ip model.FixedIP) bool { return ip.SubnetID == req.SubnetID }):
-			return neutron.Invalid("SubnetMismatchForPort", "Subnet %s does not match port %s", req.SubnetID, port.ID)
+			return errInvalid("SubnetMismatchForPort", "Subnet %s does not match port %s", req.SubnetID, port.ID)
 		}
 		for _, ip := range port.FixedIPs {
 			sn, err := tx.GetSubnet(ctx, ip.SubnetID)
@@ -611,7 +610,7 @@ func (s *Service) RemoveInterface(ctx context.Context, routerID string, req Inte
 			}
 			for _, rt := range r.Routes {
 				if sn.CIDR.Contains(rt.Nexthop) {
-					return neutron.Conflict("RouterInterfaceInUseByRoute",
+					return errConflict("RouterInterfaceInUseByRoute",
 						"Router interface for subnet %s on router %s cannot be deleted, as it is required by one or more routes.", sn.ID, r.ID)
 				}
 			}

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/neutrino-net/neutrino/api/neutron"
 	"github.com/neutrino-net/neutrino/internal/identity"
 	"github.com/neutrino-net/neutrino/internal/model"
 	"github.com/neutrino-net/neutrino/internal/store"
@@ -19,8 +18,8 @@ import (
 
 var bg = context.Background()
 
-// wantFault checks err is a NeutronError of status and type ("" for nil).
-func wantFault(t *testing.T, what string, err error, status int, typ string) {
+// wantFault checks err is a refusal of kind and type ("" for nil).
+func wantFault(t *testing.T, what string, err error, kind Kind, typ string) {
 	t.Helper()
 	if typ == "" {
 		if err != nil {
@@ -28,9 +27,9 @@ func wantFault(t *testing.T, what string, err error, status int, typ string) {
 		}
 		return
 	}
-	var ne *neutron.Error
-	if !errors.As(err, &ne) || ne.Status != status || ne.Type != typ {
-		t.Fatalf("%s: got %v, want %d %s", what, err, status, typ)
+	var e *Error
+	if !errors.As(err, &e) || e.Kind != kind || e.Type != typ {
+		t.Fatalf("%s: got %v, want %v %s", what, err, kind, typ)
 	}
 }
 
@@ -97,7 +96,7 @@ func TestAllocate(t *testing.T) {
 		want    []model.FixedIP // nil: the default
 		keep    []model.FixedIP
 		got     []model.FixedIP
-		status  int
+		kind    Kind
 		typ     string
 	}{
 		{name: "default: one v4, one v6, every SLAAC", subnets: []model.Subnet{v4, v6, slaac},
@@ -106,35 +105,35 @@ func TestAllocate(t *testing.T) {
 		{name: "requested address", subnets: []model.Subnet{v4}, port: vm, want: []model.FixedIP{fixed("", "10.0.0.5")},
 			got: []model.FixedIP{fixed("s4", "10.0.0.5")}},
 		{name: "taken address", subnets: []model.Subnet{v4}, taken: map[string][]netip.Addr{"s4": {ip("10.0.0.5")}}, port: vm,
-			want: []model.FixedIP{fixed("", "10.0.0.5")}, status: 409, typ: "IpAddressAlreadyAllocated"},
+			want: []model.FixedIP{fixed("", "10.0.0.5")}, kind: Conflict, typ: "IpAddressAlreadyAllocated"},
 		{name: "the gateway for a VM", subnets: []model.Subnet{v4}, port: vm, want: []model.FixedIP{fixed("s4", "10.0.0.1")},
-			status: 409, typ: "IpAddressAlreadyAllocated"},
+			kind: Conflict, typ: "IpAddressAlreadyAllocated"},
 		{name: "the gateway for a router interface", subnets: []model.Subnet{v4},
 			port: &model.Port{ID: "ri", DeviceOwner: model.OwnerRouterInterface}, want: []model.FixedIP{fixed("s4", "10.0.0.1")},
 			got: []model.FixedIP{fixed("s4", "10.0.0.1")}},
 		{name: "network address", subnets: []model.Subnet{v4}, port: vm, want: []model.FixedIP{fixed("", "10.0.0.0")},
-			status: 400, typ: "InvalidIpForSubnet"},
+			kind: Invalid, typ: "InvalidIpForSubnet"},
 		{name: "broadcast address", subnets: []model.Subnet{v4}, port: vm, want: []model.FixedIP{fixed("s4", "10.0.0.7")},
-			status: 400, typ: "InvalidIpForSubnet"},
+			kind: Invalid, typ: "InvalidIpForSubnet"},
 		{name: "no subnet holds it", subnets: []model.Subnet{v4}, port: vm, want: []model.FixedIP{fixed("", "192.0.2.9")},
-			status: 400, typ: "InvalidIpForNetwork"},
+			kind: Invalid, typ: "InvalidIpForNetwork"},
 		{name: "pool exhausted", subnets: []model.Subnet{v4},
 			taken: map[string][]netip.Addr{"s4": {ip("10.0.0.2"), ip("10.0.0.3"), ip("10.0.0.4"), ip("10.0.0.5"), ip("10.0.0.6")}},
-			port:  vm, status: 409, typ: "IpAddressGenerationFailure"},
+			port:  vm, kind: Conflict, typ: "IpAddressGenerationFailure"},
 		{name: "a fixed address on a SLAAC subnet", subnets: []model.Subnet{slaac}, port: vm,
-			want: []model.FixedIP{fixed("sl", "2001:db8:1::9")}, status: 400, typ: "InvalidInput"},
+			want: []model.FixedIP{fixed("sl", "2001:db8:1::9")}, kind: Invalid, typ: "InvalidInput"},
 		{name: "a port keeps its own address", subnets: []model.Subnet{v4}, taken: map[string][]netip.Addr{"s4": {ip("10.0.0.4")}},
 			port: vm, want: []model.FixedIP{fixed("s4", "")}, keep: []model.FixedIP{fixed("s4", "10.0.0.4")},
 			got: []model.FixedIP{fixed("s4", "10.0.0.4")}},
 		{name: "the same address twice", subnets: []model.Subnet{v4}, port: vm,
-			want: []model.FixedIP{fixed("s4", "10.0.0.5"), fixed("s4", "10.0.0.5")}, status: 409, typ: "IpAddressAlreadyAllocated"},
+			want: []model.FixedIP{fixed("s4", "10.0.0.5"), fixed("s4", "10.0.0.5")}, kind: Conflict, typ: "IpAddressAlreadyAllocated"},
 		{name: "unknown subnet", subnets: []model.Subnet{v4}, port: vm, want: []model.FixedIP{fixed("gone", "")},
-			status: 404, typ: "SubnetNotFound"},
+			kind: NotFound, typ: "SubnetNotFound"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &ipamFake{subnets: tc.subnets, taken: tc.taken}
 			got, err := s.allocate(bg, f, n, tc.port, slices.Clone(tc.want), tc.keep)
-			wantFault(t, tc.name, err, tc.status, tc.typ)
+			wantFault(t, tc.name, err, tc.kind, tc.typ)
 			if tc.typ == "" && !slices.Equal(got, tc.got) {
 				t.Fatalf("got %v, want %v", got, tc.got)
 			}
@@ -171,19 +170,19 @@ func TestCheckDevice(t *testing.T) {
 		c             caller
 		n             *model.Network
 		owner, device string
-		status        int
+		kind          Kind
 		typ           string
 	}{
-		{"another project's router as interface", member, netB, model.OwnerRouterInterface, "ra", 403, "DeviceIDNotOwnedByTenant"},
-		{"another project's router, any owner", member, netB, "compute:nova", "ra", 403, "DeviceIDNotOwnedByTenant"},
+		{"another project's router as interface", member, netB, model.OwnerRouterInterface, "ra", Forbidden, "DeviceIDNotOwnedByTenant"},
+		{"another project's router, any owner", member, netB, "compute:nova", "ra", Forbidden, "DeviceIDNotOwnedByTenant"},
 		{"own router", member, netB, model.OwnerRouterInterface, "rb", 0, ""},
 		{"a device that is no router", member, netB, "compute:nova", "vm-1", 0, ""},
-		{"network owner on someone else's network", member, netA, model.OwnerDHCP, "", 403, "PolicyNotAuthorized"},
+		{"network owner on someone else's network", member, netA, model.OwnerDHCP, "", Forbidden, "PolicyNotAuthorized"},
 		{"network owner on one's own network", member, netB, model.OwnerDHCP, "", 0, ""},
 		{"admin may", admin, netB, model.OwnerRouterInterface, "ra", 0, ""},
 	} {
 		p := &model.Port{ProjectID: "B", DeviceOwner: tc.owner, DeviceID: tc.device}
-		wantFault(t, tc.name, checkDevice(bg, rs, tc.c, "create_port", p, tc.n), tc.status, tc.typ)
+		wantFault(t, tc.name, checkDevice(bg, rs, tc.c, "create_port", p, tc.n), tc.kind, tc.typ)
 	}
 }
 
@@ -207,20 +206,20 @@ func TestCheckPortSecurity(t *testing.T) {
 	member := caller{Identity: identity.Identity{ProjectID: "B", Roles: []string{"member"}}}
 	pair := func(ip, mac string) model.AddressPair { return model.AddressPair{IPAddress: ip, MACAddress: mac} }
 	for _, tc := range []struct {
-		name   string
-		p      model.Port
-		status int
-		typ    string
+		name string
+		p    model.Port
+		kind Kind
+		typ  string
 	}{
 		{"own group", model.Port{ProjectID: "B", PortSecurityEnabled: true, SecurityGroups: []string{"gb"}}, 0, ""},
-		{"another project's group", model.Port{ProjectID: "B", PortSecurityEnabled: true, SecurityGroups: []string{"ga"}}, 404, "SecurityGroupNotFound"},
-		{"groups without port security", model.Port{ProjectID: "B", SecurityGroups: []string{"gb"}}, 400, "PortSecurityAndIPRequiredForSecurityGroups"},
-		{"pairs without port security", model.Port{ProjectID: "B", AllowedAddressPairs: []model.AddressPair{pair("10.0.0.9", "")}}, 409, "AddressPairAndPortSecurityRequired"},
+		{"another project's group", model.Port{ProjectID: "B", PortSecurityEnabled: true, SecurityGroups: []string{"ga"}}, NotFound, "SecurityGroupNotFound"},
+		{"groups without port security", model.Port{ProjectID: "B", SecurityGroups: []string{"gb"}}, Invalid, "PortSecurityAndIPRequiredForSecurityGroups"},
+		{"pairs without port security", model.Port{ProjectID: "B", AllowedAddressPairs: []model.AddressPair{pair("10.0.0.9", "")}}, Conflict, "AddressPairAndPortSecurityRequired"},
 		{"duplicate pair once the MAC defaults", model.Port{ProjectID: "B", PortSecurityEnabled: true, MACAddress: "fa:16:3e:00:00:01",
-			AllowedAddressPairs: []model.AddressPair{pair("10.0.0.9", ""), pair("10.0.0.9", "fa:16:3e:00:00:01")}}, 400, "DuplicateAddressPairInRequest"},
+			AllowedAddressPairs: []model.AddressPair{pair("10.0.0.9", ""), pair("10.0.0.9", "fa:16:3e:00:00:01")}}, Invalid, "DuplicateAddressPairInRequest"},
 	} {
 		p := tc.p
-		wantFault(t, tc.name, s.checkPortSecurity(bg, gs, member, &p), tc.status, tc.typ)
+		wantFault(t, tc.name, s.checkPortSecurity(bg, gs, member, &p), tc.kind, tc.typ)
 	}
 }
 
@@ -247,8 +246,8 @@ func (f quotaFake) Count(_ context.Context, resource, _ string) (int, error) {
 func TestCheckQuota(t *testing.T) {
 	s := &Service{opts: Options{Quotas: map[string]int{"network": 2, "port": -1}}}
 	f := quotaFake{limits: map[string]int{"router": 1}, counts: map[string]int{"network": 2, "router": 0, "port": 1000}}
-	wantFault(t, "at the default limit", s.checkQuota(bg, f, "network", "p", 1), 409, "OverQuota")
+	wantFault(t, "at the default limit", s.checkQuota(bg, f, "network", "p", 1), Conflict, "OverQuota")
 	wantFault(t, "under an explicit limit", s.checkQuota(bg, f, "router", "p", 1), 0, "")
-	wantFault(t, "past an explicit limit", s.checkQuota(bg, f, "router", "p", 2), 409, "OverQuota")
+	wantFault(t, "past an explicit limit", s.checkQuota(bg, f, "router", "p", 2), Conflict, "OverQuota")
 	wantFault(t, "unlimited", s.checkQuota(bg, f, "port", "p", 1), 0, "")
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/neutrino-net/neutrino/api/agentv1"
-	"github.com/neutrino-net/neutrino/api/neutron"
 	"github.com/neutrino-net/neutrino/internal/model"
 	"github.com/neutrino-net/neutrino/internal/store"
 )
@@ -257,9 +256,9 @@ func (s *Service) hintMoved(ctx context.Context, byHost map[string][]string) {
 	s.hint(ctx, others, agentv1.Hint{Full: true})
 }
 
-func invalidL3Agent(id string) *neutron.Error {
+func invalidL3Agent(id string) *Error {
 	// The reference's InvalidL3Agent is an AgentNotFound, hence a 404.
-	return neutron.NotFound("InvalidL3Agent", "Agent %s is not a L3 Agent or has been disabled", id)
+	return errNotFound("InvalidL3Agent", "Agent %s is not a L3 Agent or has been disabled", id)
 }
 
 // L3AgentRouters returns the routers an agent hosts (admin only: others
@@ -333,7 +332,7 @@ func (s *Service) AddRouterToL3Agent(ctx context.Context, agentID, routerID stri
 			return nil
 		}
 		if len(bound) > 0 {
-			return neutron.Conflict("RouterHostedByL3Agent", "The router %s has been already hosted by the L3 Agent %s.", routerID, bound[0])
+			return errConflict("RouterHostedByL3Agent", "The router %s has been already hosted by the L3 Agent %s.", routerID, bound[0])
 		}
 		if err := tx.BindRouter(ctx, routerID, agentID); err != nil {
 			return err
@@ -376,7 +375,7 @@ func (s *Service) RemoveRouterFromL3Agent(ctx context.Context, agentID, routerID
 			return err
 		}
 		if !slices.Contains(bound, agentID) {
-			return neutron.Conflict("RouterNotHostedByL3Agent", "The router %s is not hosted by L3 agent %s.", routerID, agentID)
+			return errConflict("RouterNotHostedByL3Agent", "The router %s is not hosted by L3 agent %s.", routerID, agentID)
 		}
 		host = a.Host
 		return tx.UnbindRouter(ctx, routerID, agentID)

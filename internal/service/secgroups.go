@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"strconv"
 
-	"github.com/neutrino-net/neutrino/api/neutron"
 	"github.com/neutrino-net/neutrino/internal/model"
 	"github.com/neutrino-net/neutrino/internal/store"
 )
@@ -17,8 +16,8 @@ type SecurityGroupView struct {
 	Rules []model.SecurityGroupRule
 }
 
-func sgNotFound(id string) *neutron.Error {
-	return neutron.NotFound("SecurityGroupNotFound", "Security group %s does not exist", id)
+func sgNotFound(id string) *Error {
+	return errNotFound("SecurityGroupNotFound", "Security group %s does not exist", id)
 }
 
 func (s *Service) ownedSG(ctx context.Context, tx store.SecurityGroups, c caller, id string) (*model.SecurityGroup, error) {
@@ -125,7 +124,7 @@ func (s *Service) CreateSecurityGroup(ctx context.Context, g model.SecurityGroup
 		return nil, err
 	}
 	if g.Name == "default" {
-		return nil, neutron.Conflict("SecurityGroupDefaultAlreadyExists", "Default security group already exists.")
+		return nil, errConflict("SecurityGroupDefaultAlreadyExists", "Default security group already exists.")
 	}
 	g.ID, g.ProjectID = newID(), project
 	s.stamp(&g.Standard)
@@ -210,7 +209,7 @@ func (s *Service) UpdateSecurityGroup(ctx context.Context, id string, change fun
 		change(&g)
 		if g.Name != old.Name && (old.Name == "default" || g.Name == "default") {
 			if def, _ := tx.DefaultSecurityGroup(ctx, old.ProjectID); def == id || g.Name == "default" {
-				return neutron.Conflict("SecurityGroupCannotUpdateDefault", "Updating default security group not allowed.")
+				return errConflict("SecurityGroupCannotUpdateDefault", "Updating default security group not allowed.")
 			}
 		}
 		s.touch(&g.Standard)
@@ -242,17 +241,17 @@ func (s *Service) DeleteSecurityGroup(ctx context.Context, id string) error {
 			return err
 		}
 		if def, _ := tx.DefaultSecurityGroup(ctx, g.ProjectID); def == id && !c.admin {
-			return neutron.Conflict("SecurityGroupCannotRemoveDefault", "Insufficient rights for removing default security group.")
+			return errConflict("SecurityGroupCannotRemoveDefault", "Insufficient rights for removing default security group.")
 		}
 		ports, err := tx.SecurityGroupPorts(ctx, id)
 		if err != nil {
 			return err
 		}
 		if len(ports) > 0 {
-			return neutron.Conflict("SecurityGroupInUse", "Security Group %s in use.", id)
+			return errConflict("SecurityGroupInUse", "Security Group %s in use.", id)
 		}
 		if err := tx.DeleteSecurityGroup(ctx, id); errors.Is(err, store.ErrReferenced) {
-			return neutron.Conflict("SecurityGroupInUse", "Security Group %s in use.", id)
+			return errConflict("SecurityGroupInUse", "Security Group %s in use.", id)
 		} else if err != nil {
 			return err
 		}
@@ -275,44 +274,44 @@ func checkRule(r *model.SecurityGroupRule) error {
 		} else if n, err := strconv.Atoi(r.Protocol); err == nil && n >= 0 && n <= 255 {
 			num = n
 		} else {
-			return neutron.Invalid("SecurityGroupRuleInvalidProtocol",
+			return errInvalid("SecurityGroupRuleInvalidProtocol",
 				"Security group rule protocol %s not supported. Only protocol values [None, ah, dccp, egp, esp, gre, icmp, icmpv6, igmp, ipip, ipv6-encap, ipv6-frag, ipv6-icmp, ipv6-nonxt, ipv6-opts, ipv6-route, ospf, pgm, rsvp, sctp, tcp, udp, udplite, vrrp] and integer representations [0 to 255] are supported.", r.Protocol)
 		}
 	}
 	if (r.PortRangeMin != nil || r.PortRangeMax != nil) && r.Protocol == "" {
-		return neutron.Invalid("SecurityGroupProtocolRequiredWithPorts", "Must also specify protocol if port range is given.")
+		return errInvalid("SecurityGroupProtocolRequiredWithPorts", "Must also specify protocol if port range is given.")
 	}
 	switch num {
 	case 6, 17, 33, 132, 136:
 		if r.PortRangeMin != nil && r.PortRangeMax != nil && *r.PortRangeMin > *r.PortRangeMax {
-			return neutron.Invalid("SecurityGroupInvalidPortRange", "For TCP/UDP protocols, port_range_min must be <= port_range_max")
+			return errInvalid("SecurityGroupInvalidPortRange", "For TCP/UDP protocols, port_range_min must be <= port_range_max")
 		}
 		for _, p := range []*int{r.PortRangeMin, r.PortRangeMax} {
 			if p != nil && (*p < 1 || *p > 65535) {
-				return neutron.Invalid("SecurityGroupInvalidPortValue", "Invalid value for port %d", *p)
+				return errInvalid("SecurityGroupInvalidPortValue", "Invalid value for port %d", *p)
 			}
 		}
 	case 1, 58:
 		for name, p := range map[string]*int{"type": r.PortRangeMin, "code": r.PortRangeMax} {
 			if p != nil && (*p < 0 || *p > 255) {
-				return neutron.Invalid("SecurityGroupInvalidIcmpValue",
+				return errInvalid("SecurityGroupInvalidIcmpValue",
 					"Invalid value for ICMP %s (port-range-min): %d", name, *p)
 			}
 		}
 		if r.PortRangeMin == nil && r.PortRangeMax != nil {
-			return neutron.Invalid("SecurityGroupMissingIcmpType", "ICMP code (port-range-max) %d is provided but ICMP type (port-range-min) is missing.", *r.PortRangeMax)
+			return errInvalid("SecurityGroupMissingIcmpType", "ICMP code (port-range-max) %d is provided but ICMP type (port-range-min) is missing.", *r.PortRangeMax)
 		}
 	}
 	if r.RemoteIPPrefix != "" && r.RemoteGroupID != "" {
-		return neutron.Invalid("SecurityGroupRemoteGroupAndRemoteIpPrefix", "Only remote_ip_prefix or remote_group_id may be provided.")
+		return errInvalid("SecurityGroupRemoteGroupAndRemoteIpPrefix", "Only remote_ip_prefix or remote_group_id may be provided.")
 	}
 	if r.RemoteIPPrefix != "" {
 		p, err := netip.ParsePrefix(r.RemoteIPPrefix)
 		if err != nil {
-			return neutron.InvalidInput("remote_ip_prefix", "'"+r.RemoteIPPrefix+"' is not a valid IP subnet")
+			return errInvalidInput("remote_ip_prefix", "'"+r.RemoteIPPrefix+"' is not a valid IP subnet")
 		}
 		if p.Addr().Is4() != (r.Ethertype == "IPv4") {
-			return neutron.Invalid("SecurityGroupRuleParameterConflict", "Conflicting value ethertype %s for CIDR %s", r.Ethertype, r.RemoteIPPrefix)
+			return errInvalid("SecurityGroupRuleParameterConflict", "Conflicting value ethertype %s for CIDR %s", r.Ethertype, r.RemoteIPPrefix)
 		}
 		r.RemoteIPPrefix = p.Masked().String()
 	}
@@ -362,7 +361,7 @@ func (s *Service) CreateRule(ctx context.Context, r model.SecurityGroupRule) (*m
 		}
 		for i := range existing {
 			if sameRule(&existing[i], &r) {
-				return neutron.Conflict("SecurityGroupRuleExists", "Security group rule already exists. Rule id is %s.", existing[i].ID)
+				return errConflict("SecurityGroupRuleExists", "Security group rule already exists. Rule id is %s.", existing[i].ID)
 			}
 		}
 		if err := s.checkQuota(ctx, tx, "security_group_rule", r.ProjectID, 1); err != nil {
@@ -376,8 +375,8 @@ func (s *Service) CreateRule(ctx context.Context, r model.SecurityGroupRule) (*m
 	return &r, nil
 }
 
-func ruleNotFound(id string) *neutron.Error {
-	return neutron.NotFound("SecurityGroupRuleNotFound", "Security group rule %s does not exist", id)
+func ruleNotFound(id string) *Error {
+	return errNotFound("SecurityGroupRuleNotFound", "Security group rule %s does not exist", id)
 }
 
 // GetRule returns a rule the caller owns.

@@ -15,7 +15,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/neutrino-net/neutrino/api/agentv1"
-	"github.com/neutrino-net/neutrino/api/neutron"
 	"github.com/neutrino-net/neutrino/internal/identity"
 	"github.com/neutrino-net/neutrino/internal/model"
 	"github.com/neutrino-net/neutrino/internal/store"
@@ -129,7 +128,7 @@ func translate(err error) error {
 	if err == nil {
 		return nil
 	}
-	var ne *neutron.Error
+	var ne *Error
 	if errors.As(err, &ne) {
 		return ne
 	}
@@ -176,7 +175,7 @@ func (c caller) scope() store.Scope {
 // mayWrite returns a 403 when the caller is read-only.
 func (c caller) mayWrite(rule string) error {
 	if !c.CanWrite() {
-		return neutron.Forbidden(rule)
+		return errForbidden(rule)
 	}
 	return nil
 }
@@ -188,7 +187,7 @@ func (c caller) project(requested, rule string) (string, error) {
 		return c.ProjectID, nil
 	}
 	if !c.admin {
-		return "", neutron.Forbidden(rule + ":tenant_id")
+		return "", errForbidden(rule + ":tenant_id")
 	}
 	return requested, nil
 }
@@ -214,7 +213,7 @@ func (s *Service) checkQuota(ctx context.Context, tx quotaTx, resource, project 
 		return err
 	}
 	if n+adding > limit {
-		return neutron.Conflict("OverQuota", "Quota exceeded for resources: ['%s'].", resource)
+		return errConflict("OverQuota", "Quota exceeded for resources: ['%s'].", resource)
 	}
 	return nil
 }
@@ -236,7 +235,7 @@ func (s *Service) limit(ctx context.Context, tx store.Quotas, resource, project 
 // notFound maps a store miss to the typed 404 and passes other errors on.
 func notFound(err error, typ, format string, args ...any) error {
 	if errors.Is(err, store.ErrNotFound) {
-		return neutron.NotFound(typ, format, args...)
+		return errNotFound(typ, format, args...)
 	}
 	return err
 }

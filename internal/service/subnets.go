@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/neutrino-net/neutrino/api/neutron"
 	"github.com/neutrino-net/neutrino/internal/ipam"
 	"github.com/neutrino-net/neutrino/internal/model"
 	"github.com/neutrino-net/neutrino/internal/store"
@@ -19,12 +18,12 @@ type SubnetCreate struct {
 	GatewaySet bool
 }
 
-func subnetNotFound(id string) *neutron.Error {
-	return neutron.NotFound("SubnetNotFound", "Subnet %s could not be found.", id)
+func subnetNotFound(id string) *Error {
+	return errNotFound("SubnetNotFound", "Subnet %s could not be found.", id)
 }
 
-func invalidOp(format string, args ...any) *neutron.Error {
-	return neutron.Invalid("InvalidInput", "Invalid input for operation: %s.", fmt.Sprintf(format, args...))
+func invalidOp(format string, args ...any) *Error {
+	return errInvalid("InvalidInput", "Invalid input for operation: %s.", fmt.Sprintf(format, args...))
 }
 
 // visibleSubnet returns a subnet the caller may see: its own or one on a
@@ -70,7 +69,7 @@ func checkSubnet(sn *model.Subnet) error {
 	}
 	if gw := sn.GatewayIP; gw.IsValid() {
 		if gw.Is4() != v4 {
-			return neutron.InvalidInput("gateway_ip", fmt.Sprintf("'%s' is not a valid IP address for IP version %d", gw, sn.IPVersion))
+			return errInvalidInput("gateway_ip", fmt.Sprintf("'%s' is not a valid IP address for IP version %d", gw, sn.IPVersion))
 		}
 		if sn.CIDR.Contains(gw) && ipam.First(sn.CIDR) != ipam.Last(sn.CIDR) &&
 			(gw == ipam.First(sn.CIDR) || (v4 && gw == ipam.Last(sn.CIDR) && sn.CIDR.Bits() < 31)) {
@@ -81,21 +80,21 @@ func checkSubnet(sn *model.Subnet) error {
 		return err
 	}
 	if len(sn.DNSNameservers) > MaxDNSNameservers {
-		return neutron.Invalid("DNSNameServersExhausted",
+		return errInvalid("DNSNameServersExhausted",
 			"Unable to complete operation for %s. The number of DNS nameservers exceeds the limit %d.", sn.ID, MaxDNSNameservers)
 	}
 	seen := map[string]bool{}
 	for _, d := range sn.DNSNameservers {
 		if a, err := netip.ParseAddr(d); err != nil || a.Is4() != v4 {
-			return neutron.InvalidInput("dns_nameservers", fmt.Sprintf("'%s' is not a valid IP address", d))
+			return errInvalidInput("dns_nameservers", fmt.Sprintf("'%s' is not a valid IP address", d))
 		}
 		if seen[d] {
-			return neutron.InvalidInput("dns_nameservers", fmt.Sprintf("Duplicate nameserver '%s'", d))
+			return errInvalidInput("dns_nameservers", fmt.Sprintf("Duplicate nameserver '%s'", d))
 		}
 		seen[d] = true
 	}
 	if len(sn.HostRoutes) > MaxHostRoutes {
-		return neutron.Invalid("HostRoutesExhausted",
+		return errInvalid("HostRoutesExhausted",
 			"Unable to complete operation for %s. The number of host routes exceeds the limit %d.", sn.ID, MaxHostRoutes)
 	}
 	routes := map[model.HostRoute]bool{}
@@ -104,7 +103,7 @@ func checkSubnet(sn *model.Subnet) error {
 			return invalidOp("Host route %s via %s does not match IP version %d", r.Destination, r.Nexthop, sn.IPVersion)
 		}
 		if routes[r] {
-			return neutron.InvalidInput("host_routes", fmt.Sprintf("Duplicate hostroute '%s'", r.Destination))
+			return errInvalidInput("host_routes", fmt.Sprintf("Duplicate hostroute '%s'", r.Destination))
 		}
 		routes[r] = true
 	}
@@ -119,14 +118,14 @@ func poolError(sn *model.Subnet) error {
 	}
 	switch pe.Kind {
 	case "invalid":
-		return neutron.Invalid("InvalidAllocationPool", "The allocation pool %s is not valid.", ipam.PoolString(pe.Pool))
+		return errInvalid("InvalidAllocationPool", "The allocation pool %s is not valid.", ipam.PoolString(pe.Pool))
 	case "out-of-bounds":
-		return neutron.Invalid("OutOfBoundsAllocationPool", "The allocation pool %s spans beyond the subnet cidr %s.", ipam.PoolString(pe.Pool), sn.CIDR)
+		return errInvalid("OutOfBoundsAllocationPool", "The allocation pool %s spans beyond the subnet cidr %s.", ipam.PoolString(pe.Pool), sn.CIDR)
 	case "overlap":
-		return neutron.Conflict("OverlappingAllocationPools", "Found overlapping allocation pools: %s %s for subnet %s.",
+		return errConflict("OverlappingAllocationPools", "Found overlapping allocation pools: %s %s for subnet %s.",
 			ipam.PoolString(pe.Pool), ipam.PoolString(pe.Other), sn.CIDR)
 	default:
-		return neutron.Conflict("GatewayConflictWithAllocationPools", "Gateway ip %s conflicts with allocation pool %s.",
+		return errConflict("GatewayConflictWithAllocationPools", "Gateway ip %s conflicts with allocation pool %s.",
 			sn.GatewayIP, ipam.PoolString(pe.Pool))
 	}
 }
@@ -169,7 +168,7 @@ func (s *Service) CreateSubnet(ctx context.Context, req SubnetCreate) (*model.Su
 			return err
 		}
 		if !c.owns(n.ProjectID) {
-			return neutron.Forbidden("create_subnet")
+			return errForbidden("create_subnet")
 		}
 		others, err := tx.ListSubnets(ctx, store.SubnetFilter{NetworkIDs: []string{n.ID}})
 		if err != nil {
@@ -232,7 +231,7 @@ func (s *Service) UpdateSubnet(ctx context.Context, id string, change func(*mode
 			return err
 		}
 		if !c.owns(old.ProjectID) {
-			return neutron.Forbidden("update_subnet")
+			return errForbidden("update_subnet")
 		}
 		sn := *old
 		change(&sn)
@@ -247,7 +246,7 @@ func (s *Service) UpdateSubnet(ctx context.Context, id string, change func(*mode
 			for _, p := range ports {
 				for _, ip := range p.FixedIPs {
 					if ip.SubnetID == id && (ip.IPAddress == sn.GatewayIP || (ip.IPAddress == old.GatewayIP && p.DeviceOwner == model.OwnerRouterInterface)) {
-						return neutron.Conflict("GatewayIpInUse",
+						return errConflict("GatewayIpInUse",
 							"Current gateway ip %s already in use by port %s. Unable to update.", ip.IPAddress, p.ID)
 					}
 				}
@@ -287,7 +286,7 @@ func (s *Service) DeleteSubnet(ctx context.Context, id string) error {
 			return err
 		}
 		if !c.owns(sn.ProjectID) {
-			return neutron.Forbidden("delete_subnet")
+			return errForbidden("delete_subnet")
 		}
 		if err := s.vpnBeforeSubnetDelete(ctx, tx, id); err != nil {
 			return err
@@ -303,6 +302,6 @@ func (s *Service) DeleteSubnet(ctx context.Context, id string) error {
 	})
 }
 
-func subnetInUse(id, reason string) *neutron.Error {
-	return neutron.Conflict("SubnetInUse", "Unable to complete operation on subnet %s: %s", id, reason)
+func subnetInUse(id, reason string) *Error {
+	return errConflict("SubnetInUse", "Unable to complete operation on subnet %s: %s", id, reason)
 }

@@ -8,13 +8,12 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/neutrino-net/neutrino/api/neutron"
 	"github.com/neutrino-net/neutrino/internal/model"
 	"github.com/neutrino-net/neutrino/internal/store"
 )
 
-func endpointGroupNotFound(id string) *neutron.Error {
-	return neutron.NotFound("VPNEndpointGroupNotFound", "Endpoint group %s could not be found", id)
+func endpointGroupNotFound(id string) *Error {
+	return errNotFound("VPNEndpointGroupNotFound", "Endpoint group %s could not be found", id)
 }
 
 func (s *Service) ownedEndpointGroup(ctx context.Context, tx store.Tx, c caller, id string) (*model.EndpointGroup, error) {
@@ -25,8 +24,8 @@ func (s *Service) ownedEndpointGroup(ctx context.Context, tx store.Tx, c caller,
 	return g, err
 }
 
-func invalidEndpoint(endpoint, typ, why string) *neutron.Error {
-	return neutron.Invalid("InvalidEndpointInEndpointGroup", "Endpoint '%s' is invalid for group type '%s': %s", endpoint, typ, why)
+func invalidEndpoint(endpoint, typ, why string) *Error {
+	return errInvalid("InvalidEndpointInEndpointGroup", "Endpoint '%s' is invalid for group type '%s': %s", endpoint, typ, why)
 }
 
 // ValidCIDR is the reference's validate_subnet: a prefix length is
@@ -54,7 +53,7 @@ func (s *Service) CreateEndpointGroup(ctx context.Context, g model.EndpointGroup
 		return nil, err
 	}
 	if len(g.Endpoints) == 0 {
-		return nil, neutron.Invalid("MissingEndpointForEndpointGroup", "No endpoints specified for endpoint group '%s'", g.Name)
+		return nil, errInvalid("MissingEndpointForEndpointGroup", "No endpoints specified for endpoint group '%s'", g.Name)
 	}
 	seen := map[string]bool{}
 	for _, e := range g.Endpoints {
@@ -77,9 +76,9 @@ func (s *Service) CreateEndpointGroup(ctx context.Context, g model.EndpointGroup
 					return invalidEndpoint(e, g.Type, "Invalid UUID")
 				}
 				if _, _, err := s.visibleSubnet(ctx, tx, c, e); err != nil {
-					var ne *neutron.Error
-					if errors.As(err, &ne) && ne.Status == 404 {
-						return neutron.Invalid("NonExistingSubnetInEndpointGroup", "Subnet %s in endpoint group does not exist", e)
+					var ne *Error
+					if errors.As(err, &ne) && ne.Kind == NotFound {
+						return errInvalid("NonExistingSubnetInEndpointGroup", "Subnet %s in endpoint group does not exist", e)
 					}
 					return err
 				}
@@ -199,7 +198,7 @@ func (s *Service) DeleteEndpointGroup(ctx context.Context, id string) error {
 	if err := c.mayWrite("delete_endpoint_group"); err != nil {
 		return err
 	}
-	inUse := neutron.Invalid("EndpointGroupInUse", "Endpoint group %s is in use and cannot be deleted", id)
+	inUse := errInvalid("EndpointGroupInUse", "Endpoint group %s is in use and cannot be deleted", id)
 	return s.write(ctx, func(tx store.Tx) error {
 		if err := tx.Lock(ctx, "endpoint_group:"+id); err != nil {
 			return err
@@ -223,8 +222,8 @@ func (s *Service) DeleteEndpointGroup(ctx context.Context, id string) error {
 	})
 }
 
-func connectionNotFound(id string) *neutron.Error {
-	return neutron.NotFound("IPsecSiteConnectionNotFound", "ipsec_site_connection %s not found", id)
+func connectionNotFound(id string) *Error {
+	return errNotFound("IPsecSiteConnectionNotFound", "ipsec_site_connection %s not found", id)
 }
 
 // Connection defaults.
@@ -276,7 +275,7 @@ func (s *Service) checkConnection(ctx context.Context, tx store.Tx, c caller, co
 	// The reference's driver validator looks at the IPsec policy before the
 	// IKE policy is fetched, so its 400 wins over a missing IKE policy.
 	ike, ikeErr := ikeKind.owned(ctx, tx, c, conn.IKEPolicyID)
-	var missing *neutron.Error
+	var missing *Error
 	if ikeErr != nil && !errors.As(ikeErr, &missing) {
 		return nil, ikeErr
 	}
@@ -323,7 +322,7 @@ func (s *Service) checkConnection(ctx context.Context, tx store.Tx, c caller, co
 		var cidrs []string
 		for _, sub := range local.Endpoints {
 			if !subnetOnRouter(ports, sub) {
-				return nil, neutron.Invalid("SubnetIsNotConnectedToRouter", "Subnet %s is not connected to Router %s", sub, v.RouterID)
+				return nil, errInvalid("SubnetIsNotConnectedToRouter", "Subnet %s is not connected to Router %s", sub, v.RouterID)
 			}
 			sn, err := tx.GetSubnet(ctx, sub)
 			if err != nil {
@@ -341,22 +340,22 @@ func (s *Service) checkConnection(ctx context.Context, tx store.Tx, c caller, co
 	if legacy {
 		for _, cidr := range conn.PeerCIDRs {
 			if !ValidCIDR(cidr) {
-				return nil, neutron.Invalid("IPsecSiteConnectionPeerCidrError", "ipsec_site_connection peer cidr %s is invalid CIDR", cidr)
+				return nil, errInvalid("IPsecSiteConnectionPeerCidrError", "ipsec_site_connection peer cidr %s is invalid CIDR", cidr)
 			}
 		}
-		mixed := neutron.Invalid("MixedIPVersionsForPeerCidrs", "Peer CIDRs do not have the same IP version, as required for IPSec site-to-site connection")
+		mixed := errInvalid("MixedIPVersionsForPeerCidrs", "Peer CIDRs do not have the same IP version, as required for IPSec site-to-site connection")
 		if peerVersion, err = sameVersion(conn.PeerCIDRs, mixed); err != nil {
 			return nil, err
 		}
 	}
 	if localVersion != peerVersion {
-		return nil, neutron.Invalid("MixedIPVersionsForIPSecConnection", "IP versions are not compatible between peer and local endpoints")
+		return nil, errInvalid("MixedIPVersionsForIPSecConnection", "IP versions are not compatible between peer and local endpoints")
 	}
 	if conn.DPD.Timeout <= conn.DPD.Interval {
-		return nil, neutron.Invalid("IPsecSiteConnectionDpdIntervalValueError", "ipsec_site_connection %s is equal to or less than dpd_interval", "dpd_timeout")
+		return nil, errInvalid("IPsecSiteConnectionDpdIntervalValueError", "ipsec_site_connection %s is equal to or less than dpd_interval", "dpd_timeout")
 	}
 	if conn.MTU != 0 && conn.MTU < MinMTU[localVersion] {
-		return nil, neutron.Invalid("IPsecSiteConnectionMtuError", "ipsec_site_connection MTU %d is too small for ipv%d", conn.MTU, localVersion)
+		return nil, errInvalid("IPsecSiteConnectionMtuError", "ipsec_site_connection MTU %d is too small for ipv%d", conn.MTU, localVersion)
 	}
 	if err := s.resolvePeer(ctx, tx, v, conn, peer); err != nil {
 		return nil, err
@@ -364,12 +363,12 @@ func (s *Service) checkConnection(ctx context.Context, tx store.Tx, c caller, co
 	return v, nil
 }
 
-func wrongGroupType(which, got, want string) *neutron.Error {
-	return neutron.Invalid("WrongEndpointGroupType", "Endpoint group %s type is '%s' and should be '%s'", which, got, want)
+func wrongGroupType(which, got, want string) *Error {
+	return errInvalid("WrongEndpointGroupType", "Endpoint group %s type is '%s' and should be '%s'", which, got, want)
 }
 
-func mixedGroup(id string) *neutron.Error {
-	return neutron.Invalid("MixedIPVersionsForIPSecEndpoints",
+func mixedGroup(id string) *Error {
+	return errInvalid("MixedIPVersionsForIPSecEndpoints",
 		"Endpoints in group %s do not have the same IP version, as required for IPSec site-to-site connection", id)
 }
 
@@ -392,7 +391,7 @@ func checkMode(legacy bool, conn *model.IPsecSiteConnection) error {
 	var groups []string
 	if legacy {
 		if len(conn.PeerCIDRs) == 0 {
-			return neutron.Invalid("MissingPeerCidrs", "Missing peer CIDRs for IPsec site-to-site connection")
+			return errInvalid("MissingPeerCidrs", "Missing peer CIDRs for IPsec site-to-site connection")
 		}
 		if conn.LocalEPGroupID != "" {
 			groups = append(groups, "local")
@@ -401,13 +400,13 @@ func checkMode(legacy bool, conn *model.IPsecSiteConnection) error {
 			groups = append(groups, "peer")
 		}
 		if len(groups) > 0 {
-			return neutron.Invalid("InvalidEndpointGroup", "Endpoint group%s %s cannot be specified, when VPN Service has subnet specified",
+			return errInvalid("InvalidEndpointGroup", "Endpoint group%s %s cannot be specified, when VPN Service has subnet specified",
 				plural(groups), strings.Join(groups, " and "))
 		}
 		return nil
 	}
 	if len(conn.PeerCIDRs) > 0 {
-		return neutron.Invalid("PeerCidrsInvalid", "Peer CIDRs cannot be specified, when using endpoint groups")
+		return errInvalid("PeerCidrsInvalid", "Peer CIDRs cannot be specified, when using endpoint groups")
 	}
 	if conn.LocalEPGroupID == "" {
 		groups = append(groups, "local")
@@ -416,7 +415,7 @@ func checkMode(legacy bool, conn *model.IPsecSiteConnection) error {
 		groups = append(groups, "peer")
 	}
 	if len(groups) > 0 {
-		return neutron.Invalid("MissingRequiredEndpointGroup", "Missing endpoint group%s %s for IPSec site-to-site connection",
+		return errInvalid("MissingRequiredEndpointGroup", "Missing endpoint group%s %s for IPSec site-to-site connection",
 			plural(groups), strings.Join(groups, " and "))
 	}
 	return nil
@@ -462,7 +461,7 @@ func (s *Service) resolvePeer(ctx context.Context, tx store.Tx, v *model.VPNServ
 			addrs, lerr = s.opts.Resolve(ctx, conn.PeerAddress)
 		}
 		if lerr != nil || len(addrs) == 0 {
-			return neutron.Invalid("VPNPeerAddressNotResolved", "Peer address %s cannot be resolved", conn.PeerAddress)
+			return errInvalid("VPNPeerAddressNotResolved", "Peer address %s cannot be resolved", conn.PeerAddress)
 		}
 		addr = addrs[0].Unmap()
 		conn.PeerAddress = addr.String()
@@ -480,7 +479,7 @@ func (s *Service) resolvePeer(ctx context.Context, tx store.Tx, v *model.VPNServ
 		if addr.Is6() {
 			family = "IPv6"
 		}
-		return neutron.Invalid("ExternalNetworkHasNoSubnet", "Router's %s external network has no %s subnet", v.RouterID, family)
+		return errInvalid("ExternalNetworkHasNoSubnet", "Router's %s external network has no %s subnet", v.RouterID, family)
 	}
 	return nil
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/neutrino-net/neutrino/api/neutron"
 	"github.com/neutrino-net/neutrino/internal/model"
 )
 
@@ -95,7 +94,7 @@ func (p *Providers) forFlavor(flavorID string) (Provider, error) {
 			return pr, nil
 		}
 	}
-	return Provider{}, neutron.NotFound("FlavorNotFound", "Flavor %s could not be found.", flavorID)
+	return Provider{}, errNotFound("FlavorNotFound", "Flavor %s could not be found.", flavorID)
 }
 
 // provider returns the provider of a name; a provider that was removed
@@ -130,7 +129,7 @@ type IPsecDriver struct {
 // ValidateConnection implements VPNDriver.
 func (d IPsecDriver) ValidateConnection(_ *model.IKEPolicy, ipsec *model.IPsecPolicy, _ *model.IPsecSiteConnection) error {
 	if ipsec.TransformProtocol == "ah-esp" {
-		return neutron.Invalid("IpsecValidationFailure", "IPSec does not support %s attribute %s with value '%s'",
+		return errInvalid("IpsecValidationFailure", "IPSec does not support %s attribute %s with value '%s'",
 			"IPsec Policy", "transform_protocol", ipsec.TransformProtocol)
 	}
 	return nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 
-	"github.com/neutrino-net/neutrino/api/neutron"
 	"github.com/neutrino-net/neutrino/internal/model"
 	"github.com/neutrino-net/neutrino/internal/store"
 )
@@ -46,12 +45,12 @@ var ipsecKind = policyKind[model.IPsecPolicy]{
 	users: func(id string) store.ConnectionFilter { return store.ConnectionFilter{IPsecPolicyID: id} },
 }
 
-func (k policyKind[T]) missing(id string) *neutron.Error {
-	return neutron.NotFound(k.notFound, "%s %s could not be found", k.label, id)
+func (k policyKind[T]) missing(id string) *Error {
+	return errNotFound(k.notFound, "%s %s could not be found", k.label, id)
 }
 
-func (k policyKind[T]) busy(id string) *neutron.Error {
-	return neutron.Conflict(k.inUse, "%s %s is in use by existing IPsecSiteConnection and can't be updated or deleted", k.label, id)
+func (k policyKind[T]) busy(id string) *Error {
+	return errConflict(k.inUse, "%s %s is in use by existing IPsecSiteConnection and can't be updated or deleted", k.label, id)
 }
 
 // owned returns a policy the caller may see.

@@ -8,13 +8,12 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/neutrino-net/neutrino/api/neutron"
 	"github.com/neutrino-net/neutrino/internal/model"
 	"github.com/neutrino-net/neutrino/internal/store"
 )
 
-func vpnServiceNotFound(id string) *neutron.Error {
-	return neutron.NotFound("VPNServiceNotFound", "VPNService %s could not be found", id)
+func vpnServiceNotFound(id string) *Error {
+	return errNotFound("VPNServiceNotFound", "VPNService %s could not be found", id)
 }
 
 func (s *Service) ownedVPNService(ctx context.Context, tx store.VPN, c caller, id string) (*model.VPNService, error) {
@@ -80,10 +79,10 @@ func (s *Service) CreateVPNService(ctx context.Context, v model.VPNService) (*mo
 			return err
 		}
 		if r.Gateway == nil {
-			return neutron.Invalid("RouterIsNotExternal", "Router %s has no external network gateway set", r.ID)
+			return errInvalid("RouterIsNotExternal", "Router %s has no external network gateway set", r.ID)
 		}
 		if v.SubnetID != "" && !subnetOnRouter(ports, v.SubnetID) {
-			return neutron.Invalid("SubnetIsNotConnectedToRouter", "Subnet %s is not connected to Router %s", v.SubnetID, r.ID)
+			return errInvalid("SubnetIsNotConnectedToRouter", "Subnet %s is not connected to Router %s", v.SubnetID, r.ID)
 		}
 		if err := s.checkQuota(ctx, tx, "vpnservice", project, 1); err != nil {
 			return err
@@ -130,8 +129,8 @@ func (s *Service) ListVPNServices(ctx context.Context) ([]model.VPNService, erro
 	return out, err
 }
 
-func stateInvalid(status, id string) *neutron.Error {
-	return neutron.Invalid("VPNStateInvalidToUpdate", "Invalid state %s of vpnaas resource %s for updating", status, id)
+func stateInvalid(status, id string) *Error {
+	return errInvalid("VPNStateInvalidToUpdate", "Invalid state %s of vpnaas resource %s for updating", status, id)
 }
 
 // UpdateVPNService changes name, description or admin_state_up of a
@@ -172,7 +171,7 @@ func (s *Service) DeleteVPNService(ctx context.Context, id string) error {
 		return err
 	}
 	var gone *model.VPNService
-	inUse := neutron.Conflict("VPNServiceInUse", "VPNService %s is still in use", id)
+	inUse := errConflict("VPNServiceInUse", "VPNService %s is still in use", id)
 	err := s.write(ctx, func(tx store.Tx) error {
 		if err := tx.Lock(ctx, "vpnservice:"+id); err != nil {
 			return err
@@ -213,7 +212,7 @@ func (s *Service) vpnBeforeGatewayClear(ctx context.Context, tx store.VPN, route
 	for i, v := range vs {
 		ids[i] = v.ID
 	}
-	return neutron.Conflict("RouterInUse", "Router %s is currently used by VPN service(s) (%s)", routerID, strings.Join(ids, ", "))
+	return errConflict("RouterInUse", "Router %s is currently used by VPN service(s) (%s)", routerID, strings.Join(ids, ", "))
 }
 
 // vpnAfterGatewayChange keeps external_v4_ip/external_v6_ip of a router's
@@ -253,7 +252,7 @@ func (s *Service) vpnBeforeInterfaceRemove(ctx context.Context, tx store.VPN, ro
 	var svcIDs []string
 	for _, v := range vs {
 		if slices.Contains(subnetIDs, v.SubnetID) {
-			return neutron.Conflict("SubnetInUseByVPNService", "Subnet %s is used by VPNService %s", v.SubnetID, v.ID)
+			return errConflict("SubnetInUseByVPNService", "Subnet %s is used by VPNService %s", v.SubnetID, v.ID)
 		}
 		svcIDs = append(svcIDs, v.ID)
 	}
@@ -271,7 +270,7 @@ func (s *Service) vpnBeforeInterfaceRemove(ctx context.Context, tx store.VPN, ro
 		}
 		for _, sub := range subnetIDs {
 			if slices.Contains(g.Endpoints, sub) {
-				return neutron.Conflict("SubnetInUseByIPsecSiteConnection", "Subnet %s is used by ipsec site connection %s", sub, conn.ID)
+				return errConflict("SubnetInUseByIPsecSiteConnection", "Subnet %s is used by ipsec site connection %s", sub, conn.ID)
 			}
 		}
 	}
@@ -288,7 +287,7 @@ func (s *Service) vpnBeforeSubnetDelete(ctx context.Context, tx store.VPN, subne
 		return err
 	}
 	if len(vs) > 0 {
-		return neutron.Conflict("SubnetInUseByVPNService", "Subnet %s is used by VPNService %s", subnetID, vs[0].ID)
+		return errConflict("SubnetInUseByVPNService", "Subnet %s is used by VPNService %s", subnetID, vs[0].ID)
 	}
 	gs, err := tx.ListEndpointGroups(ctx, store.EndpointGroupFilter{Endpoint: subnetID})
 	if err != nil {
