@@ -418,17 +418,7 @@ func (a *Agent) runL2(ctx context.Context) {
 	l := a.l2
 	var backoff time.Duration
 	var done uint64 // generation applied without error
-	for {
-		var retry <-chan time.Time
-		if backoff > 0 {
-			retry = time.After(jitter(backoff))
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-l.wake:
-		case <-retry:
-		}
+	for waitTurn(ctx, l.wake, backoff) {
 		l.mu.Lock()
 		networks, ports, gen := l.networks, l.ports, l.gen
 		l.mu.Unlock()
@@ -526,17 +516,7 @@ func (a *Agent) run(ctx context.Context, w *worker) {
 	defer close(w.done)
 	backoff := time.Duration(0)
 	var applied *agentv1.Router
-	for {
-		var retry <-chan time.Time
-		if backoff > 0 {
-			retry = time.After(jitter(backoff))
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-w.wake:
-		case <-retry:
-		}
+	for waitTurn(ctx, w.wake, backoff) {
 		w.mu.Lock()
 		desired, gen, deleted := w.desired, w.gen, w.deleted
 		w.mu.Unlock()
@@ -606,6 +586,24 @@ func (a *Agent) run(ctx context.Context, w *worker) {
 		}
 		applied, backoff = desired, 0
 	}
+}
+
+// waitTurn waits for a wake-up or, when backoff is set, for the retry
+// after it (with jitter); it is false once ctx has ended.
+func waitTurn(ctx context.Context, wake <-chan struct{}, backoff time.Duration) bool {
+	var retry <-chan time.Time
+	if backoff > 0 {
+		t := time.NewTimer(jitter(backoff))
+		defer t.Stop()
+		retry = t.C
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-wake:
+	case <-retry:
+	}
+	return true
 }
 
 // next is the backoff after d: 0.5 s, doubling up to 30 s.
