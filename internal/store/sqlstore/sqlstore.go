@@ -14,6 +14,13 @@
 // A query string on a SQLite DSN is passed to the driver after Neutrino's own
 // settings (WAL, synchronous=NORMAL, foreign_keys=ON, busy_timeout=10s).
 //
+// A SQLite database file, its WAL and its shared-memory file are private to
+// the server's user (mode 0600, whatever the umask or the directory's mode):
+// they hold the VPN connections' pre-shared keys. Open creates the file so,
+// SQLite gives the WAL and shared-memory files the database file's mode, and
+// Open removes group and other permissions from any of the three that has
+// them, saying so in the log.
+//
 // SQLite runs with two pools: one writer connection whose transactions begin
 // IMMEDIATE, so writers are serialised and Tx.Lock is a no-op, and a pool of
 // query-only readers for Store.Read (WAL lets them run beside the writer).
@@ -40,6 +47,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
+	"os"
 	"path"
 	"slices"
 	"strings"
@@ -76,10 +85,21 @@ type DB struct {
 
 var _ store.Store = (*DB)(nil)
 
+// Option configures Open.
+type Option func(*options)
+
+type options struct {
+	log *slog.Logger
+}
+
+// WithLogger logs what Open does to the database's files (default: the
+// slog default logger).
+func WithLogger(log *slog.Logger) Option { return func(o *options) { o.log = log } }
+
 // Open connects to the database named by dsn (see the package documentation)
 // and applies any pending migrations.
-func Open(ctx context.Context, dsn string) (*DB, error) {
-	db, err := open(ctx, dsn)
+func Open(ctx context.Context, dsn string, opts ...Option) (*DB, error) {
+	db, err := open(ctx, dsn, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +110,11 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	return db, nil
 }
 
-func open(ctx context.Context, dsn string) (*DB, error) {
+func open(ctx context.Context, dsn string, opts ...Option) (*DB, error) {
+	o := options{log: slog.Default()}
+	for _, f := range opts {
+		f(&o)
+	}
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		pool, err := sql.Open("pgx", dsn)
 		if err != nil {
@@ -137,6 +161,9 @@ func open(ctx context.Context, dsn string) (*DB, error) {
 		c := newStmtCache(pool)
 		return &DB{dialect: SQLite, w: pool, r: pool, ws: c, rs: c}, nil
 	}
+	if err := privateFiles(file, o.log); err != nil {
+		return nil, err
+	}
 	w, err := sql.Open("sqlite", params("&_journal_mode=WAL&_synchronous=NORMAL&_txlock=immediate"))
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
@@ -159,6 +186,13 @@ func open(ctx context.Context, dsn string) (*DB, error) {
 		}
 		time.Sleep(delay)
 	}
+	// The WAL and shared-memory files exist now; SQLite gave them the
+	// database file's mode, but a file left by an older release may be
+	// looser.
+	if err := privateFiles(file, o.log); err != nil {
+		w.Close()
+		return nil, err
+	}
 	r, err := sql.Open("sqlite", params("&_query_only=1"))
 	if err != nil {
 		w.Close()
@@ -167,6 +201,40 @@ func open(ctx context.Context, dsn string) (*DB, error) {
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
 	return &DB{dialect: SQLite, w: w, r: r, ws: newStmtCache(w), rs: newStmtCache(r)}, nil
+}
+
+// privateFiles creates the SQLite database file with mode 0600 if it is
+// missing, and takes group and other permissions off it, its WAL and its
+// shared-memory file (those that exist), logging each file it tightens.
+func privateFiles(file string, log *slog.Logger) error {
+	if strings.HasPrefix(file, "file:") {
+		return nil // a URI: the driver resolves it
+	}
+	// O_CREATE's mode goes through the umask, which can only take bits
+	// away from 0600.
+	f, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open sqlite %s: %w", file, err)
+	}
+	f.Close()
+	for _, name := range []string{file, file + "-wal", file + "-shm"} {
+		fi, err := os.Stat(name)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("open sqlite: %w", err)
+		}
+		mode := fi.Mode().Perm()
+		if mode&0o077 == 0 {
+			continue
+		}
+		if err := os.Chmod(name, mode&^0o077); err != nil {
+			return fmt.Errorf("open sqlite: make %s private: %w", name, err)
+		}
+		log.Warn("database file had group or other permissions; made it private to its owner",
+			"file", name, "was", fmt.Sprintf("%#o", mode), "now", fmt.Sprintf("%#o", mode&^0o077))
+	}
+	return nil
 }
 
 // Dialect returns "sqlite" or "postgres".
