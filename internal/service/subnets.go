@@ -35,7 +35,9 @@ func (s *Service) visibleSubnet(ctx context.Context, tx store.Tx, c caller, id s
 	}
 	n, err := tx.GetNetwork(ctx, sn.NetworkID)
 	if err != nil {
-		return nil, nil, err
+		// Outside the network's lock, the network (and with it the
+		// subnet) can go between the two reads.
+		return nil, nil, notFound(err, "SubnetNotFound", "Subnet %s could not be found.", id)
 	}
 	if !c.owns(sn.ProjectID) && !n.Shared && !n.External {
 		return nil, nil, subnetNotFound(id)
@@ -203,12 +205,12 @@ func (s *Service) GetSubnet(ctx context.Context, id string) (*model.Subnet, erro
 }
 
 // ListSubnets returns the subnets the caller may see.
-func (s *Service) ListSubnets(ctx context.Context) ([]model.Subnet, error) {
+func (s *Service) ListSubnets(ctx context.Context, p store.Page) ([]model.Subnet, error) {
 	c := who(ctx)
 	var out []model.Subnet
 	err := s.read(ctx, func(tx store.Tx) error {
 		var err error
-		out, err = tx.ListSubnets(ctx, store.SubnetFilter{Scope: c.scope(), IncludePublic: !c.admin})
+		out, err = tx.ListSubnets(ctx, store.SubnetFilter{Scope: c.scope(), IncludePublic: !c.admin, Page: p})
 		return err
 	})
 	return out, err
