@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -28,6 +29,7 @@ import (
 	"github.com/neutrino-net/neutrino/internal/config"
 	"github.com/neutrino-net/neutrino/internal/ipsec/strongswan"
 	"github.com/neutrino-net/neutrino/internal/namespace"
+	"github.com/neutrino-net/neutrino/internal/store/sqlstore"
 )
 
 // envDefault returns the environment's value for key, or def.
@@ -54,12 +56,17 @@ func defaultHost() string {
 type agentFlags struct {
 	host, busURL, token, underlay, netnsDir, logLevel string
 	stateDir, dataPlane, metricsListen, charon        string
+	busTLSCA                                          string
 	resync                                            time.Duration
+	// busTLS, when set, verifies the bus server instead of busTLSCA
+	// (neutrino up's local agent pins the embedded server's certificate).
+	busTLS *tls.Config
 }
 
 func (f *agentFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.host, "host", envDefault("NEUTRINO_HOST", defaultHost()), "this host's name on the bus (NEUTRINO_HOST)")
 	fs.StringVar(&f.busURL, "bus", envDefault("NEUTRINO_BUS", "nats://127.0.0.1:4222"), "the bus URL (NEUTRINO_BUS)")
+	fs.StringVar(&f.busTLSCA, "bus-tls-ca", envDefault("NEUTRINO_BUS_TLS_CA", ""), "CA certificates (PEM) that verify the bus server's TLS certificate; set: the agent connects only over TLS (NEUTRINO_BUS_TLS_CA)")
 	fs.StringVar(&f.token, "token", envDefault("NEUTRINO_AGENT_TOKEN", ""), "this host's bus token, from `neutrino agent-token HOST` (NEUTRINO_AGENT_TOKEN)")
 	fs.StringVar(&f.underlay, "underlay-ip", envDefault("NEUTRINO_UNDERLAY_IP", "127.0.0.1"), "address other hosts reach this host's VXLAN on (NEUTRINO_UNDERLAY_IP)")
 	fs.StringVar(&f.netnsDir, "netns-dir", envDefault("NEUTRINO_NETNS_DIR", "/var/run/netns"), "where named network namespaces live (NEUTRINO_NETNS_DIR)")
@@ -100,13 +107,19 @@ func newAgent(ctx context.Context, f agentFlags, log *slog.Logger) (*agent.Agent
 	if err := namespace.PrepareDir(f.netnsDir); err != nil {
 		return nil, nil, err
 	}
+	busTLS := f.busTLS
+	if busTLS == nil && f.busTLSCA != "" {
+		if busTLS, err = bus.ClientTLS(f.busTLSCA); err != nil {
+			return nil, nil, fmt.Errorf("--bus-tls-ca: %w", err)
+		}
+	}
 	runtime.LockOSThread() // remember this thread's namespace as the host's
 	host, err := netns.Get()
 	runtime.UnlockOSThread()
 	if err != nil {
 		return nil, nil, fmt.Errorf("agent: open the host namespace: %w", err)
 	}
-	n, err := node.New(node.Options{Host: f.host, BusURL: f.busURL, Token: f.token, UnderlayIP: underlay,
+	n, err := node.New(node.Options{Host: f.host, BusURL: f.busURL, Token: f.token, BusTLS: busTLS, UnderlayIP: underlay,
 		HostNS: host, NetnsDir: f.netnsDir, StateDir: f.stateDir, DataPlane: f.dataPlane, Charon: f.charon,
 		Resync: f.resync, Logger: log})
 	if err == nil && f.metricsListen != "" {
@@ -143,37 +156,59 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer closeFn()
-	log.Info("agent starting", "host", f.host, "bus", f.busURL, "underlay", f.underlay)
+	log.Info("agent starting", "host", f.host, "bus", f.busURL, "bus_tls", f.busTLSCA != "", "underlay", f.underlay)
 	return a.Run(ctx)
 }
 
-// agentToken prints the bus token of a host, from the server's secret.
-func agentToken(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("neutrino agent-token", flag.ContinueOnError)
-	dataDir := fs.String("data-dir", "", "the server's data directory (default: the server's)")
-	secretFile := fs.String("bus-secret-file", "", "the bus secret file (default data_dir/bus.secret)")
-	if err := fs.Parse(args); err != nil {
-		return err
+// agentToken prints the bus token of a host at its current generation,
+// or, with --rotate, moves the host to a new token and prints it: the old
+// one is refused from then on, and the embedded bus closes connections
+// made with it.
+func agentToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	const usage = "usage: neutrino agent-token [--rotate] [server flags: --config FILE, --data-dir DIR, --database URL, ...] HOST"
+	if len(args) == 0 || !bus.ValidHost(args[len(args)-1]) {
+		return fmt.Errorf("%s (HOST: letters, digits, - and _)", usage)
 	}
-	if fs.NArg() != 1 || !bus.ValidHost(fs.Arg(0)) {
-		return fmt.Errorf("usage: neutrino agent-token [--data-dir DIR] HOST (letters, digits, - and _)")
-	}
+	host, rotate := args[len(args)-1], false
 	var cfgArgs []string
-	if *dataDir != "" {
-		cfgArgs = append(cfgArgs, "--data-dir", *dataDir)
-	}
-	if *secretFile != "" {
-		cfgArgs = append(cfgArgs, "--bus-secret-file", *secretFile)
+	for _, a := range args[:len(args)-1] {
+		if a == "--rotate" || a == "-rotate" {
+			rotate = true
+		} else {
+			cfgArgs = append(cfgArgs, a)
+		}
 	}
 	cfg, err := config.Load("neutrino agent-token", cfgArgs, os.Getenv)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w\n%s", err, usage)
 	}
 	secret, err := app.LoadSecret(cfg.SecretFile())
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, bus.AgentToken(secret, fs.Arg(0)))
+	if cfg.Database == "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+			return err
+		}
+	}
+	db, err := sqlstore.Open(ctx, cfg.DatabaseURL(), sqlstore.WithLogger(app.Logger(cfg, stderr)))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var gen uint64
+	if rotate {
+		gen, err = db.RotateAgentToken(ctx, host)
+	} else {
+		gen, err = db.AgentTokenGeneration(ctx, host)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, bus.AgentTokenAt(secret, host, gen))
+	if rotate {
+		fmt.Fprintf(stderr, "neutrino: %s's token is now generation %d; the previous one is refused, and the embedded bus closes its connections within seconds\n", host, gen)
+	}
 	return nil
 }
 

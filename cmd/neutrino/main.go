@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/neutrino-net/neutrino/internal/app"
-	"github.com/neutrino-net/neutrino/internal/bus"
 	"github.com/neutrino-net/neutrino/internal/config"
 	"github.com/neutrino-net/neutrino/internal/ipsec/strongswan"
 	"github.com/neutrino-net/neutrino/internal/store/sqlstore"
@@ -28,7 +27,7 @@ Usage:
   neutrino up [flags]              all-in-one server with embedded defaults
   neutrino server [flags]          the API server (for deployments)
   neutrino agent [flags]           the L3 agent of this network node (root)
-  neutrino agent-token HOST        print the bus token of HOST's agent
+  neutrino agent-token [--rotate] HOST   print (--rotate: replace) the bus token of HOST's agent
   neutrino port plug PORT --netns NS   give namespace NS a VIF bound to PORT
   neutrino port unplug PORT        unbind PORT from this host
   neutrino config example          print a commented configuration file
@@ -81,7 +80,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	case "agent":
 		return runAgent(ctx, args[1:], stderr)
 	case "agent-token":
-		return agentToken(args[1:], stdout)
+		return agentToken(ctx, args[1:], stdout, stderr)
 	case "port":
 		if len(args) < 2 || (args[1] != "plug" && args[1] != "unplug") {
 			return fmt.Errorf("usage: neutrino port plug|unplug PORT [--netns NS]")
@@ -104,7 +103,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 			return err
 		}
-		db, err := sqlstore.Open(ctx, cfg.DatabaseURL())
+		db, err := sqlstore.Open(ctx, cfg.DatabaseURL(), sqlstore.WithLogger(app.Logger(cfg, stderr)))
 		if err != nil {
 			return err
 		}
@@ -137,11 +136,11 @@ func localAgent(ctx context.Context, cfg *config.Config, srv *app.Server, log *s
 	case srv.BusURL == "":
 		return "", fmt.Errorf("the local agent needs the bus to listen (bus_listen is empty)")
 	}
-	secret, err := app.LoadSecret(cfg.SecretFile())
+	token, err := srv.AgentToken(ctx, defaultHost())
 	if err != nil {
 		return "", err
 	}
-	f := agentFlags{host: defaultHost(), busURL: srv.BusURL, token: bus.AgentToken(secret, defaultHost()),
+	f := agentFlags{host: defaultHost(), busURL: srv.BusURL, token: token, busTLS: srv.BusTLS,
 		underlay: "127.0.0.1", netnsDir: "/var/run/netns", resync: 30 * time.Second,
 		stateDir: filepath.Join(cfg.DataDir, "agent"), dataPlane: cfg.IPsecDataPlane, metricsListen: cfg.AgentMetrics,
 		charon: strongswan.DefaultCharon}

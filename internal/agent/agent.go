@@ -6,6 +6,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -74,6 +75,7 @@ type Options struct {
 	Host       string
 	BusURL     string
 	Token      string
+	BusTLS     *tls.Config // nil: plain; else TLS verifying the bus server (a CA, or a pinned certificate)
 	UnderlayIP netip.Addr
 	L2         L2
 	L3         L3
@@ -133,8 +135,11 @@ func New(opts Options) (*Agent, error) {
 // plane as it is; on reconnect the agent resyncs.
 func (a *Agent) Run(ctx context.Context) error {
 	a.started = time.Now()
-	nc, err := bus.DialAgent(ctx, a.opts.BusURL, a.opts.Host, a.opts.Token, a.log,
-		nats.ReconnectHandler(func(*nats.Conn) { a.log.Info("bus: reconnected, resyncing"); a.trigger() }))
+	dialOpts := []nats.Option{nats.ReconnectHandler(func(*nats.Conn) { a.log.Info("bus: reconnected, resyncing"); a.trigger() })}
+	if a.opts.BusTLS != nil {
+		dialOpts = append(dialOpts, nats.Secure(a.opts.BusTLS))
+	}
+	nc, err := bus.DialAgent(ctx, a.opts.BusURL, a.opts.Host, a.opts.Token, a.log, dialOpts...)
 	if err != nil {
 		return err
 	}

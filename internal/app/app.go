@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -48,6 +49,10 @@ type Server struct {
 	Addr    string // the address actually listened on
 	BusURL  string // where agents connect ("" when the bus is in-process only)
 	Service *service.Service
+	// BusTLS is the TLS configuration of an agent in this process (nil:
+	// plain connections): it trusts exactly the embedded bus's
+	// certificate, or bus_tls_ca for an external bus.
+	BusTLS *tls.Config
 	// Metrics are the server's Prometheus metrics (GET /metrics).
 	Metrics *metrics.Server
 	db      *sqlstore.DB
@@ -56,6 +61,7 @@ type Server struct {
 	log     *slog.Logger
 	errCh   chan error
 	closers []func()
+	secret  []byte // the bus secret
 }
 
 // LoadSecret reads the bus secret, creating a random one (mode 0600) the
@@ -97,18 +103,36 @@ func LoadSecret(path string) ([]byte, error) {
 func (s *Server) startBus(ctx context.Context, cfg *config.Config, secret []byte, hint *hinter) error {
 	var nc *nats.Conn
 	if cfg.Bus == "" {
-		e, err := bus.StartEmbedded(bus.EmbeddedOptions{Listen: cfg.BusListen, Secret: secret, Logger: s.log})
+		opts := bus.EmbeddedOptions{Listen: cfg.BusListen, Secret: secret, Generations: s.db, Logger: s.log}
+		if cfg.BusTLSCert != "" {
+			var err error
+			if opts.TLS, err = bus.ServerTLS(cfg.BusTLSCert, cfg.BusTLSKey); err != nil {
+				return err
+			}
+		} else if cfg.BusListen != "" && !loopback(cfg.BusListen) {
+			s.log.Warn("bus: listening beyond loopback without TLS: agent tokens and desired state, VPN pre-shared keys included, cross the network in clear; set bus_tls_cert and bus_tls_key",
+				"bus_listen", cfg.BusListen)
+		}
+		e, err := bus.StartEmbedded(opts)
 		if err != nil {
 			return err
 		}
 		s.closers = append(s.closers, e.Shutdown)
-		s.BusURL = e.URL()
+		s.BusURL, s.BusTLS = e.URL(), e.AgentTLS()
 		if nc, err = e.Connect(bus.ServerUser, bus.ServerToken(secret)); err != nil {
 			return fmt.Errorf("bus: %w", err)
 		}
 	} else {
+		var extra []nats.Option
+		if cfg.BusTLSCA != "" {
+			var err error
+			if s.BusTLS, err = bus.ClientTLS(cfg.BusTLSCA); err != nil {
+				return err
+			}
+			extra = append(extra, nats.Secure(s.BusTLS))
+		}
 		var err error
-		if nc, err = bus.DialServer(ctx, cfg.Bus, bus.ServerToken(secret), s.log); err != nil {
+		if nc, err = bus.DialServer(ctx, cfg.Bus, bus.ServerToken(secret), s.log, extra...); err != nil {
 			return err
 		}
 		s.BusURL = cfg.Bus
@@ -121,6 +145,29 @@ func (s *Server) startBus(ctx context.Context, cfg *config.Config, secret []byte
 	s.closers = append(s.closers, ctrl.Close)
 	hint.set(ctrl.Hint)
 	return nil
+}
+
+// loopback reports whether addr (host:port) listens on loopback only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// AgentToken is the bus token of host's agent at its current token
+// generation (neutrino up's local agent uses it).
+func (s *Server) AgentToken(ctx context.Context, host string) (string, error) {
+	gen, err := s.db.AgentTokenGeneration(ctx, host)
+	if err != nil {
+		return "", err
+	}
+	return bus.AgentTokenAt(s.secret, host, gen), nil
 }
 
 // hinter forwards the service's hints to the bus once it is up.
@@ -152,7 +199,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 			return nil, fmt.Errorf("data dir: %w", err)
 		}
 	}
-	db, err := sqlstore.Open(ctx, dsn)
+	db, err := sqlstore.Open(ctx, dsn, sqlstore.WithLogger(log))
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
@@ -185,7 +232,8 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	}
 	ln = httpapi.Listener(ln)
 	s := &Server{
-		Addr: ln.Addr().String(), Service: svc, Metrics: m, db: db, ln: ln, log: log, errCh: make(chan error, 1),
+		Addr: ln.Addr().String(), Service: svc, Metrics: m, db: db, secret: secret, ln: ln, log: log,
+		errCh: make(chan error, 1),
 		http: &http.Server{Handler: api, ReadHeaderTimeout: min(10*time.Second, cfg.APIReadTimeout),
 			ReadTimeout: cfg.APIReadTimeout, IdleTimeout: cfg.APIIdleTimeout, MaxHeaderBytes: cfg.APIMaxHeader},
 	}

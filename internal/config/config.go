@@ -37,6 +37,9 @@ type Config struct {
 	Bus              string
 	BusListen        string
 	BusSecretFile    string
+	BusTLSCert       string
+	BusTLSKey        string
+	BusTLSCA         string
 	AgentDownTime    time.Duration
 	L3AgentFailover  bool
 	Agent            string
@@ -153,6 +156,12 @@ var options = []option{
 		str(func(c *Config) *string { return &c.BusListen })},
 	{"bus_secret_file", "", "File with the secret that signs agent and server bus credentials; empty: data_dir/bus.secret, created on first start.",
 		str(func(c *Config) *string { return &c.BusSecretFile })},
+	{"bus_tls_cert", "", "Embedded NATS: certificate (PEM, may hold the chain) agents verify; with bus_tls_key, every agent must use TLS. Empty: no TLS, so off loopback tokens and PSKs cross the network in clear.",
+		str(func(c *Config) *string { return &c.BusTLSCert })},
+	{"bus_tls_key", "", "Embedded NATS: private key (PEM) of bus_tls_cert.",
+		str(func(c *Config) *string { return &c.BusTLSKey })},
+	{"bus_tls_ca", "", "CA certificates (PEM) that verify the bus's certificate when dialing an external NATS (bus = nats://...) from the server or neutrino up's local agent; empty: the system's CAs. `neutrino agent` takes --bus-tls-ca.",
+		str(func(c *Config) *string { return &c.BusTLSCA })},
 	{"agent_down_time", "30s", "How long an agent may miss heartbeats before it is shown dead, gets no new routers and (with allow_automatic_l3agent_failover) loses its routers to alive agents.",
 		func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
@@ -266,6 +275,12 @@ func Load(name string, args []string, env func(string) string) (*Config, error) 
 func (c *Config) check() error {
 	if c.Auth == "keystone" && c.KeystoneURL == "" {
 		return fmt.Errorf("auth = keystone needs keystone_url")
+	}
+	if (c.BusTLSCert == "") != (c.BusTLSKey == "") {
+		return fmt.Errorf("bus_tls_cert and bus_tls_key go together")
+	}
+	if c.BusTLSCert != "" && c.Bus != "" {
+		return fmt.Errorf("bus_tls_cert serves the embedded NATS; with bus = %s configure TLS in that cluster (and bus_tls_ca here)", c.Bus)
 	}
 	return nil
 }

@@ -29,6 +29,17 @@ func TestPrecedence(t *testing.T) {
 	}
 }
 
+func TestBusTLS(t *testing.T) {
+	c, err := Load("t", []string{"--bus-tls-cert", "/etc/n/bus.pem", "--bus-tls-key", "/etc/n/bus.key"},
+		env(map[string]string{"NEUTRINO_BUS_TLS_CA": "/etc/n/ca.pem"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BusTLSCert != "/etc/n/bus.pem" || c.BusTLSKey != "/etc/n/bus.key" || c.BusTLSCA != "/etc/n/ca.pem" {
+		t.Fatalf("config = %+v", c)
+	}
+}
+
 func TestExampleRoundTrips(t *testing.T) {
 	var b bytes.Buffer
 	Example(&b)
@@ -66,6 +77,9 @@ func TestRejects(t *testing.T) {
 		{file: "listen 1\n", want: "expected key = value"},
 		{file: "colour = blue\n", want: `unknown key "colour"`},
 		{args: []string{"--service-provider", " , "}, want: "at least one provider"},
+		{args: []string{"--bus-tls-cert", "c.pem"}, want: "bus_tls_cert and bus_tls_key go together"},
+		{env: map[string]string{"NEUTRINO_BUS_TLS_KEY": "k.pem"}, want: "bus_tls_cert and bus_tls_key go together"},
+		{args: []string{"--bus-tls-cert", "c.pem", "--bus-tls-key", "k.pem", "--bus", "nats://n:4222"}, want: "configure TLS in that cluster"},
 	} {
 		args := tc.args
 		if tc.file != "" {

@@ -5,6 +5,7 @@
 package node
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +28,7 @@ type Options struct {
 	Host       string
 	BusURL     string
 	Token      string
+	BusTLS     *tls.Config // nil: plain; else TLS verifying the bus server (a CA, or a pinned certificate)
 	UnderlayIP netip.Addr
 	// HostNS is the node's own network namespace (the agent's, opened
 	// once at start); it stays the caller's to close.
@@ -92,7 +94,7 @@ func New(opts Options) (*Node, error) {
 		n.Close()
 		return nil, err
 	}
-	n.Agent, err = agent.New(agent.Options{Host: opts.Host, BusURL: opts.BusURL, Token: opts.Token,
+	n.Agent, err = agent.New(agent.Options{Host: opts.Host, BusURL: opts.BusURL, Token: opts.Token, BusTLS: opts.BusTLS,
 		UnderlayIP: opts.UnderlayIP, L2: L2, L3: L3, VPN: vpn, Configurations: n.Configurations,
 		Heartbeat: opts.Heartbeat, Resync: opts.Resync, Logger: opts.Logger})
 	if err != nil {
