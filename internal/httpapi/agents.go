@@ -6,6 +6,7 @@ import (
 	"github.com/neutrino-net/neutrino/api/neutron"
 	"github.com/neutrino-net/neutrino/internal/model"
 	"github.com/neutrino-net/neutrino/internal/service"
+	"github.com/neutrino-net/neutrino/internal/store"
 )
 
 var agentRes = newResource("agent", "agents",
@@ -42,7 +43,7 @@ func agentWire(a *service.AgentView) object {
 func (a *API) agents() crud {
 	return crud{
 		res: agentRes,
-		list: func(r *http.Request, _ *listQuery) ([]object, error) {
+		list: func(r *http.Request, pg store.Page) (listing, error) {
 			as, err := a.svc.ListAgents(r.Context())
 			return wireList(as, agentWire), err
 		},
@@ -79,7 +80,7 @@ func (a *API) routerL3Agents(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, object{"agents": wireList(as, agentWire)})
+	writeJSON(w, http.StatusOK, object{"agents": wireList(as, agentWire).all()})
 }
 
 // l3Routers serves the l3_agent_scheduler extension's collection
@@ -95,7 +96,7 @@ func (a *API) l3Routers(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		fields := r.URL.Query()["fields"]
-		out := wireList(rs, func(v *service.RouterView) object { return selectFields(routerWire(v, true), fields) })
+		out := wireList(rs, func(v *service.RouterView) object { return selectFields(routerWire(v, true), fields) }).all()
 		writeJSON(w, http.StatusOK, object{"routers": out})
 	case http.MethodPost:
 		body, err := readJSON(r)

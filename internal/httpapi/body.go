@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -163,4 +164,35 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(v)
+}
+
+// writeList streams a collection: {"<plural>": [...], "<plural>_links":
+// [...]}, one object at a time through a buffer, so a long list is never
+// held whole in wire form or as one JSON document.
+func writeList(w http.ResponseWriter, plural string, items listing, fields []string, links []object) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 32<<10)
+	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false)
+	name, _ := json.Marshal(plural)
+	bw.WriteString("{")
+	bw.Write(name)
+	bw.WriteString(": [")
+	for i := range items.n {
+		if i > 0 {
+			bw.WriteString(", ")
+		}
+		_ = enc.Encode(selectFields(items.item(i), fields)) // Encode ends each value with a newline
+	}
+	bw.WriteString("]")
+	if links != nil {
+		name, _ := json.Marshal(plural + "_links")
+		bw.WriteString(", ")
+		bw.Write(name)
+		bw.WriteString(": ")
+		_ = enc.Encode(links)
+	}
+	bw.WriteString("}\n")
+	_ = bw.Flush()
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/neutrino-net/neutrino/api/neutron"
+	"github.com/neutrino-net/neutrino/internal/store"
 )
 
 // object is a resource in wire form.
@@ -209,27 +210,138 @@ func compareValues(a, b any) int {
 	}
 }
 
-// apply filters, sorts and pages objs, returning the page and its links.
-func (lq *listQuery) apply(r *http.Request, base string, res *resource, objs []object) ([]object, []object) {
+// listing is a collection's rows, turned into wire objects one at a time
+// so that a long list is never held whole in wire form.
+type listing struct {
+	n    int
+	item func(i int) object
+}
+
+// wireList lists items, converting each with fn when it is needed.
+func wireList[T any](items []T, fn func(*T) object) listing {
+	return listing{n: len(items), item: func(i int) object { return fn(&items[i]) }}
+}
+
+func objects(objs []object) listing {
+	return listing{n: len(objs), item: func(i int) object { return objs[i] }}
+}
+
+func (l listing) all() []object {
+	out := make([]object, l.n)
+	for i := range out {
+		out[i] = l.item(i)
+	}
+	return out
+}
+
+// order is the walk order of a page: the sort keys, then id to break ties
+// (as in the reference), every direction flipped for page_reverse. Only
+// pages and sorted lists have one.
+func (lq *listQuery) order() (keys []string, asc []bool) {
+	keys, asc = lq.sortKeys, lq.sortAsc
+	if lq.limit == 0 && len(keys) == 0 {
+		return nil, nil
+	}
+	if !slices.Contains(keys, "id") {
+		keys = append(slices.Clone(keys), "id")
+		asc = append(slices.Clone(asc), len(asc) == 0 || asc[0])
+	}
+	if lq.reverse {
+		asc = slices.Clone(asc)
+		for i := range asc {
+			asc[i] = !asc[i]
+		}
+	}
+	return keys, asc
+}
+
+// storePage is what of lq the store does: the filters on attributes it
+// stores as shown (store.PageAttrs), and, when no filter is left for
+// memory and every sort key is such an attribute, the order, marker and
+// limit too (pushed). Filters on lists, computed attributes and values the
+// store could not compare stay in memory.
+func (lq *listQuery) storePage(res *resource) (p store.Page, pushed bool) {
+	can := store.PageAttrs[res.plural]
+	if len(can) == 0 {
+		return p, false
+	}
+	memory := false
+	for k, vs := range lq.filters {
+		a := res.byName[k]
+		vals, ok := storeValues(a, vs)
+		if !ok || !slices.Contains(can, k) {
+			memory = true
+			continue
+		}
+		if p.Eq == nil {
+			p.Eq = map[string][]any{}
+		}
+		p.Eq[k] = vals
+	}
+	keys, asc := lq.order()
+	if memory || (lq.marker != "" && len(keys) == 0) || slices.ContainsFunc(keys, func(k string) bool { return !slices.Contains(can, k) }) {
+		return p, false // a marker alone walks creation order, in memory
+	}
+	for i, k := range keys {
+		p.Order = append(p.Order, store.SortKey{Attr: k, Desc: !asc[i]})
+	}
+	p.After, p.Limit = lq.marker, lq.limit
+	return p, true
+}
+
+// storeValues converts filter values to what the store compares: bools,
+// ints or strings. A string with a NUL byte is never sent to a database.
+func storeValues(a *attr, vs []string) ([]any, bool) {
+	out := make([]any, 0, len(vs))
+	for _, v := range vs {
+		switch a.filter {
+		case fBool:
+			b, err := toBool(v)
+			if err != nil {
+				return nil, false
+			}
+			out = append(out, b)
+		case fInt:
+			n, err := toInt(v)
+			if err != nil {
+				return nil, false
+			}
+			out = append(out, n)
+		case fFixedIPs, fListValue:
+			return nil, false
+		default:
+			if strings.ContainsRune(v, 0) {
+				return nil, false
+			}
+			out = append(out, v)
+		}
+	}
+	return out, true
+}
+
+// apply filters, sorts and pages what the store left to do (pushed: the
+// store already filtered, ordered and cut it), returning the page and its
+// links.
+func (lq *listQuery) apply(r *http.Request, base string, res *resource, l listing, pushed bool) (listing, []object) {
+	if pushed {
+		var links []object
+		if lq.limit > 0 {
+			links = lq.links(r, base, l)
+		}
+		if lq.reverse {
+			n, item := l.n, l.item
+			l.item = func(i int) object { return item(n - 1 - i) }
+		}
+		return l, links
+	}
+	objs := l.all()
 	out := objs[:0:0]
 	for _, o := range objs {
 		if lq.match(res, o) {
 			out = append(out, o)
 		}
 	}
-	keys, asc := lq.sortKeys, lq.sortAsc
-	if lq.limit > 0 || len(keys) > 0 {
-		// Pagination needs a total order: id breaks ties, as in the reference.
-		if !slices.Contains(keys, "id") {
-			keys = append(slices.Clone(keys), "id")
-			asc = append(slices.Clone(asc), len(asc) == 0 || asc[0])
-		}
-		if lq.reverse {
-			asc = slices.Clone(asc)
-			for i := range asc {
-				asc[i] = !asc[i]
-			}
-		}
+	if keys, asc := lq.order(); len(keys) > 0 {
 		slices.SortStableFunc(out, func(a, b object) int {
 			for i, k := range keys {
 				if c := compareValues(a[k], b[k]); c != 0 {
@@ -255,26 +367,23 @@ func (lq *listQuery) apply(r *http.Request, base string, res *resource, objs []o
 	}
 	var links []object
 	if lq.limit > 0 {
-		links = lq.links(r, base, out)
+		links = lq.links(r, base, objects(out))
 	}
 	if lq.reverse {
 		slices.Reverse(out)
 	}
-	if out == nil {
-		out = []object{}
-	}
-	return out, links
+	return objects(out), links
 }
 
 // links builds the reference's next/previous links for a page (items are
 // in walk order, before a reverse page is flipped back).
-func (lq *listQuery) links(r *http.Request, base string, items []object) []object {
+func (lq *listQuery) links(r *http.Request, base string, items listing) []object {
 	var links []object
-	if len(items) == 0 {
+	if items.n == 0 {
 		return links
 	}
-	short := len(items) < lq.limit
-	first, last := items[0]["id"].(string), items[len(items)-1]["id"].(string)
+	short := items.n < lq.limit
+	first, last := items.item(0)["id"].(string), items.item(items.n - 1)["id"].(string)
 	if lq.reverse {
 		first, last = last, first
 	}

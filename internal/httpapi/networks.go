@@ -5,6 +5,7 @@ import (
 
 	"github.com/neutrino-net/neutrino/internal/model"
 	"github.com/neutrino-net/neutrino/internal/service"
+	"github.com/neutrino-net/neutrino/internal/store"
 )
 
 var networkRes = newResource("network", "networks", common(
@@ -58,8 +59,8 @@ func applyNetwork(v values, n *model.Network) {
 func (a *API) networks() crud {
 	return crud{
 		res: networkRes,
-		list: func(r *http.Request, _ *listQuery) ([]object, error) {
-			nets, err := a.svc.ListNetworks(r.Context())
+		list: func(r *http.Request, pg store.Page) (listing, error) {
+			nets, err := a.svc.ListNetworks(r.Context(), pg)
 			return wireList(nets, networkWire), err
 		},
 		show: func(r *http.Request, id string) (object, error) {

@@ -7,6 +7,7 @@ import (
 	"github.com/neutrino-net/neutrino/api/neutron"
 	"github.com/neutrino-net/neutrino/internal/model"
 	"github.com/neutrino-net/neutrino/internal/service"
+	"github.com/neutrino-net/neutrino/internal/store"
 )
 
 var vnicTypes = []string{"normal", "direct", "macvtap", "baremetal", "direct-physical", "virtio-forwarder", "smart-nic", "vdpa", "remote-managed"}
@@ -150,15 +151,8 @@ func applyPort(v values, p *model.Port) {
 func (a *API) ports() crud {
 	return crud{
 		res: portRes,
-		list: func(r *http.Request, lq *listQuery) ([]object, error) {
-			var q service.PortQuery
-			if ids := lq.filters["network_id"]; len(ids) == 1 {
-				q.NetworkID = ids[0]
-			}
-			if ids := lq.filters["device_id"]; len(ids) == 1 {
-				q.DeviceID = ids[0]
-			}
-			ports, err := a.svc.ListPorts(r.Context(), q)
+		list: func(r *http.Request, pg store.Page) (listing, error) {
+			ports, err := a.svc.ListPorts(r.Context(), pg)
 			admin := isAdmin(r)
 			return wireList(ports, func(p *model.Port) object { return portWire(p, admin) }), err
 		},

@@ -7,6 +7,7 @@ import (
 	"github.com/neutrino-net/neutrino/api/neutron"
 	"github.com/neutrino-net/neutrino/internal/model"
 	"github.com/neutrino-net/neutrino/internal/service"
+	"github.com/neutrino-net/neutrino/internal/store"
 )
 
 var routeSpec = dictSpec([]string{"destination", "nexthop"}, map[string]converter{"destination": cidrConv, "nexthop": ipConv})
@@ -99,8 +100,8 @@ func applyRouter(v values, rt *model.Router) {
 func (a *API) routers() crud {
 	return crud{
 		res: routerRes,
-		list: func(r *http.Request, _ *listQuery) ([]object, error) {
-			rs, err := a.svc.ListRouters(r.Context())
+		list: func(r *http.Request, pg store.Page) (listing, error) {
+			rs, err := a.svc.ListRouters(r.Context(), pg)
 			admin := isAdmin(r)
 			return wireList(rs, func(v *service.RouterView) object { return routerWire(v, admin) }), err
 		},

@@ -6,6 +6,7 @@ import (
 
 	"github.com/neutrino-net/neutrino/internal/model"
 	"github.com/neutrino-net/neutrino/internal/service"
+	"github.com/neutrino-net/neutrino/internal/store"
 )
 
 var sgRes = newResource("security_group", "security_groups", common(
@@ -75,7 +76,7 @@ func sgWire(g *service.SecurityGroupView) object {
 		"name":                 g.Name,
 		"stateful":             g.Stateful,
 		"shared":               false,
-		"security_group_rules": wireList(g.Rules, ruleWire),
+		"security_group_rules": wireList(g.Rules, ruleWire).all(),
 		"tags":                 []string{},
 	})
 }
@@ -83,8 +84,8 @@ func sgWire(g *service.SecurityGroupView) object {
 func (a *API) securityGroups() crud {
 	return crud{
 		res: sgRes,
-		list: func(r *http.Request, _ *listQuery) ([]object, error) {
-			gs, err := a.svc.ListSecurityGroups(r.Context())
+		list: func(r *http.Request, pg store.Page) (listing, error) {
+			gs, err := a.svc.ListSecurityGroups(r.Context(), pg)
 			return wireList(gs, sgWire), err
 		},
 		show: func(r *http.Request, id string) (object, error) {
@@ -129,8 +130,8 @@ func optInt(v values, k string) *int {
 func (a *API) securityGroupRules() crud {
 	return crud{
 		res: sgRuleRes,
-		list: func(r *http.Request, _ *listQuery) ([]object, error) {
-			rs, err := a.svc.ListRules(r.Context())
+		list: func(r *http.Request, pg store.Page) (listing, error) {
+			rs, err := a.svc.ListRules(r.Context(), pg)
 			return wireList(rs, ruleWire), err
 		},
 		show: func(r *http.Request, id string) (object, error) {

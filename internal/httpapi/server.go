@@ -18,6 +18,7 @@ import (
 	"github.com/neutrino-net/neutrino/internal/auth"
 	"github.com/neutrino-net/neutrino/internal/identity"
 	"github.com/neutrino-net/neutrino/internal/service"
+	"github.com/neutrino-net/neutrino/internal/store"
 )
 
 // Options configure the API handler.
@@ -240,7 +241,7 @@ func methodNotAllowed(w http.ResponseWriter, _ *http.Request) {
 // crud wires one collection to the service.
 type crud struct {
 	res    *resource
-	list   func(r *http.Request, lq *listQuery) ([]object, error)
+	list   func(r *http.Request, p store.Page) (listing, error)
 	show   func(r *http.Request, id string) (object, error)
 	create func(r *http.Request, v values) (object, error)
 	update func(r *http.Request, id string, v values) (object, error)
@@ -259,20 +260,14 @@ func (a *API) mount(path string, c crud) {
 				a.fail(w, r, err)
 				return
 			}
-			objs, err := c.list(r, lq)
+			sp, pushed := lq.storePage(c.res)
+			l, err := c.list(r, sp)
 			if err != nil {
 				a.fail(w, r, err)
 				return
 			}
-			page, links := lq.apply(r, a.baseURL(r), c.res, objs)
-			for i := range page {
-				page[i] = selectFields(page[i], lq.fields)
-			}
-			body := object{c.res.plural: page}
-			if links != nil {
-				body[c.res.plural+"_links"] = links
-			}
-			writeJSON(w, http.StatusOK, body)
+			page, links := lq.apply(r, a.baseURL(r), c.res, l, pushed)
+			writeList(w, c.res.plural, page, lq.fields, links)
 		case http.MethodPost:
 			if c.create == nil {
 				methodNotAllowed(w, r)
@@ -329,13 +324,4 @@ func (a *API) mount(path string, c crud) {
 			methodNotAllowed(w, r)
 		}
 	})
-}
-
-// listOf converts views with fn into wire objects.
-func wireList[T any](items []T, fn func(*T) object) []object {
-	out := make([]object, len(items))
-	for i := range items {
-		out[i] = fn(&items[i])
-	}
-	return out
 }

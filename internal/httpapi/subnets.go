@@ -7,6 +7,7 @@ import (
 	"github.com/neutrino-net/neutrino/api/neutron"
 	"github.com/neutrino-net/neutrino/internal/model"
 	"github.com/neutrino-net/neutrino/internal/service"
+	"github.com/neutrino-net/neutrino/internal/store"
 )
 
 var ipv6Modes = []string{"slaac", "dhcpv6-stateful", "dhcpv6-stateless"}
@@ -100,8 +101,8 @@ func applySubnet(v values, sn *model.Subnet) {
 func (a *API) subnets() crud {
 	return crud{
 		res: subnetRes,
-		list: func(r *http.Request, _ *listQuery) ([]object, error) {
-			subs, err := a.svc.ListSubnets(r.Context())
+		list: func(r *http.Request, pg store.Page) (listing, error) {
+			subs, err := a.svc.ListSubnets(r.Context(), pg)
 			return wireList(subs, subnetWire), err
 		},
 		show: func(r *http.Request, id string) (object, error) {

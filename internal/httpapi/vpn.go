@@ -11,6 +11,7 @@ import (
 	"github.com/neutrino-net/neutrino/api/neutron"
 	"github.com/neutrino-net/neutrino/internal/model"
 	"github.com/neutrino-net/neutrino/internal/service"
+	"github.com/neutrino-net/neutrino/internal/store"
 )
 
 // Crypto vocabularies of the 2025.x reference (contract section 4).
@@ -358,12 +359,12 @@ func connectionRequest(v values) service.ConnectionRequest {
 // policyCRUD wires one of the two policy kinds.
 func policyCRUD[T any](res *resource, wire func(*T) object, apply func(values, *T), defaults func(values) T,
 	create func(*http.Request, T) (*T, error), get func(*http.Request, string) (*T, error),
-	list func(*http.Request) ([]T, error), update func(*http.Request, string, func(*T)) (*T, error),
+	list func(*http.Request, store.Page) ([]T, error), update func(*http.Request, string, func(*T)) (*T, error),
 	remove func(*http.Request, string) error) crud {
 	return crud{
 		res: res,
-		list: func(r *http.Request, _ *listQuery) ([]object, error) {
-			items, err := list(r)
+		list: func(r *http.Request, pg store.Page) (listing, error) {
+			items, err := list(r, pg)
 			return wireList(items, wire), err
 		},
 		show: func(r *http.Request, id string) (object, error) {
@@ -403,7 +404,9 @@ func (a *API) ikePolicies() crud {
 			return a.svc.CreateIKEPolicy(r.Context(), p)
 		},
 		func(r *http.Request, id string) (*model.IKEPolicy, error) { return a.svc.GetIKEPolicy(r.Context(), id) },
-		func(r *http.Request) ([]model.IKEPolicy, error) { return a.svc.ListIKEPolicies(r.Context()) },
+		func(r *http.Request, pg store.Page) ([]model.IKEPolicy, error) {
+			return a.svc.ListIKEPolicies(r.Context(), pg)
+		},
 		func(r *http.Request, id string, f func(*model.IKEPolicy)) (*model.IKEPolicy, error) {
 			return a.svc.UpdateIKEPolicy(r.Context(), id, f)
 		},
@@ -422,7 +425,9 @@ func (a *API) ipsecPolicies() crud {
 		func(r *http.Request, id string) (*model.IPsecPolicy, error) {
 			return a.svc.GetIPsecPolicy(r.Context(), id)
 		},
-		func(r *http.Request) ([]model.IPsecPolicy, error) { return a.svc.ListIPsecPolicies(r.Context()) },
+		func(r *http.Request, pg store.Page) ([]model.IPsecPolicy, error) {
+			return a.svc.ListIPsecPolicies(r.Context(), pg)
+		},
 		func(r *http.Request, id string, f func(*model.IPsecPolicy)) (*model.IPsecPolicy, error) {
 			return a.svc.UpdateIPsecPolicy(r.Context(), id, f)
 		},
@@ -432,8 +437,8 @@ func (a *API) ipsecPolicies() crud {
 func (a *API) vpnServices() crud {
 	return crud{
 		res: vpnServiceRes,
-		list: func(r *http.Request, _ *listQuery) ([]object, error) {
-			vs, err := a.svc.ListVPNServices(r.Context())
+		list: func(r *http.Request, pg store.Page) (listing, error) {
+			vs, err := a.svc.ListVPNServices(r.Context(), pg)
 			return wireList(vs, vpnServiceWire), err
 		},
 		show: func(r *http.Request, id string) (object, error) {
@@ -472,8 +477,8 @@ func (a *API) vpnServices() crud {
 func (a *API) endpointGroups() crud {
 	return crud{
 		res: endpointGroupRes,
-		list: func(r *http.Request, _ *listQuery) ([]object, error) {
-			gs, err := a.svc.ListEndpointGroups(r.Context())
+		list: func(r *http.Request, pg store.Page) (listing, error) {
+			gs, err := a.svc.ListEndpointGroups(r.Context(), pg)
 			return wireList(gs, endpointGroupWire), err
 		},
 		show: func(r *http.Request, id string) (object, error) {
@@ -511,8 +516,8 @@ func (a *API) endpointGroups() crud {
 func (a *API) connections() crud {
 	return crud{
 		res: connectionRes,
-		list: func(r *http.Request, _ *listQuery) ([]object, error) {
-			cs, err := a.svc.ListConnections(r.Context())
+		list: func(r *http.Request, pg store.Page) (listing, error) {
+			cs, err := a.svc.ListConnections(r.Context(), pg)
 			return wireList(cs, connectionWire), err
 		},
 		show: func(r *http.Request, id string) (object, error) {

@@ -117,11 +117,11 @@ func (s *Service) GetNetwork(ctx context.Context, id string) (*NetworkView, erro
 }
 
 // ListNetworks returns the networks the caller may see.
-func (s *Service) ListNetworks(ctx context.Context) ([]NetworkView, error) {
+func (s *Service) ListNetworks(ctx context.Context, p store.Page) ([]NetworkView, error) {
 	c := who(ctx)
 	var out []NetworkView
 	err := s.read(ctx, func(tx store.Tx) error {
-		nets, err := tx.ListNetworks(ctx, store.NetworkFilter{Scope: c.scope(), IncludePublic: !c.admin})
+		nets, err := tx.ListNetworks(ctx, store.NetworkFilter{Scope: c.scope(), IncludePublic: !c.admin, Page: p})
 		if err != nil {
 			return err
 		}

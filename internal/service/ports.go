@@ -423,19 +423,13 @@ func (s *Service) GetPort(ctx context.Context, id string) (*model.Port, error) {
 	return out, err
 }
 
-// PortQuery narrows a port listing in the store.
-type PortQuery struct {
-	NetworkID string
-	DeviceID  string
-}
-
 // ListPorts returns the ports the caller owns.
-func (s *Service) ListPorts(ctx context.Context, q PortQuery) ([]model.Port, error) {
+func (s *Service) ListPorts(ctx context.Context, p store.Page) ([]model.Port, error) {
 	c := who(ctx)
 	var out []model.Port
 	err := s.read(ctx, func(tx store.Tx) error {
 		var err error
-		out, err = tx.ListPorts(ctx, store.PortFilter{Scope: c.scope(), NetworkID: q.NetworkID, DeviceID: q.DeviceID})
+		out, err = tx.ListPorts(ctx, store.PortFilter{Scope: c.scope(), Page: p})
 		return err
 	})
 	return out, err

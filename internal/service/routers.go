@@ -235,11 +235,11 @@ func (s *Service) GetRouter(ctx context.Context, id string) (*RouterView, error)
 }
 
 // ListRouters returns the caller's routers.
-func (s *Service) ListRouters(ctx context.Context) ([]RouterView, error) {
+func (s *Service) ListRouters(ctx context.Context, p store.Page) ([]RouterView, error) {
 	c := who(ctx)
 	var out []RouterView
 	err := s.read(ctx, func(tx store.Tx) error {
-		rs, err := tx.ListRouters(ctx, store.RouterFilter{Scope: c.scope()})
+		rs, err := tx.ListRouters(ctx, store.RouterFilter{Scope: c.scope(), Page: p})
 		if err != nil {
 			return err
 		}

@@ -173,14 +173,14 @@ func (s *Service) GetSecurityGroup(ctx context.Context, id string) (*SecurityGro
 
 // ListSecurityGroups returns the caller's groups, creating its default
 // group first if needed.
-func (s *Service) ListSecurityGroups(ctx context.Context) ([]SecurityGroupView, error) {
+func (s *Service) ListSecurityGroups(ctx context.Context, p store.Page) ([]SecurityGroupView, error) {
 	if err := s.EnsureDefaultSecurityGroup(ctx); err != nil {
 		return nil, err
 	}
 	c := who(ctx)
 	var out []SecurityGroupView
 	err := s.read(ctx, func(tx store.Tx) error {
-		gs, err := tx.ListSecurityGroups(ctx, store.SecurityGroupFilter{Scope: c.scope()})
+		gs, err := tx.ListSecurityGroups(ctx, store.SecurityGroupFilter{Scope: c.scope(), Page: p})
 		if err != nil {
 			return err
 		}
@@ -398,7 +398,7 @@ func (s *Service) GetRule(ctx context.Context, id string) (*model.SecurityGroupR
 }
 
 // ListRules returns the caller's rules.
-func (s *Service) ListRules(ctx context.Context) ([]model.SecurityGroupRule, error) {
+func (s *Service) ListRules(ctx context.Context, p store.Page) ([]model.SecurityGroupRule, error) {
 	if err := s.EnsureDefaultSecurityGroup(ctx); err != nil {
 		return nil, err
 	}
@@ -406,7 +406,7 @@ func (s *Service) ListRules(ctx context.Context) ([]model.SecurityGroupRule, err
 	var out []model.SecurityGroupRule
 	err := s.read(ctx, func(tx store.Tx) error {
 		var err error
-		out, err = tx.ListRules(ctx, store.RuleFilter{Scope: c.scope()})
+		out, err = tx.ListRules(ctx, store.RuleFilter{Scope: c.scope(), Page: p})
 		return err
 	})
 	return out, err

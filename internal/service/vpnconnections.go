@@ -120,11 +120,11 @@ func (s *Service) GetEndpointGroup(ctx context.Context, id string) (*model.Endpo
 }
 
 // ListEndpointGroups returns the caller's endpoint groups.
-func (s *Service) ListEndpointGroups(ctx context.Context) ([]model.EndpointGroup, error) {
+func (s *Service) ListEndpointGroups(ctx context.Context, p store.Page) ([]model.EndpointGroup, error) {
 	var out []model.EndpointGroup
 	err := s.read(ctx, func(tx store.Tx) error {
 		var err error
-		out, err = tx.ListEndpointGroups(ctx, store.EndpointGroupFilter{Scope: who(ctx).scope()})
+		out, err = tx.ListEndpointGroups(ctx, store.EndpointGroupFilter{Scope: who(ctx).scope(), Page: p})
 		return err
 	})
 	return out, err
@@ -574,11 +574,11 @@ func (s *Service) GetConnection(ctx context.Context, id string) (*model.IPsecSit
 }
 
 // ListConnections returns the caller's connections.
-func (s *Service) ListConnections(ctx context.Context) ([]model.IPsecSiteConnection, error) {
+func (s *Service) ListConnections(ctx context.Context, p store.Page) ([]model.IPsecSiteConnection, error) {
 	var out []model.IPsecSiteConnection
 	err := s.read(ctx, func(tx store.Tx) error {
 		var err error
-		out, err = tx.ListConnections(ctx, store.ConnectionFilter{Scope: who(ctx).scope()})
+		out, err = tx.ListConnections(ctx, store.ConnectionFilter{Scope: who(ctx).scope(), Page: p})
 		return err
 	})
 	return out, err

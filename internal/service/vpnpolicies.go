@@ -18,7 +18,7 @@ type policyKind[T any] struct {
 	project  func(*T) *string
 	std      func(*T) *model.Standard
 	get      func(store.Tx, context.Context, string) (*T, error)
-	list     func(store.Tx, context.Context, store.Scope) ([]T, error)
+	list     func(store.Tx, context.Context, store.PolicyFilter) ([]T, error)
 	create   func(store.Tx, context.Context, *T) error
 	update   func(store.Tx, context.Context, *T) error
 	delete   func(store.Tx, context.Context, string) error
@@ -107,11 +107,11 @@ func getPolicy[T any](ctx context.Context, s *Service, k policyKind[T], id strin
 	return out, err
 }
 
-func listPolicies[T any](ctx context.Context, s *Service, k policyKind[T]) ([]T, error) {
+func listPolicies[T any](ctx context.Context, s *Service, k policyKind[T], p store.Page) ([]T, error) {
 	var out []T
 	err := s.read(ctx, func(tx store.Tx) error {
 		var err error
-		out, err = k.list(tx, ctx, who(ctx).scope())
+		out, err = k.list(tx, ctx, store.PolicyFilter{Scope: who(ctx).scope(), Page: p})
 		return err
 	})
 	return out, err
@@ -181,8 +181,8 @@ func (s *Service) GetIKEPolicy(ctx context.Context, id string) (*model.IKEPolicy
 }
 
 // ListIKEPolicies returns the caller's IKE policies.
-func (s *Service) ListIKEPolicies(ctx context.Context) ([]model.IKEPolicy, error) {
-	return listPolicies(ctx, s, ikeKind)
+func (s *Service) ListIKEPolicies(ctx context.Context, p store.Page) ([]model.IKEPolicy, error) {
+	return listPolicies(ctx, s, ikeKind, p)
 }
 
 // UpdateIKEPolicy changes an IKE policy no connection uses.
@@ -206,8 +206,8 @@ func (s *Service) GetIPsecPolicy(ctx context.Context, id string) (*model.IPsecPo
 }
 
 // ListIPsecPolicies returns the caller's IPsec policies.
-func (s *Service) ListIPsecPolicies(ctx context.Context) ([]model.IPsecPolicy, error) {
-	return listPolicies(ctx, s, ipsecKind)
+func (s *Service) ListIPsecPolicies(ctx context.Context, p store.Page) ([]model.IPsecPolicy, error) {
+	return listPolicies(ctx, s, ipsecKind, p)
 }
 
 // UpdateIPsecPolicy changes an IPsec policy no connection uses.

@@ -119,11 +119,11 @@ func (s *Service) GetVPNService(ctx context.Context, id string) (*model.VPNServi
 }
 
 // ListVPNServices returns the caller's VPN services.
-func (s *Service) ListVPNServices(ctx context.Context) ([]model.VPNService, error) {
+func (s *Service) ListVPNServices(ctx context.Context, p store.Page) ([]model.VPNService, error) {
 	var out []model.VPNService
 	err := s.read(ctx, func(tx store.Tx) error {
 		var err error
-		out, err = tx.ListVPNServices(ctx, store.VPNServiceFilter{Scope: who(ctx).scope()})
+		out, err = tx.ListVPNServices(ctx, store.VPNServiceFilter{Scope: who(ctx).scope(), Page: p})
 		return err
 	})
 	return out, err

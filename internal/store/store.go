@@ -38,9 +38,55 @@ type Scope struct {
 	ProjectID string
 }
 
+// Page is what of a listing the store cuts itself: equality filters on
+// plain attributes, an order, a marker and a limit. Attribute names are
+// the API's; PageAttrs lists, per collection, the ones the store takes.
+// The zero Page is every row in creation order.
+type Page struct {
+	// Eq keeps rows whose attribute equals one of the values (string,
+	// bool or int), for every attribute given.
+	Eq map[string][]any
+	// Order is the whole order, ties included; empty: creation order.
+	Order []SortKey
+	// After keeps only the rows after the one with this id in Order
+	// (none if no row has it). It needs an Order.
+	After string
+	// Limit caps the rows returned; 0 is no cap.
+	Limit int
+}
+
+// SortKey is one attribute of an order.
+type SortKey struct {
+	Attr string
+	Desc bool
+}
+
+// PageAttrs lists, per API collection, the attributes a Page may filter
+// and sort on: those stored as the API shows them, never null.
+var PageAttrs = map[string][]string{
+	"networks": {"id", "project_id", "name", "description", "admin_state_up", "status", "shared", "router:external",
+		"mtu", "port_security_enabled"},
+	"subnets": {"id", "project_id", "name", "description", "network_id", "ip_version", "cidr", "enable_dhcp"},
+	"ports": {"id", "project_id", "name", "description", "network_id", "admin_state_up", "status", "mac_address",
+		"device_id", "device_owner", "port_security_enabled", "binding:host_id", "binding:vnic_type"},
+	"routers":              {"id", "project_id", "name", "description", "admin_state_up", "status"},
+	"security_groups":      {"id", "project_id", "name", "description"},
+	"security_group_rules": {"id", "project_id", "description", "security_group_id", "direction", "ethertype"},
+	"ikepolicies": {"id", "project_id", "name", "description", "auth_algorithm", "encryption_algorithm",
+		"phase1_negotiation_mode", "ike_version", "pfs"},
+	"ipsecpolicies": {"id", "project_id", "name", "description", "transform_protocol", "auth_algorithm",
+		"encryption_algorithm", "encapsulation_mode", "pfs"},
+	"vpnservices":     {"id", "project_id", "name", "description", "router_id", "admin_state_up", "status"},
+	"endpoint_groups": {"id", "project_id", "name", "description", "type"},
+	"ipsec_site_connections": {"id", "project_id", "name", "description", "vpnservice_id", "ikepolicy_id",
+		"ipsecpolicy_id", "peer_address", "peer_id", "route_mode", "mtu", "initiator", "auth_mode",
+		"admin_state_up", "status"},
+}
+
 // NetworkFilter selects networks.
 type NetworkFilter struct {
 	Scope
+	Page
 	// IncludePublic adds shared and external networks of other projects
 	// when ProjectID is set.
 	IncludePublic bool
@@ -50,6 +96,7 @@ type NetworkFilter struct {
 // SubnetFilter selects subnets.
 type SubnetFilter struct {
 	Scope
+	Page
 	// IncludePublic adds subnets of networks that are shared or external.
 	IncludePublic bool
 	NetworkIDs    []string
@@ -59,6 +106,7 @@ type SubnetFilter struct {
 // PortFilter selects ports.
 type PortFilter struct {
 	Scope
+	Page
 	NetworkID string
 	DeviceID  string
 	RouterID  string // ports attached to this router through the router API
@@ -69,6 +117,7 @@ type PortFilter struct {
 // RouterFilter selects routers.
 type RouterFilter struct {
 	Scope
+	Page
 	IDs []string
 	// GatewayNetworkID selects routers whose gateway is on this network.
 	GatewayNetworkID string
@@ -77,12 +126,14 @@ type RouterFilter struct {
 // SecurityGroupFilter selects security groups.
 type SecurityGroupFilter struct {
 	Scope
+	Page
 	IDs []string
 }
 
 // RuleFilter selects security group rules.
 type RuleFilter struct {
 	Scope
+	Page
 	SecurityGroupIDs []string
 	IDs              []string
 }
@@ -90,6 +141,7 @@ type RuleFilter struct {
 // VPNServiceFilter selects VPN services.
 type VPNServiceFilter struct {
 	Scope
+	Page
 	IDs      []string
 	RouterID string
 	SubnetID string
@@ -98,14 +150,22 @@ type VPNServiceFilter struct {
 // EndpointGroupFilter selects endpoint groups.
 type EndpointGroupFilter struct {
 	Scope
+	Page
 	IDs []string
 	// Endpoint selects groups listing this endpoint (e.g. a subnet id).
 	Endpoint string
 }
 
+// PolicyFilter selects IKE or IPsec policies.
+type PolicyFilter struct {
+	Scope
+	Page
+}
+
 // ConnectionFilter selects IPsec site connections.
 type ConnectionFilter struct {
 	Scope
+	Page
 	IDs           []string
 	VPNServiceIDs []string
 	IKEPolicyID   string
@@ -225,14 +285,14 @@ type Quotas interface {
 // VPN holds the VPNaaS resources: policies, services, endpoint groups and connections.
 type VPN interface {
 	GetIKEPolicy(ctx context.Context, id string) (*model.IKEPolicy, error)
-	ListIKEPolicies(ctx context.Context, f Scope) ([]model.IKEPolicy, error)
+	ListIKEPolicies(ctx context.Context, f PolicyFilter) ([]model.IKEPolicy, error)
 	CreateIKEPolicy(ctx context.Context, p *model.IKEPolicy) error
 	UpdateIKEPolicy(ctx context.Context, p *model.IKEPolicy) error
 	// DeleteIKEPolicy gives ErrReferenced while a connection uses it.
 	DeleteIKEPolicy(ctx context.Context, id string) error
 
 	GetIPsecPolicy(ctx context.Context, id string) (*model.IPsecPolicy, error)
-	ListIPsecPolicies(ctx context.Context, f Scope) ([]model.IPsecPolicy, error)
+	ListIPsecPolicies(ctx context.Context, f PolicyFilter) ([]model.IPsecPolicy, error)
 	CreateIPsecPolicy(ctx context.Context, p *model.IPsecPolicy) error
 	UpdateIPsecPolicy(ctx context.Context, p *model.IPsecPolicy) error
 	// DeleteIPsecPolicy gives ErrReferenced while a connection uses it.

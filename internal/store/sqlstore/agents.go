@@ -126,7 +126,7 @@ func (t *tx) UnbindRouter(ctx context.Context, routerID, agentID string) error {
 func (t *tx) PortsOnHost(ctx context.Context, host string) ([]model.Port, error) {
 	var w where
 	w.add("binding_host_id = ?", host)
-	ps, err := t.listPorts(ctx, w)
+	ps, err := t.listPorts(ctx, w, store.Page{})
 	if err != nil {
 		return nil, fmt.Errorf("ports on host %s: %w", host, err)
 	}

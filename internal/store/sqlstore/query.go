@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -201,6 +202,34 @@ type table[T any] struct {
 	// fixed lists columns, among cols, that only insert writes: update
 	// leaves them alone and reads them back into v.
 	fixed []string
+	// page maps the API attributes a store.Page may filter and sort on
+	// (store.PageAttrs) to their columns.
+	page map[string]pageCol
+}
+
+// pageCol is a column a store.Page may filter and sort on.
+type pageCol struct {
+	name string
+	// text columns are compared byte-wise, as Go and SQLite do; PostgreSQL
+	// is told so (COLLATE "C"), whatever the database's locale.
+	text bool
+}
+
+// pageAttrs builds a table's page map from specs "attr", "attr=column",
+// with a trailing "#" for columns that are not text (booleans, integers).
+func pageAttrs(specs ...string) map[string]pageCol {
+	m := make(map[string]pageCol, len(specs))
+	for _, spec := range specs {
+		c := pageCol{text: !strings.HasSuffix(spec, "#")}
+		spec = strings.TrimSuffix(spec, "#")
+		attr, col, ok := strings.Cut(spec, "=")
+		if !ok {
+			col = attr
+		}
+		c.name = col
+		m[attr] = c
+	}
+	return m
 }
 
 var stdCols = []string{"description", "created_at", "updated_at", "revision_number"}
@@ -210,20 +239,95 @@ func stdFields(s *model.Standard) []any {
 }
 
 func (tb *table[T]) list(ctx context.Context, t *tx, w where) ([]T, error) {
-	order := tb.order
-	if order == "" {
-		order = "created_at, seq"
+	return tb.listPage(ctx, t, w, store.Page{})
+}
+
+// listPage lists the rows selected by w, cut by p.
+func (tb *table[T]) listPage(ctx context.Context, t *tx, w where, p store.Page) ([]T, error) {
+	from, args, err := tb.selection(t, w, p)
+	if err != nil {
+		return nil, err
 	}
-	q := "SELECT " + strings.Join(tb.cols, ", ") + " FROM " + tb.name + w.String() + " ORDER BY " + order
-	out, err := queryAll(ctx, t, q, func(s scanner) (T, error) {
+	out, err := queryAll(ctx, t, "SELECT "+strings.Join(tb.cols, ", ")+from, func(s scanner) (T, error) {
 		var v T
 		err := s.Scan(tb.fields(&v)...)
 		return v, err
-	}, w.args...)
+	}, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list %ss: %w", tb.noun, err)
 	}
 	return out, nil
+}
+
+// selection is the FROM ... WHERE ... ORDER BY ... [LIMIT] part of a
+// listing of the rows selected by w and cut by p, with its arguments. A
+// marker is found by subqueries on its id (keyset pagination): rows come
+// after it when they differ from it first in a key where they follow it.
+func (tb *table[T]) selection(t *tx, w where, p store.Page) (string, []any, error) {
+	col := func(attr string) (string, error) {
+		c, ok := tb.page[attr]
+		if !ok {
+			return "", fmt.Errorf("list %ss: %q cannot be filtered or sorted on in the store", tb.noun, attr)
+		}
+		if c.text && t.pg {
+			return c.name + ` COLLATE "C"`, nil
+		}
+		return c.name, nil
+	}
+	sel := where{conds: slices.Clone(w.conds), args: slices.Clone(w.args)}
+	for _, attr := range slices.Sorted(maps.Keys(p.Eq)) {
+		c, err := col(attr)
+		if err != nil {
+			return "", nil, err
+		}
+		vs := p.Eq[attr]
+		if len(vs) == 0 {
+			sel.add("1 = 0")
+			continue
+		}
+		sel.add(c+" IN (?"+strings.Repeat(", ?", len(vs)-1)+")", vs...)
+	}
+	order := tb.order
+	if order == "" {
+		order = "created_at, seq"
+	}
+	if len(p.Order) > 0 {
+		keys := make([]string, len(p.Order))
+		cols := make([]string, len(p.Order))
+		for i, k := range p.Order {
+			c, err := col(k.Attr)
+			if err != nil {
+				return "", nil, err
+			}
+			cols[i] = c
+			keys[i] = c + map[bool]string{false: " ASC", true: " DESC"}[k.Desc]
+		}
+		order = strings.Join(keys, ", ")
+		if p.After != "" {
+			var alts []string
+			var args []any
+			for i, k := range p.Order {
+				var conj []string
+				for j := range i {
+					conj = append(conj, cols[j]+" = (SELECT "+cols[j]+" FROM "+tb.name+" WHERE id = ?)")
+					args = append(args, p.After)
+				}
+				op := map[bool]string{false: " > ", true: " < "}[k.Desc]
+				conj = append(conj, cols[i]+op+"(SELECT "+cols[i]+" FROM "+tb.name+" WHERE id = ?)")
+				args = append(args, p.After)
+				alts = append(alts, "("+strings.Join(conj, " AND ")+")")
+			}
+			sel.add("("+strings.Join(alts, " OR ")+")", args...)
+		}
+	} else if p.After != "" {
+		return "", nil, fmt.Errorf("list %ss: a marker needs an order", tb.noun)
+	}
+	q := " FROM " + tb.name + sel.String() + " ORDER BY " + order
+	if p.Limit > 0 {
+		q += " LIMIT ?"
+		sel.args = append(sel.args, p.Limit)
+	}
+	return q, sel.args, nil
 }
 
 func (tb *table[T]) get(ctx context.Context, t *tx, id string) (*T, error) {

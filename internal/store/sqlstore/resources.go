@@ -23,6 +23,8 @@ var networks = &table[model.Network]{
 			&n.MTU, &n.PortSecurityEnabled, &n.SegmentationID}, stdFields(&n.Standard)...)
 	},
 	fixed: []string{"segmentation_id"},
+	page: pageAttrs("id", "project_id", "name", "description", "admin_state_up#", "status", "shared#",
+		"router:external=external#", "mtu#", "port_security_enabled#"),
 }
 
 var subnets = &table[model.Subnet]{
@@ -35,6 +37,7 @@ var subnets = &table[model.Subnet]{
 			hostRoutesCol(&s.HostRoutes), &s.EnableDHCP, nullStr{&s.IPv6RAMode}, nullStr{&s.IPv6AddressMode},
 			nullStr{&s.SubnetpoolID}}, stdFields(&s.Standard)...)
 	},
+	page: pageAttrs("id", "project_id", "name", "description", "network_id", "ip_version#", "cidr", "enable_dhcp#"),
 }
 
 // ports holds the port row; FixedIPs and SecurityGroups live in
@@ -50,6 +53,9 @@ var ports = &table[model.Port]{
 			jsonCol[map[string]any]{&p.BindingProfile}, &p.BindingVNICType, &p.BindingVIFType,
 			jsonCol[map[string]any]{&p.BindingVIFDetails}, &p.RouterID}, stdFields(&p.Standard)...)
 	},
+	page: pageAttrs("id", "project_id", "name", "description", "network_id", "admin_state_up#", "status", "mac_address",
+		"device_id", "device_owner", "port_security_enabled#", "binding:host_id=binding_host_id",
+		"binding:vnic_type=binding_vnic_type"),
 }
 
 var routers = &table[model.Router]{
@@ -60,6 +66,7 @@ var routers = &table[model.Router]{
 		return append([]any{&r.ID, &r.ProjectID, &r.Name, &r.AdminStateUp, &r.Status, gwCol{r, 0}, gwCol{r, 1},
 			gwCol{r, 2}, routesCol(&r.Routes), &r.Distributed, &r.HA}, stdFields(&r.Standard)...)
 	},
+	page: pageAttrs("id", "project_id", "name", "description", "admin_state_up#", "status"),
 }
 
 var securityGroups = &table[model.SecurityGroup]{
@@ -68,6 +75,7 @@ var securityGroups = &table[model.SecurityGroup]{
 	fields: func(g *model.SecurityGroup) []any {
 		return append([]any{&g.ID, &g.ProjectID, &g.Name, &g.Stateful}, stdFields(&g.Standard)...)
 	},
+	page: pageAttrs("id", "project_id", "name", "description"),
 }
 
 var rules = &table[model.SecurityGroupRule]{
@@ -79,6 +87,7 @@ var rules = &table[model.SecurityGroupRule]{
 			nullInt{&r.PortRangeMin}, nullInt{&r.PortRangeMax}, nullStr{&r.RemoteIPPrefix}, nullStr{&r.RemoteGroupID}},
 			stdFields(&r.Standard)...)
 	},
+	page: pageAttrs("id", "project_id", "description", "security_group_id", "direction", "ethertype"),
 }
 
 // Lock takes a transaction-scoped advisory lock on PostgreSQL. On SQLite
@@ -117,7 +126,7 @@ func (t *tx) ListNetworks(ctx context.Context, f store.NetworkFilter) ([]model.N
 		w.eq("project_id", f.ProjectID)
 	}
 	w.in("id", f.IDs)
-	return networks.list(ctx, t, w)
+	return networks.listPage(ctx, t, w, f.Page)
 }
 
 // CreateNetwork inserts the network with a new segmentation id, which it
@@ -221,7 +230,7 @@ func (t *tx) ListSubnets(ctx context.Context, f store.SubnetFilter) ([]model.Sub
 	}
 	w.in("network_id", f.NetworkIDs)
 	w.in("id", f.IDs)
-	return subnets.list(ctx, t, w)
+	return subnets.listPage(ctx, t, w, f.Page)
 }
 
 func (t *tx) CreateSubnet(ctx context.Context, s *model.Subnet) error {
@@ -239,7 +248,7 @@ func (t *tx) DeleteSubnet(ctx context.Context, id string) error {
 // Ports.
 
 func (t *tx) GetPort(ctx context.Context, id string) (*model.Port, error) {
-	ps, err := t.listPorts(ctx, whereID(id))
+	ps, err := t.listPorts(ctx, whereID(id), store.Page{})
 	if err != nil {
 		return nil, err
 	}
@@ -259,21 +268,25 @@ func (t *tx) ListPorts(ctx context.Context, f store.PortFilter) ([]model.Port, e
 		w.add("id IN (SELECT port_id FROM ip_allocations WHERE subnet_id = ?)", f.SubnetID)
 	}
 	w.in("id", f.IDs)
-	return t.listPorts(ctx, w)
+	return t.listPorts(ctx, w, f.Page)
 }
 
-// listPorts loads the ports selected by w with their fixed IPs and security
-// groups in three queries, whatever their number.
-func (t *tx) listPorts(ctx context.Context, w where) ([]model.Port, error) {
-	ps, err := ports.list(ctx, t, w)
+// listPorts loads the ports selected by w and cut by p with their fixed
+// IPs and security groups in three queries, whatever their number.
+func (t *tx) listPorts(ctx context.Context, w where, p store.Page) ([]model.Port, error) {
+	ps, err := ports.listPage(ctx, t, w, p)
 	if err != nil || len(ps) == 0 {
 		return ps, err
+	}
+	from, args, err := ports.selection(t, w, p)
+	if err != nil {
+		return nil, err
 	}
 	byID := make(map[string]*model.Port, len(ps))
 	for i := range ps {
 		byID[ps[i].ID] = &ps[i]
 	}
-	selected := "port_id IN (SELECT id FROM ports" + w.String() + ") ORDER BY port_id, position"
+	selected := "port_id IN (SELECT id" + from + ") ORDER BY port_id, position"
 	type fixedIP struct {
 		port string
 		ip   model.FixedIP
@@ -282,7 +295,7 @@ func (t *tx) listPorts(ctx context.Context, w where) ([]model.Port, error) {
 		func(s scanner) (v fixedIP, err error) {
 			err = s.Scan(&v.port, &v.ip.SubnetID, textCol{&v.ip.IPAddress})
 			return v, err
-		}, w.args...)
+		}, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list ports: fixed ips: %w", err)
 	}
@@ -294,7 +307,7 @@ func (t *tx) listPorts(ctx context.Context, w where) ([]model.Port, error) {
 		func(s scanner) (v [2]string, err error) {
 			err = s.Scan(&v[0], &v[1])
 			return v, err
-		}, w.args...)
+		}, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list ports: security groups: %w", err)
 	}
@@ -390,7 +403,7 @@ func (t *tx) ListRouters(ctx context.Context, f store.RouterFilter) ([]model.Rou
 	w.eq("project_id", f.ProjectID)
 	w.in("id", f.IDs)
 	w.eq("gw_network_id", f.GatewayNetworkID)
-	return routers.list(ctx, t, w)
+	return routers.listPage(ctx, t, w, f.Page)
 }
 
 func (t *tx) CreateRouter(ctx context.Context, r *model.Router) error {
@@ -415,7 +428,7 @@ func (t *tx) ListSecurityGroups(ctx context.Context, f store.SecurityGroupFilter
 	var w where
 	w.eq("project_id", f.ProjectID)
 	w.in("id", f.IDs)
-	return securityGroups.list(ctx, t, w)
+	return securityGroups.listPage(ctx, t, w, f.Page)
 }
 
 func (t *tx) CreateSecurityGroup(ctx context.Context, g *model.SecurityGroup) error {
@@ -472,7 +485,7 @@ func (t *tx) ListRules(ctx context.Context, f store.RuleFilter) ([]model.Securit
 	w.eq("project_id", f.ProjectID)
 	w.in("security_group_id", f.SecurityGroupIDs)
 	w.in("id", f.IDs)
-	return rules.list(ctx, t, w)
+	return rules.listPage(ctx, t, w, f.Page)
 }
 
 func (t *tx) CreateRule(ctx context.Context, r *model.SecurityGroupRule) error {

@@ -317,7 +317,7 @@ func testUpgrade(t *testing.T, dialect, from string) {
 		t.Fatal("old database already has the agents table")
 	}
 	err = old.Read(ctx, func(tx store.Tx) error {
-		_, err := tx.ListIKEPolicies(ctx, store.Scope{})
+		_, err := tx.ListIKEPolicies(ctx, store.PolicyFilter{})
 		return err
 	})
 	if hasVPN := err == nil; hasVPN != (from >= "0002_vpnaas") {

@@ -19,6 +19,8 @@ var ikePolicies = &table[model.IKEPolicy]{
 			&p.Phase1NegotiationMode, &p.Lifetime.Units, &p.Lifetime.Value, &p.IKEVersion, &p.PFS},
 			stdFields(&p.Standard)...)
 	},
+	page: pageAttrs("id", "project_id", "name", "description", "auth_algorithm", "encryption_algorithm",
+		"phase1_negotiation_mode", "ike_version", "pfs"),
 }
 
 var ipsecPolicies = &table[model.IPsecPolicy]{
@@ -30,6 +32,8 @@ var ipsecPolicies = &table[model.IPsecPolicy]{
 			&p.EncryptionAlgorithm, &p.EncapsulationMode, &p.Lifetime.Units, &p.Lifetime.Value, &p.PFS},
 			stdFields(&p.Standard)...)
 	},
+	page: pageAttrs("id", "project_id", "name", "description", "transform_protocol", "auth_algorithm",
+		"encryption_algorithm", "encapsulation_mode", "pfs"),
 }
 
 var vpnServices = &table[model.VPNService]{
@@ -41,6 +45,7 @@ var vpnServices = &table[model.VPNService]{
 			nullStr{&v.FlavorID}, &v.Provider, nullStr{&v.ExternalV4IP}, nullStr{&v.ExternalV6IP}, &v.Status},
 			stdFields(&v.Standard)...)
 	},
+	page: pageAttrs("id", "project_id", "name", "description", "router_id", "admin_state_up#", "status"),
 }
 
 // endpointGroups holds the group row; Endpoints live in
@@ -51,6 +56,7 @@ var endpointGroups = &table[model.EndpointGroup]{
 	fields: func(g *model.EndpointGroup) []any {
 		return append([]any{&g.ID, &g.ProjectID, &g.Name, &g.Type}, stdFields(&g.Standard)...)
 	},
+	page: pageAttrs("id", "project_id", "name", "description", "type=endpoint_type"),
 }
 
 var connections = &table[model.IPsecSiteConnection]{
@@ -66,6 +72,8 @@ var connections = &table[model.IPsecSiteConnection]{
 			&c.DPD.Action, &c.DPD.Interval, &c.DPD.Timeout, &c.AdminStateUp, &c.Status, &c.StatusReason},
 			stdFields(&c.Standard)...)
 	},
+	page: pageAttrs("id", "project_id", "name", "description", "vpnservice_id", "ikepolicy_id", "ipsecpolicy_id",
+		"peer_address", "peer_id", "route_mode", "mtu#", "initiator", "auth_mode", "admin_state_up#", "status"),
 }
 
 // IKE policies.
@@ -74,10 +82,10 @@ func (t *tx) GetIKEPolicy(ctx context.Context, id string) (*model.IKEPolicy, err
 	return ikePolicies.get(ctx, t, id)
 }
 
-func (t *tx) ListIKEPolicies(ctx context.Context, f store.Scope) ([]model.IKEPolicy, error) {
+func (t *tx) ListIKEPolicies(ctx context.Context, f store.PolicyFilter) ([]model.IKEPolicy, error) {
 	var w where
 	w.eq("project_id", f.ProjectID)
-	return ikePolicies.list(ctx, t, w)
+	return ikePolicies.listPage(ctx, t, w, f.Page)
 }
 
 func (t *tx) CreateIKEPolicy(ctx context.Context, p *model.IKEPolicy) error {
@@ -100,10 +108,10 @@ func (t *tx) GetIPsecPolicy(ctx context.Context, id string) (*model.IPsecPolicy,
 	return ipsecPolicies.get(ctx, t, id)
 }
 
-func (t *tx) ListIPsecPolicies(ctx context.Context, f store.Scope) ([]model.IPsecPolicy, error) {
+func (t *tx) ListIPsecPolicies(ctx context.Context, f store.PolicyFilter) ([]model.IPsecPolicy, error) {
 	var w where
 	w.eq("project_id", f.ProjectID)
-	return ipsecPolicies.list(ctx, t, w)
+	return ipsecPolicies.listPage(ctx, t, w, f.Page)
 }
 
 func (t *tx) CreateIPsecPolicy(ctx context.Context, p *model.IPsecPolicy) error {
@@ -132,7 +140,7 @@ func (t *tx) ListVPNServices(ctx context.Context, f store.VPNServiceFilter) ([]m
 	w.in("id", f.IDs)
 	w.eq("router_id", f.RouterID)
 	w.eq("subnet_id", f.SubnetID)
-	return vpnServices.list(ctx, t, w)
+	return vpnServices.listPage(ctx, t, w, f.Page)
 }
 
 // CreateVPNService inserts the service; a missing router or subnet gives
@@ -154,7 +162,7 @@ func (t *tx) DeleteVPNService(ctx context.Context, id string) error {
 // Endpoint groups.
 
 func (t *tx) GetEndpointGroup(ctx context.Context, id string) (*model.EndpointGroup, error) {
-	gs, err := t.listEndpointGroups(ctx, whereID(id))
+	gs, err := t.listEndpointGroups(ctx, whereID(id), store.Page{})
 	if err != nil {
 		return nil, err
 	}
@@ -171,27 +179,31 @@ func (t *tx) ListEndpointGroups(ctx context.Context, f store.EndpointGroupFilter
 	if f.Endpoint != "" {
 		w.add("id IN (SELECT group_id FROM endpoint_group_endpoints WHERE endpoint = ?)", f.Endpoint)
 	}
-	return t.listEndpointGroups(ctx, w)
+	return t.listEndpointGroups(ctx, w, f.Page)
 }
 
 // listEndpointGroups loads the groups selected by w with their endpoints in
 // two queries, whatever their number. A group without endpoints has nil
 // Endpoints.
-func (t *tx) listEndpointGroups(ctx context.Context, w where) ([]model.EndpointGroup, error) {
-	gs, err := endpointGroups.list(ctx, t, w)
+func (t *tx) listEndpointGroups(ctx context.Context, w where, p store.Page) ([]model.EndpointGroup, error) {
+	gs, err := endpointGroups.listPage(ctx, t, w, p)
 	if err != nil || len(gs) == 0 {
 		return gs, err
+	}
+	from, args, err := endpointGroups.selection(t, w, p)
+	if err != nil {
+		return nil, err
 	}
 	byID := make(map[string]*model.EndpointGroup, len(gs))
 	for i := range gs {
 		byID[gs[i].ID] = &gs[i]
 	}
-	eps, err := queryAll(ctx, t, "SELECT group_id, endpoint FROM endpoint_group_endpoints WHERE group_id IN (SELECT id FROM endpoint_groups"+
-		w.String()+") ORDER BY group_id, position",
+	eps, err := queryAll(ctx, t, "SELECT group_id, endpoint FROM endpoint_group_endpoints WHERE group_id IN (SELECT id"+
+		from+") ORDER BY group_id, position",
 		func(s scanner) (v [2]string, err error) {
 			err = s.Scan(&v[0], &v[1])
 			return v, err
-		}, w.args...)
+		}, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list endpoint groups: endpoints: %w", err)
 	}
@@ -258,7 +270,7 @@ func (t *tx) ListConnections(ctx context.Context, f store.ConnectionFilter) ([]m
 	if f.EndpointGroupID != "" {
 		w.add("(local_ep_group_id = ? OR peer_ep_group_id = ?)", f.EndpointGroupID, f.EndpointGroupID)
 	}
-	return connections.list(ctx, t, w)
+	return connections.listPage(ctx, t, w, f.Page)
 }
 
 // CreateConnection inserts the connection; a missing VPN service, policy

@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Count", testCount},
 		{"DefaultSecurityGroup", testDefaultSecurityGroup},
 		{"Concurrency", testConcurrency},
+		{"Page", testPage},
 		{"VPN/RoundTrip", testVPNRoundTrip},
 		{"VPN/Update", testVPNUpdate},
 		{"VPN/NotFound", testVPNNotFound},

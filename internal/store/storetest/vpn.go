@@ -69,12 +69,12 @@ func vpnBase(t *testing.T, s store.Store) {
 
 func listIKEPolicies(tx store.Tx, ids []string) ([]model.IKEPolicy, error) {
 	// Policies have no id filter: select from the full list.
-	all, err := tx.ListIKEPolicies(ctx, store.Scope{})
+	all, err := tx.ListIKEPolicies(ctx, store.PolicyFilter{})
 	return slices.DeleteFunc(all, func(p model.IKEPolicy) bool { return !slices.Contains(ids, p.ID) }), err
 }
 
 func listIPsecPolicies(tx store.Tx, ids []string) ([]model.IPsecPolicy, error) {
-	all, err := tx.ListIPsecPolicies(ctx, store.Scope{})
+	all, err := tx.ListIPsecPolicies(ctx, store.PolicyFilter{})
 	return slices.DeleteFunc(all, func(p model.IPsecPolicy) bool { return !slices.Contains(ids, p.ID) }), err
 }
 
@@ -396,8 +396,8 @@ func testVPNListOrder(t *testing.T, s store.Store) {
 			name string
 			list func() ([]string, error)
 		}{
-			{"ike-", func() ([]string, error) { return ids(tx.ListIKEPolicies(ctx, p9)) }},
-			{"ipsec-", func() ([]string, error) { return ids(tx.ListIPsecPolicies(ctx, p9)) }},
+			{"ike-", func() ([]string, error) { return ids(tx.ListIKEPolicies(ctx, store.PolicyFilter{Scope: p9})) }},
+			{"ipsec-", func() ([]string, error) { return ids(tx.ListIPsecPolicies(ctx, store.PolicyFilter{Scope: p9})) }},
 			{"vpn-", func() ([]string, error) { return ids(tx.ListVPNServices(ctx, store.VPNServiceFilter{Scope: p9})) }},
 			{"eg-", func() ([]string, error) {
 				return ids(tx.ListEndpointGroups(ctx, store.EndpointGroupFilter{Scope: p9}))
@@ -440,15 +440,21 @@ func testVPNFilters(t *testing.T, s store.Store) {
 		want []string
 	}
 	cases := []tc{
-		{"ikepolicies/all", func(tx store.Tx) ([]string, error) { return ids(tx.ListIKEPolicies(ctx, store.Scope{})) },
+		{"ikepolicies/all", func(tx store.Tx) ([]string, error) { return ids(tx.ListIKEPolicies(ctx, store.PolicyFilter{})) },
 			[]string{"i1", "i2", "i3"}},
-		{"ikepolicies/project", func(tx store.Tx) ([]string, error) { return ids(tx.ListIKEPolicies(ctx, p("p1"))) },
+		{"ikepolicies/project", func(tx store.Tx) ([]string, error) {
+			return ids(tx.ListIKEPolicies(ctx, store.PolicyFilter{Scope: p("p1")}))
+		},
 			[]string{"i1", "i2"}},
-		{"ikepolicies/other-project", func(tx store.Tx) ([]string, error) { return ids(tx.ListIKEPolicies(ctx, p("p3"))) },
+		{"ikepolicies/other-project", func(tx store.Tx) ([]string, error) {
+			return ids(tx.ListIKEPolicies(ctx, store.PolicyFilter{Scope: p("p3")}))
+		},
 			[]string{}},
-		{"ipsecpolicies/all", func(tx store.Tx) ([]string, error) { return ids(tx.ListIPsecPolicies(ctx, store.Scope{})) },
+		{"ipsecpolicies/all", func(tx store.Tx) ([]string, error) { return ids(tx.ListIPsecPolicies(ctx, store.PolicyFilter{})) },
 			[]string{"x1", "x2"}},
-		{"ipsecpolicies/project", func(tx store.Tx) ([]string, error) { return ids(tx.ListIPsecPolicies(ctx, p("p2"))) },
+		{"ipsecpolicies/project", func(tx store.Tx) ([]string, error) {
+			return ids(tx.ListIPsecPolicies(ctx, store.PolicyFilter{Scope: p("p2")}))
+		},
 			[]string{"x2"}},
 
 		{"vpnservices/all", func(tx store.Tx) ([]string, error) {
