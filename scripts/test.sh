@@ -8,8 +8,10 @@
 # agent's concurrent parts again under the race detector, and a short fuzz
 # run of the API's request decoding.
 #
-#   scripts/test.sh            everything
-#   scripts/test.sh -short     skip the installs and the external services
+#   scripts/test.sh            everything, as root; CI=true, so a test whose
+#                              requirement is missing fails (internal/testenv)
+#   scripts/test.sh -short     no installs and no external services, as any
+#                              user; tests lacking what they need skip
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +19,17 @@ log() { echo "[test] $*" >&2; }
 
 short=false
 [ "${1:-}" = "-short" ] && short=true
+
+if ! $short; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "scripts/test.sh must run as root: it installs Debian packages, starts PostgreSQL and" >&2
+        echo "Keystone, and the data-plane tests build namespaces and run charon." >&2
+        echo "Run: sudo bash scripts/test.sh   (or, without root: bash scripts/test.sh -short)" >&2
+        exit 1
+    fi
+    # No test may skip for lack of something this script installs.
+    export CI=true
+fi
 
 if ! $short; then
     export DEBIAN_FRONTEND=noninteractive
@@ -38,7 +51,6 @@ if ! $short; then
     while IFS= read -r line; do
         [ -n "$line" ] && export "${line?}"
     done < <(bash scripts/ci/postgres.sh; bash scripts/ci/keystone.sh | grep KEYSTONE)
-    export NEUTRINO_REQUIRE_CLI=1
     log "postgres: ${NEUTRINO_TEST_POSTGRES%%@*}@...  keystone: ${NEUTRINO_TEST_KEYSTONE}"
 fi
 

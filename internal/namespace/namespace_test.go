@@ -1,4 +1,4 @@
-package namespace
+package namespace_test
 
 import (
 	"os"
@@ -6,32 +6,33 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/neutrino-net/neutrino/internal/namespace"
+	"github.com/neutrino-net/neutrino/internal/testenv"
 )
 
 // TestPrepareDir: after PrepareDir, an iproute2-style shared
 // bind of the directory (what `ip netns add` does) no longer stacks over
 // router namespaces, so they stay removable.
 func TestPrepareDir(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: mounts and network namespaces")
-	}
+	testenv.RequireKernel(t, testenv.Mounting)
 	dir := filepath.Join(t.TempDir(), "netns")
-	if err := PrepareDir(dir); err != nil {
-		t.Skipf("cannot make a shared mount here: %v", err)
+	if err := namespace.PrepareDir(dir); err != nil {
+		testenv.Missing(t, "cannot make a shared mount here: %v", err)
 	}
 	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
-	if err := PrepareDir(dir); err != nil { // idempotent
+	if err := namespace.PrepareDir(dir); err != nil { // idempotent
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "qrouter-test")
-	if err := CreateNamed(path); err != nil {
+	if err := namespace.CreateNamed(path); err != nil {
 		t.Fatal(err)
 	}
 	// What `ip netns add` does to its directory when it is already a mount.
 	if err := unix.Mount("", dir, "none", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := RemoveNamed(path); err != nil {
+	if err := namespace.RemoveNamed(path); err != nil {
 		t.Fatalf("remove after a second shared mount: %v", err)
 	}
 	if _, err := os.Stat(path); !os.IsNotExist(err) {

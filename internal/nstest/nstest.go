@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/neutrino-net/neutrino/internal/testenv"
 )
 
 // Dir returns an empty directory where namespaces can be bind-mounted, as
@@ -30,7 +32,7 @@ func Dir(tb testing.TB, prefix string) (string, func()) {
 	}
 	dir = fmt.Sprintf("/run/%s-%08x", prefix, rand.Uint32())
 	if err := os.Mkdir(dir, 0o700); err != nil {
-		tb.Skipf("no directory for namespaces: %v", err)
+		testenv.Missing(tb, "no directory for namespaces: %v", err)
 	}
 	return dir, func() { _ = os.RemoveAll(dir) }
 }

@@ -85,6 +85,7 @@ import (
 	"github.com/neutrino-net/neutrino/internal/nstest"
 	"github.com/neutrino-net/neutrino/internal/service"
 	"github.com/neutrino-net/neutrino/internal/store/sqlstore/sqltest"
+	"github.com/neutrino-net/neutrino/internal/testenv"
 )
 
 const (
@@ -101,7 +102,6 @@ const (
 	agentUnderlay = "192.0.2.10"          // no peers: no VXLAN device is made
 	extCIDR16     = "100.64.0.0/16"       // the shared external network
 	pingExtCIDR   = "203.0.113.0/24"      // BenchmarkInterfaceToPing's one
-	kernelSkipMsg = "needs root: creates network namespaces, bridges, veths and nftables tables"
 )
 
 type jsonObj = map[string]any
@@ -365,12 +365,10 @@ type benchVM struct {
 // bus stopped, the namespaces removed.
 func newKernelEnv(b *testing.B) *kernelEnv {
 	b.Helper()
-	if os.Geteuid() != 0 {
-		b.Skip(kernelSkipMsg)
-	}
+	testenv.RequireKernel(b, testenv.Bridge, testenv.Veth, testenv.NFTNAT, testenv.Mounting)
 	host, err := namespace.New()
 	if err != nil {
-		b.Skipf("cannot create a network namespace: %v", err)
+		b.Fatalf("cannot create a network namespace: %v", err)
 	}
 	dir, rmDir := nstest.Dir(b, "neutrino-bench")
 	b.Cleanup(rmDir)

@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/neutrino-net/neutrino/internal/ipsec/strongswan"
+	"github.com/neutrino-net/neutrino/internal/testenv"
 )
 
 const (
@@ -48,11 +49,7 @@ var vpnPaths = map[string]string{
 	"vpnservice": "/v2.0/vpn/vpnservices", "ipsec_site_connection": "/v2.0/vpn/ipsec-site-connections",
 }
 
-func needCharon(b *testing.B) {
-	if _, err := os.Stat(strongswan.DefaultCharon); err != nil {
-		b.Skipf("strongSwan's charon is not installed: %v", err)
-	}
-}
+func needCharon(b *testing.B) { testenv.RequireCharon(b) }
 
 // vpnCreate POSTs a VPN resource; its deletion is left to the caller.
 func (e *kernelEnv) vpnCreate(kind string, attrs jsonObj) (jsonObj, error) {

@@ -3,8 +3,8 @@
 // Keystone (OS_AUTH_TYPE=none). See docs/dev/openstack-cli-wire.md for what
 // the CLI sends for each command.
 //
-// The test is skipped when `openstack` is not on PATH, unless CI=true or
-// NEUTRINO_REQUIRE_CLI=1 is set: then a missing CLI is a failure.
+// Without `openstack` on PATH the tests fail under CI=true and skip
+// elsewhere (internal/testenv).
 package cli_test
 
 import (
@@ -22,11 +22,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/neutrino-net/neutrino/internal/testenv"
 )
 
 const (
@@ -69,27 +70,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// cliRequired reports whether a missing CLI must fail the test.
-func cliRequired() bool {
-	for _, k := range []string{"CI", "NEUTRINO_REQUIRE_CLI"} {
-		if v, err := strconv.ParseBool(os.Getenv(k)); err == nil && v {
-			return true
-		}
-	}
-	return false
-}
-
-// newCLI skips (or, in CI, fails) without the CLI; otherwise it starts a
-// server and returns a CLI pointed at it that logs its calls at the end.
+// newCLI starts a server and returns a CLI pointed at it that logs its
+// calls at the end; without the CLI the test fails under CI and skips
+// elsewhere (testenv).
 func newCLI(t *testing.T) (*cli, *server) {
 	t.Helper()
-	if openstackPath == "" {
-		const why = "`openstack` CLI not on PATH (apt-get install python3-openstackclient python3-neutronclient)"
-		if cliRequired() {
-			t.Fatal(why + "; CI=true or NEUTRINO_REQUIRE_CLI=1 is set, so this is a failure, not a skip")
-		}
-		t.Skip(why)
-	}
+	testenv.RequireCommand(t, "openstack", "python3-openstackclient python3-neutronclient")
 	start := time.Now()
 	srv := startServer(t)
 	c := &cli{t: t, env: cliEnv(srv.url)}

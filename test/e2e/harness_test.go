@@ -48,6 +48,7 @@ import (
 	"github.com/neutrino-net/neutrino/internal/nstest"
 	"github.com/neutrino-net/neutrino/internal/service"
 	"github.com/neutrino-net/neutrino/internal/store/sqlstore/sqltest"
+	"github.com/neutrino-net/neutrino/internal/testenv"
 )
 
 // Bounds of the waits.
@@ -101,18 +102,11 @@ type undoStep struct {
 	fn   func() error
 }
 
-// requireRoot skips unless the test can make namespaces.
+// requireRoot ends the test (testenv) unless it can build namespaces,
+// bridges, veths, VXLAN and nftables NAT.
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces, bridges, veths and nftables tables")
-	}
-	// A throw-away namespace proves the kernel lets us.
-	ns, err := namespace.New()
-	if err != nil {
-		t.Skipf("cannot create a network namespace: %v", err)
-	}
-	ns.Close()
+	testenv.RequireKernel(t, testenv.Bridge, testenv.Veth, testenv.VXLAN, testenv.NFTNAT, testenv.Mounting)
 }
 
 // newEnv starts a server with an embedded bus on 127.0.0.1. Its cleanup,
@@ -496,7 +490,7 @@ func (e *env) newHost(name string, underlay netip.Addr) *host {
 	ns, err := namespace.New()
 	if err != nil {
 		rm()
-		e.t.Skipf("cannot create a network namespace: %v", err)
+		e.t.Fatalf("cannot create a network namespace: %v", err)
 	}
 	h := &host{e: e, name: name, ns: ns, dir: dir, rmDir: rm, underlay: underlay, state: e.t.TempDir()}
 	e.mu.Lock()

@@ -13,22 +13,17 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	"github.com/neutrino-net/neutrino/internal/ipsec/strongswan"
+	"github.com/neutrino-net/neutrino/internal/testenv"
 )
 
 // vpnTimeout bounds a wait for a connection's status in the API.
 const vpnTimeout = 20 * time.Second
 
-// needCharon skips VPN tests where strongSwan is not installed, except
-// under CI, where scripts/test.sh installs it.
+// needCharon ends the test without strongSwan's charon: a failure under
+// CI, where scripts/test.sh installs it, a skip elsewhere.
 func needCharon(t *testing.T) {
 	t.Helper()
-	if _, err := os.Stat(strongswan.DefaultCharon); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI is set but charon is missing: %v", err)
-		}
-		t.Skipf("strongSwan's charon is not installed: %v", err)
-	}
+	testenv.RequireCharon(t)
 }
 
 // site is one side of the moon/sun topology: a router with a gateway on

@@ -12,7 +12,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -27,22 +26,14 @@ import (
 	"github.com/neutrino-net/neutrino/internal/httpapi"
 	"github.com/neutrino-net/neutrino/internal/service"
 	"github.com/neutrino-net/neutrino/internal/store/sqlstore/sqltest"
+	"github.com/neutrino-net/neutrino/internal/testenv"
 )
 
 var ctx = context.Background()
 
-// keystoneURL returns the Keystone under test, skipping when there is none
-// (and failing in CI, which installs one).
-func keystoneURL(t *testing.T) string {
-	u := os.Getenv("NEUTRINO_TEST_KEYSTONE")
-	if u == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("NEUTRINO_TEST_KEYSTONE is unset in CI: scripts/ci/keystone.sh should have started Keystone")
-		}
-		t.Skip("no Keystone: run scripts/ci/keystone.sh and set NEUTRINO_TEST_KEYSTONE")
-	}
-	return u
-}
+// keystoneURL returns the Keystone under test (testenv: a failure under
+// CI, which installs one, a skip elsewhere).
+func keystoneURL(t *testing.T) string { return testenv.RequireKeystone(t) }
 
 // login authenticates as user in project (Default domain).
 func login(t *testing.T, ksURL, user, password, project string) *gophercloud.ProviderClient {

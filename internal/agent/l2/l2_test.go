@@ -30,6 +30,8 @@ import (
 
 	"github.com/neutrino-net/neutrino/api/agentv1"
 	"github.com/neutrino-net/neutrino/internal/namespace"
+	"github.com/neutrino-net/neutrino/internal/nstest"
+	"github.com/neutrino-net/neutrino/internal/testenv"
 )
 
 // testNS is a throw-away namespace, bound to dir/name when named.
@@ -77,7 +79,7 @@ func newNS(t *testing.T, dir, name string) *testNS {
 		if h.IsOpen() {
 			h.Close()
 		}
-		t.Skipf("cannot create a network namespace: %v", err)
+		t.Fatalf("cannot create a network namespace: %v", err)
 	}
 	n := &testNS{NsHandle: h}
 	t.Cleanup(n.remove)
@@ -97,23 +99,9 @@ func newNS(t *testing.T, dir, name string) *testNS {
 // mounts work there, else a fresh directory under /run.
 func nsDir(t *testing.T) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces, bridges and veths")
-	}
-	dir := t.TempDir()
-	probe := filepath.Join(dir, ".probe")
-	if err := os.WriteFile(probe, nil, 0o600); err == nil {
-		if err := unix.Mount("/proc/self/ns/net", probe, "", unix.MS_BIND, ""); err == nil {
-			_ = unix.Unmount(probe, unix.MNT_DETACH)
-			_ = os.Remove(probe)
-			return dir
-		}
-	}
-	dir = fmt.Sprintf("/run/neutrino-test-%08x", rand.Uint32())
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Skipf("no directory for namespaces: %v", err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	testenv.RequireKernel(t, testenv.Bridge, testenv.Veth, testenv.VXLAN, testenv.Mounting)
+	dir, rm := nstest.Dir(t, "neutrino-test")
+	t.Cleanup(rm)
 	return dir
 }
 

@@ -25,6 +25,7 @@ import (
 
 	"github.com/neutrino-net/neutrino/api/agentv1"
 	"github.com/neutrino-net/neutrino/internal/namespace"
+	"github.com/neutrino-net/neutrino/internal/testenv"
 )
 
 // The test topology: two tenant networks with a VM each, an external
@@ -421,13 +422,11 @@ var (
 	kernelReason string
 )
 
-// requireKernel skips unless the test may build namespaces, bridges, veths
+// requireKernel ends the test (testenv) unless it may build namespaces, bridges, veths
 // and nftables NAT tables.
 func requireKernel(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces, bridges, veths and nftables tables")
-	}
+	testenv.RequireKernel(t, testenv.Bridge, testenv.Veth, testenv.NFTNAT)
 	kernelOnce.Do(func() {
 		ns, err := newNS()
 		if err != nil {
@@ -457,7 +456,7 @@ func requireKernel(t *testing.T) {
 		}
 	})
 	if kernelReason != "" {
-		t.Skip(kernelReason)
+		testenv.Missing(t, "%s", kernelReason)
 	}
 }
 

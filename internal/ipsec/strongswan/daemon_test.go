@@ -12,26 +12,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/neutrino-net/neutrino/internal/namespace"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/neutrino-net/neutrino/internal/namespace"
+	"github.com/neutrino-net/neutrino/internal/testenv"
 )
 
 // needCharon skips unless the test can run real daemons: root and an
 // installed charon. Under CI a missing charon is a failure, not a skip.
 func needCharon(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: network and mount namespaces, charon")
-	}
-	if _, err := os.Stat(DefaultCharon); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI is set but charon is missing (install strongswan-charon, "+
-				"libcharon-extra-plugins, libstrongswan-standard-plugins): %v", err)
-		}
-		t.Skipf("charon not installed: %v", err)
-	}
+	testenv.RequireCharon(t)
+	testenv.RequireKernel(t, testenv.Mounting)
 }
 
 // router is one router namespace plus its state dir.

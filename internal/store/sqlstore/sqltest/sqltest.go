@@ -19,12 +19,13 @@ import (
 
 	"github.com/neutrino-net/neutrino/internal/store"
 	"github.com/neutrino-net/neutrino/internal/store/sqlstore"
+	"github.com/neutrino-net/neutrino/internal/testenv"
 )
 
 // EnvPostgres names the environment variable holding the PostgreSQL DSN,
 // e.g. postgres://neutrino:neutrino@127.0.0.1:5432/neutrino_test?sslmode=disable
 // (scripts/ci/postgres.sh prints it).
-const EnvPostgres = "NEUTRINO_TEST_POSTGRES"
+const EnvPostgres = testenv.EnvPostgres
 
 // Dialects lists the backends a store-backed test should cover.
 var Dialects = []string{sqlstore.SQLite, sqlstore.Postgres}
@@ -43,8 +44,8 @@ func Run(t *testing.T, fn func(t *testing.T, dialect string)) {
 // Require skips the test if the dialect's database is not available.
 func Require(t testing.TB, dialect string) {
 	t.Helper()
-	if dialect == sqlstore.Postgres && os.Getenv(EnvPostgres) == "" {
-		t.Skipf("postgres tests disabled: set %s to a PostgreSQL DSN (scripts/ci/postgres.sh prints one)", EnvPostgres)
+	if dialect == sqlstore.Postgres {
+		testenv.RequirePostgres(t)
 	}
 }
 
