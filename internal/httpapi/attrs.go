@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"regexp"
@@ -204,6 +205,11 @@ func toInt(v any) (any, error) {
 	n, err := strconv.Atoi(strings.TrimSpace(s))
 	if err != nil {
 		return nil, &opError{fmt.Sprintf("'%s' is not an integer", s)}
+	}
+	// Every integer attribute is a 32-bit column on both stores, as in the
+	// reference's schema (where larger values fail in the database).
+	if n > math.MaxInt32 || n < math.MinInt32 {
+		return nil, &opError{fmt.Sprintf("'%s' is out of range (%d to %d)", s, math.MinInt32, math.MaxInt32)}
 	}
 	return n, nil
 }

@@ -46,7 +46,35 @@ func decodeJSON(data []byte) (any, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, neutron.BadRequest("Malformed request body")
 	}
+	if hasNUL(v) {
+		return nil, errNUL
+	}
 	return v, nil
+}
+
+// errNUL refuses a NUL character in a request: no attribute can hold one,
+// and PostgreSQL refuses it in text.
+var errNUL = neutron.BadRequest("Invalid input: strings must not contain NUL characters.")
+
+// hasNUL reports whether a decoded JSON value has a NUL in any string or key.
+func hasNUL(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return strings.ContainsRune(x, 0)
+	case []any:
+		for _, e := range x {
+			if hasNUL(e) {
+				return true
+			}
+		}
+	case map[string]any:
+		for k, e := range x {
+			if strings.ContainsRune(k, 0) || hasNUL(e) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // values are the converted attributes of a request, only those given.

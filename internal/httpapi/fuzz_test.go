@@ -69,6 +69,9 @@ func FuzzRequest(f *testing.F) {
 		`{"ipsec_site_connection": {"vpnservice_id": "` + rtrID + `", "ikepolicy_id": "` + rtrID + `", "ipsecpolicy_id": "` + rtrID + `", "peer_address": "x.invalid", "peer_id": "p", "psk": "k", "dpd": {"timeout": "9"}, "peer_cidrs": "1.2.3.0/24", "mtu": "1280"}}`,
 		`sort_key=name&sort_dir=asc&limit=2&name=a&id=b`,
 		`{}`, `[]`, `null`, `{"network": []}`, `"`, `{"network": {"name": "\u0000"}}`,
+		`{"ikepolicy": {"lifetime": {"value": 2147483648}}}`, `{"network": {"mtu": "-2147483649"}}`,
+		`{"ipsec_site_connection": {"psk": "a\u0000b", "dpd": {"interval": 99999999999}}}`,
+		`name=a%00b&limit=1&marker=%00`, `{"port": {"x\u0000": 1}}`,
 	}
 	for i, s := range seeds {
 		f.Add(uint8(i), []byte(s))

@@ -34,6 +34,11 @@ type listQuery struct {
 func parseListQuery(q url.Values, res *resource, admin bool) (*listQuery, error) {
 	lq := &listQuery{filters: map[string][]string{}, fields: q["fields"]}
 	for k, vs := range q {
+		if strings.ContainsRune(k, 0) || slices.ContainsFunc(vs, func(v string) bool { return strings.ContainsRune(v, 0) }) {
+			return nil, errNUL
+		}
+	}
+	for k, vs := range q {
 		if reservedQuery[k] {
 			continue
 		}

@@ -98,6 +98,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = http.MaxBytesReader(sw, r.Body, MaxBodyBytes)
 	r.URL.Path = normalizePath(r.URL.Path)
+	if strings.ContainsRune(r.URL.Path, 0) { // no id or route has one
+		writeError(sw, neutron.NotFound("HTTPNotFound", "The resource could not be found."))
+		return
+	}
 	if r.URL.Path == metricsPath && a.opts.Metrics != nil {
 		scrape = true
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {

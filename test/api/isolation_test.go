@@ -14,7 +14,12 @@ import (
 // returns its id, failing the test unless it is created.
 func (e *env) create(project, coll string, attrs map[string]any) string {
 	e.t.Helper()
-	noun := strings.TrimSuffix(coll, "s")
+	return e.createAs(project, coll, strings.TrimSuffix(coll, "s"), attrs)
+}
+
+// createAs is create for a collection path whose body key is noun.
+func (e *env) createAs(project, coll, noun string, attrs map[string]any) string {
+	e.t.Helper()
 	r := e.do("POST", "/v2.0/"+coll, project, map[string]any{noun: attrs})
 	if r.status != 201 {
 		e.t.Fatalf("create %s %v as %q: %d %s", noun, attrs, project, r.status, r.raw)

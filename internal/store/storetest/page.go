@@ -229,3 +229,47 @@ func sample(attr string) any {
 	}
 	return "x"
 }
+
+// testIntLimits: every integer the API accepts (32 bits) is stored and
+// read back on both stores.
+func testIntLimits(t *testing.T, s store.Store) {
+	const max = 1<<31 - 1
+	n := network("lim-net", "lim")
+	n.MTU = max
+	r := router("lim-rtr", "lim", nil)
+	ike, ipsec := ikePolicy("lim-ike", "lim"), ipsecPolicy("lim-ipsec", "lim")
+	ike.Lifetime.Value, ipsec.Lifetime.Value = max, max
+	svc := vpnService("lim-svc", "lim", "lim-rtr", "")
+	c := connection("lim-conn", "lim", "lim-svc", "lim-ike", "lim-ipsec")
+	c.MTU, c.DPD.Interval, c.DPD.Timeout = max, max-1, max
+	rule := rule("lim-rule", "lim-sg", "lim")
+	rule.PortRangeMin, rule.PortRangeMax = new(int), new(int)
+	*rule.PortRangeMin, *rule.PortRangeMax = max, max
+	write(t, s, create(n, r, ike, ipsec, svc, c, group("lim-sg", "lim"), rule))
+	err := s.Read(ctx, func(tx store.Tx) error {
+		gn, err := tx.GetNetwork(ctx, "lim-net")
+		if err != nil || gn.MTU != max {
+			return fmt.Errorf("network mtu %v, %v", gn, err)
+		}
+		gi, err := tx.GetIKEPolicy(ctx, "lim-ike")
+		if err != nil || gi.Lifetime.Value != max {
+			return fmt.Errorf("ike lifetime %v, %v", gi, err)
+		}
+		gp, err := tx.GetIPsecPolicy(ctx, "lim-ipsec")
+		if err != nil || gp.Lifetime.Value != max {
+			return fmt.Errorf("ipsec lifetime %v, %v", gp, err)
+		}
+		gc, err := tx.GetConnection(ctx, "lim-conn")
+		if err != nil || gc.MTU != max || gc.DPD.Interval != max-1 || gc.DPD.Timeout != max {
+			return fmt.Errorf("connection %v, %v", gc, err)
+		}
+		gr, err := tx.GetRule(ctx, "lim-rule")
+		if err != nil || *gr.PortRangeMin != max || *gr.PortRangeMax != max {
+			return fmt.Errorf("rule %v, %v", gr, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

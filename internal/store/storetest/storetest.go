@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DefaultSecurityGroup", testDefaultSecurityGroup},
 		{"Concurrency", testConcurrency},
 		{"Page", testPage},
+		{"IntLimits", testIntLimits},
 		{"VPN/RoundTrip", testVPNRoundTrip},
 		{"VPN/Update", testVPNUpdate},
 		{"VPN/NotFound", testVPNNotFound},
