@@ -221,7 +221,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		Providers: providers, Hint: hint.hint, AgentDownTime: cfg.AgentDownTime, ObserveReport: m.ObserveReport})
 	var authn auth.Authenticator = auth.NoAuth{}
 	if cfg.Auth == "keystone" {
-		authn = auth.NewKeystone(cfg.KeystoneURL, cfg.KeystoneCacheTTL)
+		ks := auth.NewKeystone(cfg.KeystoneURL, cfg.KeystoneCacheTTL)
+		ks.MaxConcurrency = cfg.KeystoneInFlight
+		authn = ks
 	}
 	api := httpapi.New(httpapi.Options{Service: svc, Auth: authn, Logger: log, PublicURL: cfg.PublicURL,
 		Observe: m.ObserveRequest, Metrics: m.Handler()})

@@ -25,6 +25,7 @@ type Config struct {
 	Auth             string
 	KeystoneURL      string
 	KeystoneCacheTTL time.Duration
+	KeystoneInFlight int
 	PublicURL        string
 	APIReadTimeout   time.Duration
 	APIIdleTimeout   time.Duration
@@ -98,6 +99,15 @@ var options = []option{
 				return fmt.Errorf("not a duration: %q", v)
 			}
 			c.KeystoneCacheTTL = d
+			return nil
+		}},
+	{"keystone_max_concurrency", "8", "Most token validations in flight towards Keystone at once; requests with the same token share one.",
+		func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 1024 {
+				return fmt.Errorf("not a number between 1 and 1024: %q", v)
+			}
+			c.KeystoneInFlight = n
 			return nil
 		}},
 	{"api_read_timeout", "60s", "Longest time to read one API request, headers and body; a slower client is disconnected.",
