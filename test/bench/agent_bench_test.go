@@ -47,7 +47,6 @@ package bench_test
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -779,109 +778,6 @@ func (e *kernelEnv) kernelIdentities(routers []string) (ids map[string]uint64, p
 	return ids, problems
 }
 
-// ---- ICMP from inside a VM ----
-
-// icmpProber sends ICMP echo requests from inside a namespace and sees
-// the replies; its raw socket is opened there and stays there.
-type icmpProber struct {
-	c       net.PacketConn
-	replies chan icmpReply
-	done    chan struct{}
-}
-
-type icmpReply struct {
-	id   uint16
-	from netip.Addr
-	at   time.Time
-}
-
-func newICMPProber(b *testing.B, v *benchVM) *icmpProber {
-	b.Helper()
-	var c net.PacketConn
-	if err := namespace.Do(v.ns, func() (err error) {
-		c, err = net.ListenPacket("ip4:icmp", "0.0.0.0")
-		return err
-	}); err != nil {
-		b.Fatalf("VM %s: icmp socket: %v", v.name, err)
-	}
-	p := &icmpProber{c: c, replies: make(chan icmpReply, 1024), done: make(chan struct{})}
-	go p.read()
-	b.Cleanup(func() { p.c.Close(); <-p.done })
-	return p
-}
-
-func (p *icmpProber) read() {
-	defer close(p.done)
-	buf := make([]byte, 1500)
-	for {
-		n, from, err := p.c.ReadFrom(buf)
-		if errors.Is(err, net.ErrClosed) {
-			return
-		}
-		ip, _ := from.(*net.IPAddr)
-		if err != nil || n < 8 || buf[0] != 0 || ip == nil { // echo replies only
-			continue
-		}
-		addr, _ := netip.AddrFromSlice(ip.IP)
-		select {
-		case p.replies <- icmpReply{id: binary.BigEndian.Uint16(buf[4:]), from: addr.Unmap(), at: time.Now()}:
-		default:
-		}
-	}
-}
-
-// reach sends an echo request to dst every interval until one is answered
-// or timeout passes, and returns when the first answer came.
-func (p *icmpProber) reach(dst netip.Addr, interval, timeout time.Duration) (time.Time, bool) {
-	for drained := false; !drained; {
-		select {
-		case <-p.replies:
-		default:
-			drained = true
-		}
-	}
-	id, seq := uint16(rand.Uint32()), uint16(0)
-	send := func() {
-		seq++
-		msg := binary.BigEndian.AppendUint16([]byte{8, 0, 0, 0}, id)
-		msg = binary.BigEndian.AppendUint16(msg, seq)
-		msg = append(msg, "neutrino-bench"...)
-		binary.BigEndian.PutUint16(msg[2:], icmpChecksum(msg))
-		_, _ = p.c.WriteTo(msg, &net.IPAddr{IP: dst.AsSlice()}) // no path yet: no answer
-	}
-	send()
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		select {
-		case r := <-p.replies:
-			if r.id == id && r.from == dst {
-				return r.at, true
-			}
-		case <-tick.C:
-			send()
-		case <-deadline.C:
-			return time.Time{}, false
-		}
-	}
-}
-
-func icmpChecksum(b []byte) uint16 {
-	var s uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		s += uint32(b[len(b)-1]) << 8
-	}
-	for s > 0xffff {
-		s = s&0xffff + s>>16
-	}
-	return ^uint16(s)
-}
-
 // waitVMDevice waits until the VM's device of a port is operationally up
 // with the port's address.
 func waitVMDevice(b *testing.B, v *benchVM, portID, ip string) {
@@ -1106,9 +1002,8 @@ func BenchmarkInterfaceToPing(b *testing.B) {
 	if _, err := run.l3.waitApplied([]string{rtr}, realiseBound); err != nil {
 		b.Fatal(err)
 	}
-	prober := newICMPProber(b, vmA.vm)
 	gwA := netip.MustParseAddr(subA["gateway_ip"].(string))
-	if _, ok := prober.reach(gwA, probeInterval, probeBound); !ok {
+	if _, ok := nstest.NewPinger(b, vmA.vm.ns, "0.0.0.0", gwA.String()).Reach(probeInterval, probeBound); !ok {
 		b.Fatalf("VM A cannot reach its router at %s", gwA)
 	}
 	rns, err := netns.GetFromPath(filepath.Join(e.dir, agentv1.RouterNamespace(rtr)))
@@ -1122,6 +1017,7 @@ func BenchmarkInterfaceToPing(b *testing.B) {
 	}
 	defer rnl.Close()
 	dstB := netip.MustParseAddr(vmB.ip)
+	prober := nstest.NewPinger(b, vmA.vm.ns, "0.0.0.0", dstB.String())
 	vmBnl, err := netlink.NewHandleAt(vmB.vm.ns)
 	if err != nil {
 		b.Fatal(err)
@@ -1133,7 +1029,7 @@ func BenchmarkInterfaceToPing(b *testing.B) {
 		t0 := time.Now()
 		out := e.call("PUT", "/v2.0/routers/"+rtr+"/add_router_interface", ifB, http.StatusOK)
 		tAPI := time.Now()
-		at, ok := prober.reach(dstB, probeInterval, probeBound)
+		at, ok := prober.Reach(probeInterval, probeBound)
 		b.StopTimer()
 		if !ok {
 			b.Fatalf("iteration %d: VM B (%s) did not answer VM A within %s of add_router_interface", len(total)+1, dstB, probeBound)

@@ -83,7 +83,7 @@ func TestRouterBetweenNetworks(t *testing.T) {
 	second := time.Now()
 	e.addInterface(r, subB)
 	go func() { ready <- h.waitRouterAddrs(r, []string{"10.1.0.1", "10.2.0.1"}, reachTimeout) }()
-	at, ok := ping.reach(10*time.Millisecond, reachTimeout)
+	at, ok := ping.Reach(10*time.Millisecond, reachTimeout)
 	if !ok {
 		t.Fatalf("VM A (%s) cannot reach VM B (%s) through the router after %s", pa.ip, pb.ip, reachTimeout)
 	}
@@ -94,7 +94,7 @@ func TestRouterBetweenNetworks(t *testing.T) {
 	t.Logf("first ping A -> B through the router: %s after the first add_router_interface, %s after the second",
 		at.Sub(start).Round(time.Millisecond), at.Sub(second).Round(time.Millisecond))
 	back := newPinger(t, vmB, pb.ip, pa.ip)
-	if _, ok := back.reach(50*time.Millisecond, 3*time.Second); !ok {
+	if _, ok := back.Reach(50*time.Millisecond, 3*time.Second); !ok {
 		t.Fatalf("VM B cannot reach VM A")
 	}
 
@@ -133,7 +133,7 @@ func testAgentRestart(t *testing.T, e *env, h *host, routerID string, ping *ping
 	go func() {
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
-		first := ping.send()
+		first := ping.Send()
 		last := first
 		for {
 			select {
@@ -141,7 +141,7 @@ func testAgentRestart(t *testing.T, e *env, h *host, routerID string, ping *ping
 				sent <- [2]uint16{first, last}
 				return
 			case <-tick.C:
-				last = ping.send()
+				last = ping.Send()
 			}
 		}
 	}()
@@ -190,7 +190,7 @@ wait:
 	time.Sleep(500 * time.Millisecond)
 	first, last := finish()
 	time.Sleep(300 * time.Millisecond) // late replies
-	lost := ping.lost(first, last)
+	lost := ping.Lost(first, last)
 	t.Logf("continuous probe: %d sent every 10ms, %d lost", int(last-first)+1, len(lost))
 
 	// The new agent adopts the data plane: no device is re-created.
@@ -328,7 +328,7 @@ func TestSNAT(t *testing.T) {
 	}
 	// ICMP too, to the address beyond the gateway.
 	ping := newPinger(t, vm, vmPort.ip, "198.51.100.1")
-	if _, ok := ping.reach(50*time.Millisecond, 3*time.Second); !ok {
+	if _, ok := ping.Reach(50*time.Millisecond, 3*time.Second); !ok {
 		t.Fatal("VM cannot ping 198.51.100.1 beyond the external gateway")
 	}
 	// (c) with SNAT: the translated flow survives an agent restart.
@@ -349,19 +349,19 @@ func TestPortSecurity(t *testing.T) {
 	vmA, vmB := h.vm("vm-a"), h.vm("vm-b")
 	e.plugAll(h, []port{pa, pb}, []*vmNS{vmA, vmB})
 
-	if _, ok := newPinger(t, vmA, pa.ip, pb.ip).reach(20*time.Millisecond, reachTimeout); !ok {
+	if _, ok := newPinger(t, vmA, pa.ip, pb.ip).Reach(20*time.Millisecond, reachTimeout); !ok {
 		t.Fatalf("VM A cannot reach VM B from its fixed IP")
 	}
 	const spoofed = "10.0.0.250"
 	vmA.addAddr(t, pa.id, spoofed+"/24")
 	ping := newPinger(t, vmA, spoofed, pb.ip)
-	if !ping.silent(100*time.Millisecond, time.Second) {
+	if !ping.Silent(100*time.Millisecond, time.Second) {
 		t.Fatalf("a reply to a spoofed source %s, want it dropped", spoofed)
 	}
 
 	start := time.Now()
 	e.update("port", pa.id, object{"allowed_address_pairs": []any{object{"ip_address": spoofed}}})
-	if at, ok := ping.reach(20*time.Millisecond, reachTimeout); !ok {
+	if at, ok := ping.Reach(20*time.Millisecond, reachTimeout); !ok {
 		t.Fatalf("%s as an allowed address pair: still dropped after %s", spoofed, reachTimeout)
 	} else {
 		t.Logf("allowed address pair: passes %s after the update", at.Sub(start).Round(time.Millisecond))
@@ -370,7 +370,7 @@ func TestPortSecurity(t *testing.T) {
 	e.update("port", pa.id, object{"allowed_address_pairs": []any{}})
 	dropped := false
 	for deadline := time.Now().Add(reachTimeout); !dropped && time.Now().Before(deadline); {
-		dropped = ping.silent(50*time.Millisecond, 500*time.Millisecond)
+		dropped = ping.Silent(50*time.Millisecond, 500*time.Millisecond)
 	}
 	if !dropped {
 		t.Fatalf("allowed address pair removed: %s still passes after %s", spoofed, reachTimeout)
@@ -378,7 +378,7 @@ func TestPortSecurity(t *testing.T) {
 
 	start = time.Now()
 	e.update("port", pa.id, object{"port_security_enabled": false, "security_groups": []any{}})
-	if at, ok := ping.reach(20*time.Millisecond, reachTimeout); !ok {
+	if at, ok := ping.Reach(20*time.Millisecond, reachTimeout); !ok {
 		t.Fatalf("port security off: %s still dropped after %s", spoofed, reachTimeout)
 	} else {
 		t.Logf("port security off: spoofed source passes %s after the update", at.Sub(start).Round(time.Millisecond))
@@ -608,12 +608,12 @@ func TestVXLANTwoHosts(t *testing.T) {
 		t.Logf("port %s on %s: plug to ACTIVE %s", x.p.ip, x.vm.name, e.waitActive(x.p, start).Round(time.Millisecond))
 		x.vm.waitUp(t, x.p.id)
 	}
-	at, ok := newPinger(t, vm1, p1.ip, p2.ip).reach(10*time.Millisecond, reachTimeout)
+	at, ok := newPinger(t, vm1, p1.ip, p2.ip).Reach(10*time.Millisecond, reachTimeout)
 	if !ok {
 		t.Fatalf("VM 1 (%s, node-1) cannot reach VM 2 (%s, node-2) over VXLAN", p1.ip, p2.ip)
 	}
 	t.Logf("VXLAN: first ping %s after plugging", at.Sub(start).Round(time.Millisecond))
-	if _, ok := newPinger(t, vm2, p2.ip, p1.ip).reach(50*time.Millisecond, 3*time.Second); !ok {
+	if _, ok := newPinger(t, vm2, p2.ip, p1.ip).Reach(50*time.Millisecond, 3*time.Second); !ok {
 		t.Fatal("VM 2 cannot reach VM 1 over VXLAN")
 	}
 	for _, h := range []*host{h1, h2} {

@@ -178,7 +178,7 @@ func stops(p *pinger, within time.Duration) (time.Duration, bool) {
 	start := time.Now()
 	for time.Since(start) < within {
 		at := time.Since(start)
-		if p.silent(20*time.Millisecond, 300*time.Millisecond) {
+		if p.Silent(20*time.Millisecond, 300*time.Millisecond) {
 			return at, true
 		}
 	}
@@ -208,7 +208,7 @@ func TestVPNMoonSun(t *testing.T) {
 	moon.vm.waitUp(t, moon.vmPort.id)
 
 	ping := newPinger(t, moon.vm, moon.vmPort.ip, sun.vmPort.ip)
-	if !ping.silent(20*time.Millisecond, 500*time.Millisecond) {
+	if !ping.Silent(20*time.Millisecond, 500*time.Millisecond) {
 		t.Fatal("moon's VM reaches sun's VM before any VPN")
 	}
 
@@ -231,7 +231,7 @@ func TestVPNMoonSun(t *testing.T) {
 			t.Errorf("vpnservice %s: status %v, want ACTIVE", id, v["status"])
 		}
 	}
-	at, ok := ping.reach(20*time.Millisecond, reachTimeout)
+	at, ok := ping.Reach(20*time.Millisecond, reachTimeout)
 	if !ok {
 		t.Fatalf("moon's VM cannot ping sun's VM through the tunnel")
 	}
@@ -263,7 +263,7 @@ func TestVPNMoonSun(t *testing.T) {
 			t.Errorf("wrong PSK: status_reason %q, want an authentication failure", reason)
 		}
 		t.Logf("wrong PSK: DOWN with reason %q", reason)
-		if !ping.silent(20*time.Millisecond, 300*time.Millisecond) {
+		if !ping.Silent(20*time.Millisecond, 300*time.Millisecond) {
 			t.Error("traffic passes with different PSKs")
 		}
 		e.update("ipsec_site_connection", sunConn, object{"psk": "s3cret"})
@@ -272,7 +272,7 @@ func TestVPNMoonSun(t *testing.T) {
 		if c := e.get("ipsec_site_connection", sunConn); c["status_reason"] != nil && c["status_reason"] != "" {
 			t.Errorf("ACTIVE connection keeps status_reason %q", c["status_reason"])
 		}
-		if _, ok := ping.reach(20*time.Millisecond, reachTimeout); !ok {
+		if _, ok := ping.Reach(20*time.Millisecond, reachTimeout); !ok {
 			t.Fatal("no traffic after the PSK was fixed")
 		}
 		if p := h.vpn.Pid(moon.router); p != moonPid {
@@ -294,7 +294,7 @@ func TestVPNMoonSun(t *testing.T) {
 		e.update("ipsec_site_connection", moonConn, object{"peer_cidrs": []any{sun.cidr, "10.9.0.0/24"}})
 		e.update("ipsec_site_connection", moonConn, object{"dpd": object{"action": "restart", "interval": 10, "timeout": 40}})
 		e.waitConn(moonConn, "ACTIVE", vpnTimeout)
-		if _, ok := ping.reach(20*time.Millisecond, reachTimeout); !ok {
+		if _, ok := ping.Reach(20*time.Millisecond, reachTimeout); !ok {
 			t.Fatal("no traffic after the peer CIDR and DPD changes")
 		}
 		t.Logf("peer CIDRs + DPD changed: traffic again %s after the first PUT", time.Since(start).Round(time.Millisecond))
@@ -318,7 +318,7 @@ func TestVPNMoonSun(t *testing.T) {
 		e.update("vpnservice", sunSvc, object{"admin_state_up": true})
 		e.waitConn(sunConn, "ACTIVE", vpnTimeout)
 		e.waitConn(moonConn, "ACTIVE", vpnTimeout)
-		if _, ok := ping.reach(20*time.Millisecond, reachTimeout); !ok {
+		if _, ok := ping.Reach(20*time.Millisecond, reachTimeout); !ok {
 			t.Fatal("no traffic after the admin state changes")
 		}
 		if p := h.vpn.Pid(moon.router); p == 0 {
@@ -330,10 +330,10 @@ func TestVPNMoonSun(t *testing.T) {
 	t.Run("AgentRestartKeepsTunnels", func(t *testing.T) {
 		before := h.settled(t, moon.router, sun.router, planet.router, comet.router)
 		probe := newPinger(t, moon.vm, moon.vmPort.ip, sun.vmPort.ip)
-		if _, ok := probe.reach(10*time.Millisecond, reachTimeout); !ok {
+		if _, ok := probe.Reach(10*time.Millisecond, reachTimeout); !ok {
 			t.Fatal("no traffic before the restart")
 		}
-		first := probe.send()
+		first := probe.Send()
 		stopProbe := make(chan struct{})
 		probed := make(chan uint16)
 		go func() {
@@ -344,7 +344,7 @@ func TestVPNMoonSun(t *testing.T) {
 					probed <- last
 					return
 				case <-time.After(10 * time.Millisecond):
-					last = probe.send()
+					last = probe.Send()
 				}
 			}
 		}()
@@ -361,7 +361,7 @@ func TestVPNMoonSun(t *testing.T) {
 		close(stopProbe)
 		last := <-probed
 		time.Sleep(200 * time.Millisecond)
-		if lost := probe.lost(first, last); len(lost) > 0 {
+		if lost := probe.Lost(first, last); len(lost) > 0 {
 			t.Errorf("%d of %d probes lost across the agent restart", len(lost), last-first+1)
 		} else {
 			t.Logf("agent restart: %d probes every 10ms, none lost", last-first+1)
@@ -453,15 +453,15 @@ func TestVPNMoonSun(t *testing.T) {
 			e.waitConn(id, "ACTIVE", vpnTimeout)
 		}
 		t.Logf("four connections ACTIVE %s after the first POST", time.Since(start).Round(time.Millisecond))
-		if _, ok := ping.reach(20*time.Millisecond, reachTimeout); !ok {
+		if _, ok := ping.Reach(20*time.Millisecond, reachTimeout); !ok {
 			t.Error("first local subnet: no traffic through the endpoint-group tunnel")
 		}
 		ping2 := newPinger(t, vm2, p2.ip, sun.vmPort.ip)
-		if _, ok := ping2.reach(20*time.Millisecond, reachTimeout); !ok {
+		if _, ok := ping2.Reach(20*time.Millisecond, reachTimeout); !ok {
 			t.Error("second local subnet: no traffic through the endpoint-group tunnel")
 		}
 		ping6 := newPinger(t, moon.vm, moon.vmIP6, sun.vmIP6)
-		if _, ok := ping6.reach(20*time.Millisecond, reachTimeout); !ok {
+		if _, ok := ping6.Reach(20*time.Millisecond, reachTimeout); !ok {
 			t.Error("IPv6 in IPv4: no traffic")
 		}
 
@@ -472,7 +472,7 @@ func TestVPNMoonSun(t *testing.T) {
 			t.Error("the second subnet still reaches sun after leaving the local endpoint group")
 		}
 		e.waitConn(m4, "ACTIVE", vpnTimeout)
-		if _, ok := ping.reach(20*time.Millisecond, reachTimeout); !ok {
+		if _, ok := ping.Reach(20*time.Millisecond, reachTimeout); !ok {
 			t.Error("the first subnet lost the tunnel after the endpoint-group change")
 		}
 
@@ -483,7 +483,7 @@ func TestVPNMoonSun(t *testing.T) {
 		if _, ok := stops(ping6, 5*time.Second); !ok {
 			t.Error("IPv6 still passes 5s after its connections were deleted")
 		}
-		if _, ok := ping.reach(20*time.Millisecond, time.Second); !ok {
+		if _, ok := ping.Reach(20*time.Millisecond, time.Second); !ok {
 			t.Error("deleting the IPv6 connections broke the IPv4 ones")
 		}
 		if moon.ext6 == "" || sun.ext6 == "" {
@@ -495,7 +495,7 @@ func TestVPNMoonSun(t *testing.T) {
 			object{"local_ep_group_id": sunLocal6, "peer_ep_group_id": sunPeer6})
 		e.waitConn(m66, "ACTIVE", vpnTimeout)
 		e.waitConn(s66, "ACTIVE", vpnTimeout)
-		if _, ok := ping6.reach(20*time.Millisecond, reachTimeout); !ok {
+		if _, ok := ping6.Reach(20*time.Millisecond, reachTimeout); !ok {
 			t.Error("IPv6 in IPv6: no traffic")
 		}
 	})
@@ -557,7 +557,7 @@ func TestVPNRouterMoves(t *testing.T) {
 	e.waitConn(moonConn, "ACTIVE", vpnTimeout)
 	e.waitConn(sunConn, "ACTIVE", vpnTimeout)
 	ping := newPinger(t, moon.vm, moon.vmPort.ip, sun.vmPort.ip)
-	if _, ok := ping.reach(20*time.Millisecond, reachTimeout); !ok {
+	if _, ok := ping.Reach(20*time.Millisecond, reachTimeout); !ok {
 		t.Fatal("no traffic through the tunnel before the move")
 	}
 	if h1.vpn.Pid(moon.router) == 0 {
@@ -573,7 +573,7 @@ func TestVPNRouterMoves(t *testing.T) {
 		}
 	}
 	e.waitConn(moonConn, "ACTIVE", vpnTimeout)
-	if _, ok := ping.reach(20*time.Millisecond, reachTimeout); !ok {
+	if _, ok := ping.Reach(20*time.Millisecond, reachTimeout); !ok {
 		t.Fatal("no traffic through the tunnel after the move")
 	}
 	t.Logf("router moved to node-2: tunnel carries traffic again %s after the move", time.Since(start).Round(time.Millisecond))

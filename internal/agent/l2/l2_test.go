@@ -7,11 +7,9 @@ package l2
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -29,7 +27,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/neutrino-net/neutrino/api/agentv1"
-	"github.com/neutrino-net/neutrino/internal/namespace"
 	"github.com/neutrino-net/neutrino/internal/nstest"
 	"github.com/neutrino-net/neutrino/internal/testenv"
 )
@@ -214,67 +211,12 @@ func addAddr(t *testing.T, ns *testNS, dev, prefix string) {
 	}, dev)
 }
 
-// ping sends up to tries ICMP echo requests from src in ns to dst, one
-// second each, and reports whether a reply came.
+// ping sends ICMP echo requests from src in ns to dst, one a second for
+// tries seconds, and reports whether a reply came.
 func ping(t *testing.T, ns *testNS, src, dst string, tries int) bool {
 	t.Helper()
-	s, d := netip.MustParseAddr(src), netip.MustParseAddr(dst)
-	network, typ, reply := "ip4:icmp", byte(8), byte(0)
-	if d.Is6() {
-		network, typ, reply = "ip6:ipv6-icmp", 128, 129
-	}
-	var c net.PacketConn
-	if err := namespace.Do(ns.NsHandle, func() (err error) {
-		c, err = net.ListenPacket(network, s.String())
-		return err
-	}); err != nil {
-		t.Fatalf("icmp socket in namespace: %v", err)
-	}
-	defer c.Close()
-	id := uint16(rand.Uint32())
-	buf := make([]byte, 1500)
-	for seq := uint16(1); seq <= uint16(tries); seq++ {
-		msg := binary.BigEndian.AppendUint16([]byte{typ, 0, 0, 0}, id)
-		msg = binary.BigEndian.AppendUint16(msg, seq)
-		msg = append(msg, "neutrino"...)
-		if d.Is4() { // the kernel sums ICMPv6
-			binary.BigEndian.PutUint16(msg[2:], checksum(msg))
-		}
-		if _, err := c.WriteTo(msg, &net.IPAddr{IP: d.AsSlice()}); err != nil {
-			t.Logf("ping %s -> %s: %v", s, d, err)
-			time.Sleep(time.Second)
-			continue
-		}
-		_ = c.SetReadDeadline(time.Now().Add(time.Second))
-		for {
-			n, from, err := c.ReadFrom(buf)
-			if err != nil {
-				break
-			}
-			if n >= 8 && buf[0] == reply && binary.BigEndian.Uint16(buf[4:]) == id &&
-				from.(*net.IPAddr).IP.Equal(d.AsSlice()) {
-				if seq > 1 {
-					t.Logf("ping %s -> %s: reply to echo %d", s, d, seq)
-				}
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func checksum(b []byte) uint16 {
-	var s uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		s += uint32(b[len(b)-1]) << 8
-	}
-	for s > 0xffff {
-		s = s&0xffff + s>>16
-	}
-	return ^uint16(s)
+	_, ok := nstest.NewPinger(t, ns.NsHandle, src, dst).Reach(time.Second, time.Duration(tries)*time.Second)
+	return ok
 }
 
 // waitUp waits (at most 3s) until the kernel reports a device
