@@ -53,10 +53,8 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -75,15 +73,11 @@ import (
 	"github.com/neutrino-net/neutrino/internal/agent"
 	"github.com/neutrino-net/neutrino/internal/agent/l2"
 	"github.com/neutrino-net/neutrino/internal/agent/node"
-	"github.com/neutrino-net/neutrino/internal/auth"
-	"github.com/neutrino-net/neutrino/internal/bus"
-	"github.com/neutrino-net/neutrino/internal/control"
-	"github.com/neutrino-net/neutrino/internal/httpapi"
 	"github.com/neutrino-net/neutrino/internal/ipsec/strongswan"
 	"github.com/neutrino-net/neutrino/internal/namespace"
 	"github.com/neutrino-net/neutrino/internal/nstest"
+	"github.com/neutrino-net/neutrino/internal/servertest"
 	"github.com/neutrino-net/neutrino/internal/service"
-	"github.com/neutrino-net/neutrino/internal/store/sqlstore/sqltest"
 	"github.com/neutrino-net/neutrino/internal/testenv"
 )
 
@@ -320,15 +314,14 @@ func (d *timedL2) lastBefore(t time.Time) (applyEvent, bool) {
 // kernelEnv is a server with an embedded bus, and one host namespace with
 // its NetnsDir where the agent runs.
 type kernelEnv struct {
-	b      *testing.B
-	api    string
-	hc     *http.Client
-	bus    *bus.Embedded
-	secret []byte
-	logs   *agentLog
-	host   netns.NsHandle
-	dir    string
-	state  string // the agent's state dir (IKE daemons)
+	b     *testing.B
+	api   string
+	hc    *http.Client
+	srv   *servertest.Server
+	logs  *agentLog
+	host  netns.NsHandle
+	dir   string
+	state string // the agent's state dir (IKE daemons)
 
 	mu    sync.Mutex
 	undo  []undoAction
@@ -371,8 +364,7 @@ func newKernelEnv(b *testing.B) *kernelEnv {
 	}
 	dir, rmDir := nstest.Dir(b, "neutrino-bench")
 	b.Cleanup(rmDir)
-	e := &kernelEnv{b: b, host: host, dir: dir, state: b.TempDir(), logs: &agentLog{}, hc: &http.Client{Timeout: time.Minute},
-		secret: fmt.Appendf(nil, "bench-secret-%x", rand.Uint64())}
+	e := &kernelEnv{b: b, host: host, dir: dir, state: b.TempDir(), logs: &agentLog{}, hc: &http.Client{Timeout: time.Minute}}
 	b.Cleanup(e.removeNamespaces)
 	nl, err := netlink.NewHandleAt(host)
 	if err == nil {
@@ -387,34 +379,10 @@ func newKernelEnv(b *testing.B) *kernelEnv {
 	}
 
 	quiet := e.logs.logger(slog.LevelWarn)
-	bs, err := bus.StartEmbedded(bus.EmbeddedOptions{Listen: "127.0.0.1:0", Secret: e.secret, Logger: quiet})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(bs.Shutdown)
-	e.bus = bs
-	nc, err := bs.Connect(bus.ServerUser, bus.ServerToken(e.secret))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(nc.Close)
-	var ctrl atomic.Pointer[control.Control]
-	svc := service.New(sqltest.Open(b, "sqlite"), service.Options{Logger: quiet,
-		Quotas: map[string]int{"network": -1, "subnet": -1, "port": -1, "router": -1},
-		Hint: func(ctx context.Context, host string, h agentv1.Hint) {
-			if c := ctrl.Load(); c != nil {
-				c.Hint(ctx, host, h)
-			}
-		}})
-	c, err := control.New(svc, nc, quiet)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(c.Close)
-	ctrl.Store(c)
-	srv := httptest.NewServer(httpapi.New(httpapi.Options{Service: svc, Auth: auth.NoAuth{}, Logger: quiet}))
-	b.Cleanup(srv.Close)
-	e.api = srv.URL
+	e.srv = servertest.Start(b, servertest.Options{Logger: quiet, Service: func(o *service.Options) {
+		o.Quotas = map[string]int{"network": -1, "subnet": -1, "port": -1, "router": -1}
+	}})
+	e.api = e.srv.URL
 	b.Cleanup(func() {
 		e.teardown()
 		e.stopAgent()
@@ -434,7 +402,7 @@ func (e *kernelEnv) startAgent() *agentRun {
 	log := e.logs.logger(slog.LevelDebug).With("host", agentHostName)
 	var dec *appliedL3
 	var sw2 *timedL2
-	n, err := node.New(node.Options{Host: agentHostName, BusURL: e.bus.URL(), Token: bus.AgentToken(e.secret, agentHostName),
+	n, err := node.New(node.Options{Host: agentHostName, BusURL: e.srv.BusURL(), Token: e.srv.AgentToken(agentHostName),
 		UnderlayIP: netip.MustParseAddr(agentUnderlay), HostNS: e.host, NetnsDir: e.dir, StateDir: e.state, Logger: log,
 		WrapL2: func(l agent.L2) agent.L2 { sw2 = &timedL2{L2: l}; return sw2 },
 		WrapL3: func(l agent.L3) agent.L3 { dec = newAppliedL3(l); return dec }})

@@ -105,7 +105,7 @@ func TestRouterBetweenNetworks(t *testing.T) {
 // and a fresh one starts over the same host and NetnsDir, and until the
 // new agent has realised the router again; no probe may be lost.
 func testAgentRestart(t *testing.T, e *env, h *host, routerID string, ping *pinger) {
-	nc, err := e.bus.Connect(bus.ServerUser, bus.ServerToken(e.secret))
+	nc, err := e.srv.Bus().Connect(bus.ServerUser, bus.ServerToken(e.srv.Secret))
 	if err != nil {
 		t.Fatal(err)
 	}

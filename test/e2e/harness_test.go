@@ -18,10 +18,8 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -39,15 +37,11 @@ import (
 	"github.com/neutrino-net/neutrino/api/agentv1"
 	"github.com/neutrino-net/neutrino/internal/agent/l2"
 	"github.com/neutrino-net/neutrino/internal/agent/node"
-	"github.com/neutrino-net/neutrino/internal/auth"
-	"github.com/neutrino-net/neutrino/internal/bus"
-	"github.com/neutrino-net/neutrino/internal/control"
-	"github.com/neutrino-net/neutrino/internal/httpapi"
 	"github.com/neutrino-net/neutrino/internal/ipsec/strongswan"
 	"github.com/neutrino-net/neutrino/internal/namespace"
 	"github.com/neutrino-net/neutrino/internal/nstest"
+	"github.com/neutrino-net/neutrino/internal/servertest"
 	"github.com/neutrino-net/neutrino/internal/service"
-	"github.com/neutrino-net/neutrino/internal/store/sqlstore/sqltest"
 	"github.com/neutrino-net/neutrino/internal/testenv"
 )
 
@@ -81,12 +75,11 @@ func (s *syncBuffer) String() string {
 
 // env is one server and the hosts of one test.
 type env struct {
-	t      *testing.T
-	api    string
-	bus    *bus.Embedded
-	secret []byte
-	logs   *syncBuffer
-	log    *slog.Logger
+	t    *testing.T
+	api  string
+	srv  *servertest.Server
+	logs *syncBuffer
+	log  *slog.Logger
 
 	mu    sync.Mutex
 	undo  []undoStep // API deletions, run in reverse
@@ -118,30 +111,11 @@ func newEnv(t *testing.T) *env {
 	_ = t.TempDir() // registers the removal of the temp root before our cleanup, so it runs after
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	secret := fmt.Appendf(nil, "e2e-secret-%x", rand.Uint64())
-	e := &env{t: t, secret: secret, logs: logs, log: log}
-
-	b, err := bus.StartEmbedded(bus.EmbeddedOptions{Listen: "127.0.0.1:0", Secret: secret, Logger: log.With("component", "bus")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.bus = b
-	nc, err := b.Connect(bus.ServerUser, bus.ServerToken(secret))
-	if err != nil {
-		b.Shutdown()
-		t.Fatal(err)
-	}
-	var ctrl *control.Control
-	svc := service.New(sqltest.Open(t, "sqlite"), service.Options{Logger: log.With("component", "service"),
-		AgentDownTime: 10 * time.Second,
-		Hint:          func(ctx context.Context, host string, h agentv1.Hint) { ctrl.Hint(ctx, host, h) }})
-	if ctrl, err = control.New(svc, nc, log.With("component", "control")); err != nil {
-		nc.Close()
-		b.Shutdown()
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(httpapi.New(httpapi.Options{Service: svc, Auth: auth.NoAuth{}, Logger: log.With("component", "api")}))
-	e.api = srv.URL
+	e := &env{t: t, logs: logs, log: log}
+	// Started first, so it stops after this test's own cleanup below.
+	e.srv = servertest.Start(t, servertest.Options{Logger: log,
+		Service: func(o *service.Options) { o.AgentDownTime = 10 * time.Second }})
+	e.api = e.srv.URL
 	t.Cleanup(func() {
 		if t.Failed() || os.Getenv("NEUTRINO_E2E_LOGS") != "" {
 			e.daemonLogs() // before the deletions remove them
@@ -156,10 +130,6 @@ func newEnv(t *testing.T) *env {
 		for _, h := range hosts {
 			h.removeAll()
 		}
-		srv.Close()
-		ctrl.Close()
-		nc.Close()
-		b.Shutdown()
 		if t.Failed() || os.Getenv("NEUTRINO_E2E_LOGS") != "" {
 			t.Logf("server and agent logs:\n%s", logs.String())
 		}
@@ -518,7 +488,7 @@ func (h *host) startAgent() {
 	if resync == 0 {
 		resync = 5 * time.Second
 	}
-	n, err := node.New(node.Options{Host: h.name, BusURL: h.e.bus.URL(), Token: bus.AgentToken(h.e.secret, h.name),
+	n, err := node.New(node.Options{Host: h.name, BusURL: h.e.srv.BusURL(), Token: h.e.srv.AgentToken(h.name),
 		UnderlayIP: h.underlay, HostNS: h.ns, NetnsDir: h.dir, StateDir: h.state, DataPlane: dataPlane,
 		Heartbeat: 500 * time.Millisecond, Resync: resync, Logger: h.e.log.With("host", h.name)})
 	if err != nil {
