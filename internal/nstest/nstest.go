@@ -16,8 +16,8 @@ import (
 
 // Dir returns an empty directory where namespaces can be bind-mounted, as
 // a NetnsDir: a temporary one when bind mounts work there, else a fresh
-// one named prefix-<random> under /run. It skips the test when there is
-// none. The returned function removes the /run one.
+// one named prefix-<random> under /run. Without one the test ends
+// (testenv.Missing). The returned function removes the /run one.
 func Dir(tb testing.TB, prefix string) (string, func()) {
 	tb.Helper()
 	dir := tb.TempDir()

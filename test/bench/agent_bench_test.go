@@ -4,8 +4,9 @@ package bench_test
 // bus and control) and the real agent over the kernel data plane (l2, l3,
 // built as cmd/neutrino builds them) in a throw-away "host" network
 // namespace with a private NetnsDir; nothing touches the machine's own
-// namespace or /var/run/netns. They need root and skip, saying why,
-// without it or when namespaces cannot be made. Everything is driven
+// namespace or /var/run/netns. They need root and the kernel features
+// they use (internal/testenv): without them they fail under CI=true and
+// skip, saying why, elsewhere. Everything is driven
 // through the Networking API, and removed again at the end (routers
 // deleted through the API, their namespaces awaited, then the host
 // namespace dropped), on failure too.

@@ -49,8 +49,6 @@ var vpnPaths = map[string]string{
 	"vpnservice": "/v2.0/vpn/vpnservices", "ipsec_site_connection": "/v2.0/vpn/ipsec-site-connections",
 }
 
-func needCharon(b *testing.B) { testenv.RequireCharon(b) }
-
 // vpnCreate POSTs a VPN resource; its deletion is left to the caller.
 func (e *kernelEnv) vpnCreate(kind string, attrs jsonObj) (jsonObj, error) {
 	out, err := e.try("POST", vpnPaths[kind], jsonObj{kind: attrs}, http.StatusCreated)
@@ -175,7 +173,7 @@ func (e *kernelEnv) waitConnsActive(ids []string, poll, bound time.Duration) err
 }
 
 func BenchmarkVPNSecondSide(b *testing.B) {
-	needCharon(b)
+	testenv.RequireCharon(b)
 	e := newKernelEnv(b)
 	ext := e.create("network", jsonObj{"name": "public", "router:external": true})["id"].(string)
 	e.create("subnet", jsonObj{"network_id": ext, "ip_version": 4, "cidr": "172.24.0.0/16"})
@@ -249,7 +247,7 @@ func charonRSS(dir string) (kib int64, n int) {
 }
 
 func BenchmarkVPNAgentRestart(b *testing.B) {
-	needCharon(b)
+	testenv.RequireCharon(b)
 	e := newKernelEnv(b)
 	ext := e.create("network", jsonObj{"name": "public", "router:external": true})["id"].(string)
 	e.create("subnet", jsonObj{"network_id": ext, "ip_version": 4, "cidr": "172.24.0.0/16"})

@@ -5,8 +5,9 @@
 //
 // Each test builds its own throw-away "host" namespaces, each with a
 // private NetnsDir, so nothing touches the machine's own interfaces or
-// /var/run/netns. The tests need root and skip, saying why, without it or
-// when namespaces cannot be created.
+// /var/run/netns. The tests need root and the kernel features they use
+// (internal/testenv): without them they fail under CI=true and skip,
+// saying why, elsewhere.
 package e2e_test
 
 import (
@@ -95,19 +96,12 @@ type undoStep struct {
 	fn   func() error
 }
 
-// requireRoot ends the test (testenv) unless it can build namespaces,
-// bridges, veths, VXLAN and nftables NAT.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	testenv.RequireKernel(t, testenv.Bridge, testenv.Veth, testenv.VXLAN, testenv.NFTNAT, testenv.Mounting)
-}
-
 // newEnv starts a server with an embedded bus on 127.0.0.1. Its cleanup,
 // registered once, runs in order: API deletions, the check that the data
 // plane is clean, agents stopped, namespaces removed, server stopped.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	requireRoot(t)
+	testenv.RequireKernel(t, testenv.Bridge, testenv.Veth, testenv.VXLAN, testenv.NFTNAT, testenv.Mounting)
 	_ = t.TempDir() // registers the removal of the temp root before our cleanup, so it runs after
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

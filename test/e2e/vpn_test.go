@@ -19,13 +19,6 @@ import (
 // vpnTimeout bounds a wait for a connection's status in the API.
 const vpnTimeout = 20 * time.Second
 
-// needCharon ends the test without strongSwan's charon: a failure under
-// CI, where scripts/test.sh installs it, a skip elsewhere.
-func needCharon(t *testing.T) {
-	t.Helper()
-	testenv.RequireCharon(t)
-}
-
 // site is one side of the moon/sun topology: a router with a gateway on
 // the shared external network, a tenant network behind it and a VM.
 type site struct {
@@ -189,7 +182,7 @@ func stops(p *pinger, within time.Duration) (time.Duration, bool) {
 // one external network, a VM behind each, a VPN service and a connection
 // on each side, each using the other's external_v4_ip from the POST.
 func TestVPNMoonSun(t *testing.T) {
-	needCharon(t)
+	testenv.RequireCharon(t)
 	e := newEnv(t)
 	h := e.newHost("node-1", netip.MustParseAddr("192.0.2.1"))
 	h.startAgent()
@@ -536,7 +529,7 @@ func (e *env) agentID(h *host) string {
 // with it: its charon stops on the old host and starts on the new one,
 // and the tunnel comes back.
 func TestVPNRouterMoves(t *testing.T) {
-	needCharon(t)
+	testenv.RequireCharon(t)
 	e := newEnv(t)
 	h1, h2 := e.newHost("node-1", netip.MustParseAddr("192.0.2.1")), e.newHost("node-2", netip.MustParseAddr("192.0.2.2"))
 	underlay(t, h1, h2)

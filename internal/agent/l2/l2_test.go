@@ -2,8 +2,9 @@ package l2
 
 // These tests run against the real kernel. Each builds throw-away "host"
 // namespaces (each with its own L2 and NetnsDir) and VM namespaces; nothing
-// touches the machine's own namespace. They skip, with the reason, when
-// not root or when namespaces cannot be made.
+// touches the machine's own namespace. Without root or the kernel
+// features they use they fail under CI=true and skip, with the reason,
+// elsewhere (internal/testenv).
 
 import (
 	"context"

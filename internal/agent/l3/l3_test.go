@@ -2,7 +2,6 @@ package l3
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/neutrino-net/neutrino/api/agentv1"
 	"github.com/neutrino-net/neutrino/internal/namespace"
+	"github.com/neutrino-net/neutrino/internal/nstest"
 	"github.com/neutrino-net/neutrino/internal/testenv"
 )
 
@@ -417,51 +417,9 @@ type env struct {
 	routerNS          map[string]netns.NsHandle
 }
 
-var (
-	kernelOnce   sync.Once
-	kernelReason string
-)
-
-// requireKernel ends the test (testenv) unless it may build namespaces, bridges, veths
-// and nftables NAT tables.
-func requireKernel(t *testing.T) {
-	t.Helper()
-	testenv.RequireKernel(t, testenv.Bridge, testenv.Veth, testenv.NFTNAT)
-	kernelOnce.Do(func() {
-		ns, err := newNS()
-		if err != nil {
-			kernelReason = fmt.Sprintf("cannot create a network namespace: %v", err)
-			return
-		}
-		defer ns.Close()
-		h, err := netlink.NewHandleAt(ns)
-		if err != nil {
-			kernelReason = fmt.Sprintf("netlink: %v", err)
-			return
-		}
-		defer h.Close()
-		attrs := netlink.NewLinkAttrs()
-		attrs.Name = "br0"
-		if err := h.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}); err != nil {
-			kernelReason = fmt.Sprintf("no Linux bridge support: %v", err)
-			return
-		}
-		attrs.Name = "v0"
-		if err := h.LinkAdd(&netlink.Veth{LinkAttrs: attrs, PeerName: "v1"}); err != nil {
-			kernelReason = fmt.Sprintf("no veth support: %v", err)
-			return
-		}
-		if err := New(Options{HostNS: ns}).ensureNFT(&router{ns: ns}, natRules(testRouter("probe"), nil)); err != nil {
-			kernelReason = fmt.Sprintf("no nftables NAT support: %v", err)
-		}
-	})
-	if kernelReason != "" {
-		testenv.Missing(t, "%s", kernelReason)
-	}
-}
-
 func newEnv(t *testing.T) *env {
-	requireKernel(t)
+	// Router namespaces are bind-mounted, so Mounting too.
+	testenv.RequireKernel(t, testenv.Bridge, testenv.Veth, testenv.NFTNAT, testenv.Mounting)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	t.Cleanup(cancel)
 	e := &env{t: t, ctx: ctx, handles: map[netns.NsHandle]*netlink.Handle{}, routerNS: map[string]netns.NsHandle{}}
@@ -517,19 +475,11 @@ func (e *env) newNS() netns.NsHandle {
 	return ns
 }
 
-// nsDir is a directory for the router namespaces: the test's temporary
-// one when namespaces can be bind-mounted there, else one under /run.
+// nsDir is a directory for the router namespaces (nstest.Dir); the
+// namespaces left in it are removed when the test ends.
 func (e *env) nsDir() string {
-	dir := e.t.TempDir()
-	if err := namespace.CreateNamed(filepath.Join(dir, "probe")); err != nil {
-		dir = "/run/neutrino-test-" + rand.Text()[:12]
-		if err := os.Mkdir(dir, 0o700); err != nil {
-			e.t.Fatal(err)
-		}
-		e.t.Cleanup(func() { os.RemoveAll(dir) })
-	} else if err := namespace.RemoveNamed(filepath.Join(dir, "probe")); err != nil {
-		e.t.Fatal(err)
-	}
+	dir, rm := nstest.Dir(e.t, "neutrino-test")
+	e.t.Cleanup(rm)
 	e.t.Cleanup(func() {
 		entries, _ := os.ReadDir(dir)
 		for _, en := range entries {

@@ -20,8 +20,8 @@ import (
 	"github.com/neutrino-net/neutrino/internal/testenv"
 )
 
-// needCharon skips unless the test can run real daemons: root and an
-// installed charon. Under CI a missing charon is a failure, not a skip.
+// needCharon ends the test (testenv) unless it can run real daemons:
+// root, an installed charon and bind-mountable namespaces.
 func needCharon(t *testing.T) {
 	t.Helper()
 	testenv.RequireCharon(t)

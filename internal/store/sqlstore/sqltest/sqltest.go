@@ -30,8 +30,9 @@ const EnvPostgres = testenv.EnvPostgres
 // Dialects lists the backends a store-backed test should cover.
 var Dialects = []string{sqlstore.SQLite, sqlstore.Postgres}
 
-// Run runs fn as one subtest per dialect, named after it. The postgres
-// subtest skips itself when EnvPostgres is unset.
+// Run runs fn as one subtest per dialect, named after it. Without
+// EnvPostgres the postgres subtest fails under CI=true and skips elsewhere
+// (testenv.RequirePostgres).
 func Run(t *testing.T, fn func(t *testing.T, dialect string)) {
 	for _, d := range Dialects {
 		t.Run(d, func(t *testing.T) {
@@ -41,7 +42,8 @@ func Run(t *testing.T, fn func(t *testing.T, dialect string)) {
 	}
 }
 
-// Require skips the test if the dialect's database is not available.
+// Require ends the test (testenv) if the dialect's database is not
+// available.
 func Require(t testing.TB, dialect string) {
 	t.Helper()
 	if dialect == sqlstore.Postgres {
@@ -50,8 +52,8 @@ func Require(t testing.TB, dialect string) {
 }
 
 // Open returns an empty, migrated store of the dialect ("sqlite" or
-// "postgres") that is closed and removed when the test ends. It skips the
-// test if the dialect is unavailable.
+// "postgres") that is closed and removed when the test ends. It ends the
+// test (Require) if the dialect is unavailable.
 func Open(t testing.TB, dialect string) store.Store {
 	return OpenDB(t, dialect)
 }
@@ -70,7 +72,7 @@ func OpenDB(t testing.TB, dialect string) *sqlstore.DB {
 // DSN returns the data source name of a new, empty database of the dialect
 // (a file in t.TempDir(), or a fresh PostgreSQL schema dropped when the test
 // ends), for tests that open it themselves, e.g. by starting a server. It
-// skips the test if the dialect is unavailable.
+// ends the test (Require) if the dialect is unavailable.
 func DSN(t testing.TB, dialect string) string {
 	t.Helper()
 	Require(t, dialect)
