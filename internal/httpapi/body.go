@@ -196,8 +196,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // writeList streams a collection: {"<plural>": [...], "<plural>_links":
 // [...]}, one object at a time through a buffer, so a long list is never
-// held whole in wire form or as one JSON document.
-func writeList(w http.ResponseWriter, plural string, items listing, fields []string, links []object) {
+// held whole in wire form or as one JSON document. each yields the items;
+// an error from it, once the status is sent, can only cut the reply
+// short: writeList aborts the connection (net/http.ErrAbortHandler) so
+// that the client never takes a truncated list for a whole one.
+func writeList(w http.ResponseWriter, plural string, each func(emit func(object)) error, fields []string, links []object) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriterSize(w, 32<<10)
@@ -207,11 +210,16 @@ func writeList(w http.ResponseWriter, plural string, items listing, fields []str
 	bw.WriteString("{")
 	bw.Write(name)
 	bw.WriteString(": [")
-	for i := range items.n {
-		if i > 0 {
+	first := true
+	err := each(func(o object) {
+		if !first {
 			bw.WriteString(", ")
 		}
-		_ = enc.Encode(selectFields(items.item(i), fields)) // Encode ends each value with a newline
+		first = false
+		_ = enc.Encode(selectFields(o, fields)) // Encode ends each value with a newline
+	})
+	if err != nil {
+		panic(http.ErrAbortHandler)
 	}
 	bw.WriteString("]")
 	if links != nil {

@@ -231,6 +231,14 @@ func objects(objs []object) listing {
 	return listing{n: len(objs), item: func(i int) object { return objs[i] }}
 }
 
+// each yields the items in order.
+func (l listing) each(emit func(object)) error {
+	for i := range l.n {
+		emit(l.item(i))
+	}
+	return nil
+}
+
 func (l listing) all() []object {
 	out := make([]object, l.n)
 	for i := range out {
@@ -422,4 +430,61 @@ func selectFields(o object, fields []string) object {
 		}
 	}
 	return out
+}
+
+// listChunk is how many rows a whole list reads from the store at a time.
+const listChunk = 500
+
+// streamList writes a whole list (no limit; filters and order done by the
+// store) reading it from the store listChunk rows at a time, each chunk
+// in its own read after the last row written, so that the server holds
+// one chunk however long the list. Should the row a chunk starts after be
+// deleted in between, the walk starts over from the beginning and skips
+// what it has written, so concurrent deletes never cut the list short.
+func (a *API) streamList(w http.ResponseWriter, r *http.Request, c crud, p store.Page, fields []string) {
+	start := p.After
+	p.Limit = listChunk
+	page, err := c.list(r, p)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	written := map[string]struct{}{}
+	writeList(w, c.res.plural, func(emit func(object)) error {
+		for {
+			last := ""
+			for i := range page.n {
+				o := page.item(i)
+				id, _ := o["id"].(string)
+				last = id
+				if _, dup := written[id]; dup {
+					continue
+				}
+				written[id] = struct{}{}
+				emit(o)
+			}
+			switch {
+			case page.n == listChunk:
+				p.After = last
+			case page.n > 0 || p.After == start:
+				return nil // a short chunk: the end
+			default:
+				// Nothing after a full chunk's last row: the end, unless
+				// that row is gone.
+				here, err := c.list(r, store.Page{Eq: map[string][]any{"id": {p.After}}, Limit: 1})
+				if err != nil {
+					a.log.ErrorContext(r.Context(), "list cut short", "request_id", requestID(r), "error", err)
+					return err
+				}
+				if here.n > 0 {
+					return nil
+				}
+				p.After = start
+			}
+			if page, err = c.list(r, p); err != nil {
+				a.log.ErrorContext(r.Context(), "list cut short", "request_id", requestID(r), "error", err)
+				return err
+			}
+		}
+	}, fields, nil)
 }

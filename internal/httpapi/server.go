@@ -65,6 +65,12 @@ type ctxKey int
 
 const requestIDKey ctxKey = 0
 
+// requestID is the id ServeHTTP gave r.
+func requestID(r *http.Request) string {
+	id, _ := r.Context().Value(requestIDKey).(string)
+	return id
+}
+
 // ServeHTTP implements http.Handler: request id, body limit, path
 // normalisation, authentication, recovery and access logging.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -77,6 +83,9 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	scrape := false
 	defer func() {
 		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler { // a reply cut short on purpose, already logged
+				panic(p)
+			}
 			a.log.ErrorContext(ctx, "panic serving request", "request_id", reqID, "panic", p)
 			if sw.status == 0 {
 				writeError(sw, neutron.Internal())
@@ -265,13 +274,17 @@ func (a *API) mount(path string, c crud) {
 				return
 			}
 			sp, pushed := lq.storePage(c.res)
+			if pushed && sp.Limit == 0 && !lq.reverse {
+				a.streamList(w, r, c, sp, lq.fields)
+				return
+			}
 			l, err := c.list(r, sp)
 			if err != nil {
 				a.fail(w, r, err)
 				return
 			}
 			page, links := lq.apply(r, a.baseURL(r), c.res, l, pushed)
-			writeList(w, c.res.plural, page, lq.fields, links)
+			writeList(w, c.res.plural, page.each, lq.fields, links)
 		case http.MethodPost:
 			if c.create == nil {
 				methodNotAllowed(w, r)

@@ -48,8 +48,8 @@ type Page struct {
 	Eq map[string][]any
 	// Order is the whole order, ties included; empty: creation order.
 	Order []SortKey
-	// After keeps only the rows after the one with this id in Order
-	// (none if no row has it). It needs an Order.
+	// After keeps only the rows after the one with this id in Order, or
+	// in creation order when Order is empty (none if no row has it).
 	After string
 	// Limit caps the rows returned; 0 is no cap.
 	Limit int

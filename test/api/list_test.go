@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
 	"sync"
@@ -199,6 +200,87 @@ func TestConcurrentPorts(t *testing.T) {
 			wg.Wait()
 			if del.status != 204 || (upd.status != 200 && upd.status != 404) {
 				t.Fatalf("round %d: update %d %s, delete %d", round, upd.status, upd.raw, del.status)
+			}
+		}
+	})
+}
+
+// TestLongListsStreamed: a whole list longer than the server's read chunk
+// (500 rows) comes back whole, in creation order, without duplicates,
+// while another client deletes rows from it; rows never deleted are all
+// there, with filters and fields applied on every chunk.
+func TestLongListsStreamed(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		const n = 1100
+		var created []string
+		for i := range n {
+			r := e.do("POST", "/v2.0/vpn/ikepolicies", projectA, map[string]any{"ikepolicy": map[string]any{
+				"name": fmt.Sprintf("p%04d", i), "description": map[bool]string{true: "even", false: "odd"}[i%2 == 0]}})
+			if r.status != 201 {
+				t.Fatalf("create %d: %d %s", i, r.status, r.raw)
+			}
+			created = append(created, r.body["ikepolicy"].(map[string]any)["id"].(string))
+		}
+		r := e.do("GET", "/v2.0/vpn/ikepolicies", projectA, nil)
+		if got := ids(r, "ikepolicies"); !slices.Equal(got, created) {
+			t.Fatalf("whole list: %d rows, want the %d created, in order", len(got), n)
+		}
+		r = e.do("GET", "/v2.0/vpn/ikepolicies?description=even&fields=id", projectA, nil)
+		var even []string
+		for i, id := range created {
+			if i%2 == 0 {
+				even = append(even, id)
+			}
+		}
+		if got := ids(r, "ikepolicies"); !slices.Equal(got, even) {
+			t.Fatalf("filtered list: %d rows, want %d", len(got), len(even))
+		}
+		for _, o := range r.body["ikepolicies"].([]any) {
+			if len(o.(map[string]any)) != 1 {
+				t.Fatalf("fields not applied: %v", o)
+			}
+		}
+		// Delete every third row while listing; the rest is always whole.
+		var doomed []string
+		keep := map[string]bool{}
+		for i, id := range created {
+			if i%3 == 1 {
+				doomed = append(doomed, id)
+			} else {
+				keep[id] = true
+			}
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for _, id := range doomed {
+				req, _ := http.NewRequest("DELETE", e.url+"/v2.0/vpn/ikepolicies/"+id, nil)
+				req.Header.Set("X-Project-Id", projectA)
+				req.Header.Set("X-Roles", "member")
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					resp.Body.Close()
+				}
+			}
+		}()
+		for listing := true; listing; {
+			select {
+			case <-done:
+				listing = false
+			default:
+			}
+			r := e.do("GET", "/v2.0/vpn/ikepolicies", projectA, nil)
+			got := ids(r, "ikepolicies")
+			seen := map[string]bool{}
+			for _, id := range got {
+				if seen[id] {
+					t.Fatalf("row %s listed twice", id)
+				}
+				seen[id] = true
+			}
+			for id := range keep {
+				if !seen[id] {
+					t.Fatalf("row %s missing from a list taken during deletes (%d rows)", id, len(got))
+				}
 			}
 		}
 	})

@@ -320,7 +320,21 @@ func (tb *table[T]) selection(t *tx, w where, p store.Page) (string, []any, erro
 			sel.add("("+strings.Join(alts, " OR ")+")", args...)
 		}
 	} else if p.After != "" {
-		return "", nil, fmt.Errorf("list %ss: a marker needs an order", tb.noun)
+		// Creation order: its columns ascending, unique together.
+		cols := strings.Split(order, ", ")
+		var alts []string
+		var args []any
+		for i := range cols {
+			var conj []string
+			for j := range i {
+				conj = append(conj, cols[j]+" = (SELECT "+cols[j]+" FROM "+tb.name+" WHERE id = ?)")
+				args = append(args, p.After)
+			}
+			conj = append(conj, cols[i]+" > (SELECT "+cols[i]+" FROM "+tb.name+" WHERE id = ?)")
+			args = append(args, p.After)
+			alts = append(alts, "("+strings.Join(conj, " AND ")+")")
+		}
+		sel.add("("+strings.Join(alts, " OR ")+")", args...)
 	}
 	q := " FROM " + tb.name + sel.String() + " ORDER BY " + order
 	if p.Limit > 0 {

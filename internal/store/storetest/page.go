@@ -172,6 +172,10 @@ func testPage(t *testing.T, s store.Store) {
 				}
 			}
 			check("creation order", store.Page{Eq: mine}, pageNames)
+			check("creation order after a marker", store.Page{Eq: mine, After: fmt.Sprintf("%s-1", idPrefix(pc)), Limit: 2},
+				pageNames[2:4])
+			check("creation order after the last", store.Page{Eq: mine, After: fmt.Sprintf("%s-%d", idPrefix(pc), len(pageNames)-1)},
+				[]string{})
 			check("ascending, byte-wise", store.Page{Eq: mine, Order: by(false)}, []string{"B", "_d", "a", "c", "e"})
 			check("descending, limited", store.Page{Eq: mine, Order: by(true), Limit: 2}, []string{"e", "c"})
 			check("after a marker", store.Page{Eq: mine, Order: by(true), After: fmt.Sprintf("%s-0", idPrefix(pc)), Limit: 2},
