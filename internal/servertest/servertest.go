@@ -7,6 +7,7 @@ package servertest
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/neutrino-net/neutrino/api/agentv1"
 	"github.com/neutrino-net/neutrino/internal/auth"
@@ -21,6 +23,7 @@ import (
 	"github.com/neutrino-net/neutrino/internal/control"
 	"github.com/neutrino-net/neutrino/internal/httpapi"
 	"github.com/neutrino-net/neutrino/internal/service"
+	"github.com/neutrino-net/neutrino/internal/store/sqlstore"
 	"github.com/neutrino-net/neutrino/internal/store/sqlstore/sqltest"
 )
 
@@ -38,6 +41,16 @@ type Options struct {
 	API     func(*httpapi.Options)
 	// BusListen is where agents reach the bus ("127.0.0.1:0" if empty).
 	BusListen string
+	// Secret signs the bus credentials (random if empty).
+	Secret []byte
+	// BusTLS, when set, makes the bus TLS-only (see bus.ServerTLS).
+	BusTLS *tls.Config
+	// TokenGenerations makes the bus accept only each host's current
+	// token generation, read from the server's database, and close
+	// connections made with a rotated one within RevocationCheck (100 ms
+	// if zero), as the server does.
+	TokenGenerations bool
+	RevocationCheck  time.Duration
 }
 
 // Server is a running server. Everything it started stops when the test
@@ -49,9 +62,12 @@ type Server struct {
 	Service *service.Service
 	// Secret signs the bus credentials.
 	Secret []byte
+	// DB is the server's database.
+	DB *sqlstore.DB
 
 	tb   testing.TB
 	log  *slog.Logger
+	opts Options
 	bus  atomic.Pointer[bus.Embedded]
 	ctrl atomic.Pointer[control.Control]
 }
@@ -68,7 +84,13 @@ func Start(tb testing.TB, o Options) *Server {
 	if o.BusListen == "" {
 		o.BusListen = "127.0.0.1:0"
 	}
-	s := &Server{tb: tb, log: o.Logger, Secret: fmt.Appendf(nil, "test-secret-%x", rand.Uint64())}
+	if o.Secret == nil {
+		o.Secret = fmt.Appendf(nil, "test-secret-%x", rand.Uint64())
+	}
+	if o.TokenGenerations && o.RevocationCheck == 0 {
+		o.RevocationCheck = 100 * time.Millisecond
+	}
+	s := &Server{tb: tb, log: o.Logger, Secret: o.Secret, opts: o}
 	opts := service.Options{Logger: o.Logger.With("component", "service")}
 	if o.Service != nil {
 		o.Service(&opts)
@@ -78,7 +100,8 @@ func Start(tb testing.TB, o Options) *Server {
 			c.Hint(ctx, host, h)
 		}
 	}
-	s.Service = service.New(sqltest.Open(tb, o.Dialect), opts)
+	s.DB = sqltest.OpenDB(tb, o.Dialect)
+	s.Service = service.New(s.DB, opts)
 	s.StartBus(o.BusListen)
 	apiOpts := httpapi.Options{Auth: auth.NoAuth{}, Logger: o.Logger.With("component", "api")}
 	if o.API != nil {
@@ -96,7 +119,11 @@ func Start(tb testing.TB, o Options) *Server {
 // would.
 func (s *Server) StartBus(addr string) {
 	s.tb.Helper()
-	b, err := bus.StartEmbedded(bus.EmbeddedOptions{Listen: addr, Secret: s.Secret, Logger: s.log.With("component", "bus")})
+	bo := bus.EmbeddedOptions{Listen: addr, Secret: s.Secret, TLS: s.opts.BusTLS, Logger: s.log.With("component", "bus")}
+	if s.opts.TokenGenerations {
+		bo.Generations, bo.RevocationCheck = s.DB, s.opts.RevocationCheck
+	}
+	b, err := bus.StartEmbedded(bo)
 	if err != nil {
 		s.tb.Fatal(err)
 	}

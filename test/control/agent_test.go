@@ -173,7 +173,7 @@ func TestAgentLoop(t *testing.T) {
 
 	f := newFake()
 	slow := make(chan struct{})
-	a, err := agent.New(agent.Options{Host: "node-1", BusURL: e.bus.URL(), Token: bus.AgentToken(secret, "node-1"),
+	a, err := agent.New(agent.Options{Host: "node-1", BusURL: e.srv.BusURL(), Token: bus.AgentToken(secret, "node-1"),
 		UnderlayIP: netip.MustParseAddr("192.0.2.10"), L2: fakeL2{f}, L3: f, Heartbeat: 100 * time.Millisecond,
 		Resync: 300 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -260,8 +260,8 @@ func TestAgentLoop(t *testing.T) {
 
 	// Losing the bus keeps the data plane as it is; when the bus returns
 	// the agent resyncs and catches up with what changed meanwhile.
-	addr := strings.TrimPrefix(e.bus.URL(), "nats://")
-	e.bus.Shutdown()
+	addr := strings.TrimPrefix(e.srv.BusURL(), "nats://")
+	e.srv.Bus().Shutdown()
 	time.Sleep(700 * time.Millisecond) // several resync periods without a server
 	f.mu.Lock()
 	deletedDuringOutage := len(f.deleted)
@@ -270,7 +270,7 @@ func TestAgentLoop(t *testing.T) {
 		t.Fatalf("the data plane changed while the bus was down: deleted %v", f.deleted)
 	}
 	late := e.id("POST", "/v2.0/routers", map[string]any{"router": map[string]any{"name": "late"}}, "router")
-	e.startBus(addr)
+	e.srv.StartBus(addr)
 	eventually(t, "router created during the outage applied after reconnect", func() bool { return f.has(late) })
 }
 
@@ -287,7 +287,7 @@ func TestAgentLifecycle(t *testing.T) {
 	subSlow := e.id("POST", "/v2.0/subnets", map[string]any{"subnet": map[string]any{"network_id": netSlow, "ip_version": 4, "cidr": "10.1.0.0/24"}}, "subnet")
 
 	f := newFake()
-	a, err := agent.New(agent.Options{Host: "node-1", BusURL: e.bus.URL(), Token: bus.AgentToken(secret, "node-1"),
+	a, err := agent.New(agent.Options{Host: "node-1", BusURL: e.srv.BusURL(), Token: bus.AgentToken(secret, "node-1"),
 		UnderlayIP: netip.MustParseAddr("192.0.2.10"), L2: fakeL2{f}, L3: f, Heartbeat: 100 * time.Millisecond,
 		Resync: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {

@@ -3,7 +3,6 @@ package control_test
 import (
 	"context"
 	"crypto/tls"
-	"net/http/httptest"
 	"net/netip"
 	"sync/atomic"
 	"testing"
@@ -13,12 +12,9 @@ import (
 
 	"github.com/neutrino-net/neutrino/api/agentv1"
 	"github.com/neutrino-net/neutrino/internal/agent"
-	"github.com/neutrino-net/neutrino/internal/auth"
 	"github.com/neutrino-net/neutrino/internal/bus"
 	"github.com/neutrino-net/neutrino/internal/bus/bustest"
-	"github.com/neutrino-net/neutrino/internal/control"
-	"github.com/neutrino-net/neutrino/internal/httpapi"
-	"github.com/neutrino-net/neutrino/internal/service"
+	"github.com/neutrino-net/neutrino/internal/servertest"
 	"github.com/neutrino-net/neutrino/internal/store/sqlstore"
 	"github.com/neutrino-net/neutrino/internal/store/sqlstore/sqltest"
 )
@@ -33,17 +29,6 @@ type secureEnv struct {
 
 func newSecureEnv(t *testing.T, dialect string) *secureEnv {
 	t.Helper()
-	e := &env{t: t}
-	db := sqltest.OpenDB(t, dialect)
-	e.svc = service.New(db, service.Options{Logger: quiet, AgentDownTime: 2 * time.Second,
-		Hint: func(ctx context.Context, host string, h agentv1.Hint) {
-			e.mu.Lock()
-			ctrl := e.ctrl
-			e.mu.Unlock()
-			if ctrl != nil {
-				ctrl.Hint(ctx, host, h)
-			}
-		}})
 	files := bustest.NewTLS(t)
 	serverTLS, err := bus.ServerTLS(files.Cert, files.Key)
 	if err != nil {
@@ -53,29 +38,8 @@ func newSecureEnv(t *testing.T, dialect string) *secureEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := bus.StartEmbedded(bus.EmbeddedOptions{Listen: "127.0.0.1:0", Secret: secret, TLS: serverTLS,
-		Generations: db, RevocationCheck: 100 * time.Millisecond, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Shutdown)
-	nc, err := b.Connect(bus.ServerUser, bus.ServerToken(secret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	ctrl, err := control.New(e.svc, nc, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ctrl.Close)
-	e.mu.Lock()
-	e.bus, e.ctrl = b, ctrl
-	e.mu.Unlock()
-	srv := httptest.NewServer(httpapi.New(httpapi.Options{Service: e.svc, Auth: auth.NoAuth{}, Logger: quiet}))
-	t.Cleanup(srv.Close)
-	e.api = srv.URL
-	return &secureEnv{env: e, db: db, agents: agentTLS}
+	e := newEnv(t, dialect, func(o *servertest.Options) { o.BusTLS, o.TokenGenerations = serverTLS, true })
+	return &secureEnv{env: e, db: e.srv.DB, agents: agentTLS}
 }
 
 // dial connects host's fake agent with token over TLS, counting the
@@ -83,7 +47,7 @@ func newSecureEnv(t *testing.T, dialect string) *secureEnv {
 func (e *secureEnv) dial(host, token string) (*fakeAgent, *atomic.Int32) {
 	e.t.Helper()
 	var drops atomic.Int32
-	nc, err := bus.DialAgent(context.Background(), e.bus.URL(), host, token, quiet, nats.Secure(e.agents),
+	nc, err := bus.DialAgent(context.Background(), e.srv.BusURL(), host, token, quiet, nats.Secure(e.agents),
 		nats.RetryOnFailedConnect(false), nats.DisconnectErrHandler(func(*nats.Conn, error) { drops.Add(1) }))
 	if err != nil {
 		e.t.Fatalf("%s: %v", host, err)
@@ -103,7 +67,7 @@ func TestAgentOverTLS(t *testing.T) {
 	router := e.id("POST", "/v2.0/routers", map[string]any{"router": map[string]any{"name": "r"}}, "router")
 	run := func(tlsCfg *tls.Config) (*fakeDataPlane, func()) {
 		f := newFake()
-		a, err := agent.New(agent.Options{Host: "node-1", BusURL: e.bus.URL(), Token: bus.AgentToken(secret, "node-1"),
+		a, err := agent.New(agent.Options{Host: "node-1", BusURL: e.srv.BusURL(), Token: bus.AgentToken(secret, "node-1"),
 			BusTLS: tlsCfg, UnderlayIP: netip.MustParseAddr("192.0.2.10"), L2: fakeL2{f}, L3: f,
 			Heartbeat: 100 * time.Millisecond, Resync: 300 * time.Millisecond, Logger: quiet})
 		if err != nil {
@@ -167,7 +131,7 @@ func TestAgentTokenRotation(t *testing.T) {
 		if h1.nc.IsConnected() {
 			t.Fatal("the old token reconnected")
 		}
-		if nc, err := bus.DialAgent(context.Background(), e.bus.URL(), "host-1", bus.AgentToken(secret, "host-1"), quiet,
+		if nc, err := bus.DialAgent(context.Background(), e.srv.BusURL(), "host-1", bus.AgentToken(secret, "host-1"), quiet,
 			nats.Secure(e.agents), nats.RetryOnFailedConnect(false)); err == nil {
 			nc.Close()
 			t.Fatal("the old token connected after the rotation")

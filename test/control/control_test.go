@@ -10,20 +10,17 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/neutrino-net/neutrino/api/agentv1"
-	"github.com/neutrino-net/neutrino/internal/auth"
 	"github.com/neutrino-net/neutrino/internal/bus"
-	"github.com/neutrino-net/neutrino/internal/control"
 	"github.com/neutrino-net/neutrino/internal/httpapi"
+	"github.com/neutrino-net/neutrino/internal/servertest"
 	"github.com/neutrino-net/neutrino/internal/service"
 	"github.com/neutrino-net/neutrino/internal/store/sqlstore/sqltest"
 )
@@ -32,64 +29,44 @@ var secret = []byte("control-test-secret")
 
 type env struct {
 	t   *testing.T
+	srv *servertest.Server
 	api string
-	bus *bus.Embedded
 	svc *service.Service
-
-	mu   sync.Mutex
-	ctrl *control.Control
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// newEnv starts a service, its API and the bus; tune adjusts the
-// service's and the API's options.
-func newEnv(t *testing.T, dialect string, tune ...func(*service.Options, *httpapi.Options)) *env {
-	t.Helper()
-	e := &env{t: t}
-	opts := service.Options{Logger: quiet, AgentDownTime: 2 * time.Second,
-		Hint: func(ctx context.Context, host string, h agentv1.Hint) {
-			e.mu.Lock()
-			ctrl := e.ctrl
-			e.mu.Unlock()
-			if ctrl != nil {
-				ctrl.Hint(ctx, host, h)
+// tuning adjusts a test server (servertest.Options) before it starts.
+type tuning func(*servertest.Options)
+
+// withService and withAPI adjust the service's and the API's options.
+func withService(f func(*service.Options)) tuning {
+	return func(o *servertest.Options) {
+		prev := o.Service
+		o.Service = func(so *service.Options) {
+			if prev != nil {
+				prev(so)
 			}
-		}}
-	apiOpts := httpapi.Options{Auth: auth.NoAuth{}, Logger: quiet}
-	for _, f := range tune {
-		f(&opts, &apiOpts)
+			f(so)
+		}
 	}
-	e.svc = service.New(sqltest.Open(t, dialect), opts)
-	e.startBus("127.0.0.1:0")
-	apiOpts.Service = e.svc
-	srv := httptest.NewServer(httpapi.New(apiOpts))
-	t.Cleanup(srv.Close)
-	e.api = srv.URL
-	return e
 }
 
-// startBus starts the embedded bus on addr and serves agents on it.
-func (e *env) startBus(addr string) {
-	e.t.Helper()
-	b, err := bus.StartEmbedded(bus.EmbeddedOptions{Listen: addr, Secret: secret, Logger: quiet})
-	if err != nil {
-		e.t.Fatal(err)
+func withAPI(f func(*httpapi.Options)) tuning {
+	return func(o *servertest.Options) { o.API = f }
+}
+
+// newEnv starts a server (service, API, bus and control) with agents
+// declared down after 2 s.
+func newEnv(t *testing.T, dialect string, tune ...tuning) *env {
+	t.Helper()
+	o := servertest.Options{Dialect: dialect, Secret: secret, Logger: quiet}
+	withService(func(so *service.Options) { so.AgentDownTime = 2 * time.Second })(&o)
+	for _, f := range tune {
+		f(&o)
 	}
-	e.t.Cleanup(b.Shutdown)
-	nc, err := b.Connect(bus.ServerUser, bus.ServerToken(secret))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(nc.Close)
-	ctrl, err := control.New(e.svc, nc, quiet)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(ctrl.Close)
-	e.mu.Lock()
-	e.bus, e.ctrl = b, ctrl
-	e.mu.Unlock()
+	srv := servertest.Start(t, o)
+	return &env{t: t, srv: srv, api: srv.URL, svc: srv.Service}
 }
 
 // call sends an admin request and decodes the reply into out.
@@ -133,7 +110,7 @@ type fakeAgent struct {
 
 func (e *env) agent(host, underlay string) *fakeAgent {
 	e.t.Helper()
-	nc, err := bus.DialAgent(context.Background(), e.bus.URL(), host, bus.AgentToken(secret, host), quiet)
+	nc, err := bus.DialAgent(context.Background(), e.srv.BusURL(), host, bus.AgentToken(secret, host), quiet)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -92,9 +92,9 @@ func peersOf(st agentv1.HostState, network string) []string {
 func TestFailover(t *testing.T) {
 	sqltest.Run(t, func(t *testing.T, dialect string) {
 		logs := &logBuffer{}
-		e := newEnv(t, dialect, func(o *service.Options, _ *httpapi.Options) {
+		e := newEnv(t, dialect, withService(func(o *service.Options) {
 			o.Logger = slog.New(slog.NewTextHandler(logs, nil))
-		})
+		}))
 		ctx, cancel := context.WithCancel(context.Background())
 		failover := make(chan struct{})
 		go func() { defer close(failover); e.svc.RunFailover(ctx, 0) }()

@@ -95,7 +95,7 @@ func TestVPNDeviceDriverProtocol(t *testing.T) {
 	sqltest.Run(t, func(t *testing.T, dialect string) {
 		m := metrics.New()
 		outcomes := make(chan service.ReportOutcome, 64)
-		e := newEnv(t, dialect, func(o *service.Options, a *httpapi.Options) {
+		e := newEnv(t, dialect, withService(func(o *service.Options) {
 			o.Resolve = func(_ context.Context, host string) ([]netip.Addr, error) {
 				if host == "peer6.example.org" {
 					return []netip.Addr{netip.MustParseAddr("2001:db8:ffff::7")}, nil
@@ -106,8 +106,7 @@ func TestVPNDeviceDriverProtocol(t *testing.T) {
 				m.ObserveReport(r)
 				outcomes <- r
 			}
-			a.Observe, a.Metrics = m.ObserveRequest, m.Handler()
-		})
+		}), withAPI(func(a *httpapi.Options) { a.Observe, a.Metrics = m.ObserveRequest, m.Handler() }))
 		post := func(path, key string, body map[string]any) string {
 			t.Helper()
 			return e.id("POST", path, map[string]any{key: body}, key)
