@@ -9,8 +9,10 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/neutrino-net/neutrino/internal/namespace"
 	"github.com/neutrino-net/neutrino/internal/testenv"
 )
 
@@ -35,4 +37,37 @@ func Dir(tb testing.TB, prefix string) (string, func()) {
 		testenv.Missing(tb, "no directory for namespaces: %v", err)
 	}
 	return dir, func() { _ = os.RemoveAll(dir) }
+}
+
+// VM makes a namespace standing for a VM and bind-mounts it at dir/name,
+// as `ip netns add` would; the caller closes the handle and removes the
+// mount (Clear).
+func VM(tb testing.TB, dir, name string) (netns.NsHandle, string) {
+	tb.Helper()
+	ns, err := namespace.New()
+	if err != nil {
+		tb.Fatalf("vm %s: %v", name, err)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, nil, 0o444); err != nil {
+		ns.Close()
+		tb.Fatal(err)
+	}
+	if err := unix.Mount(fmt.Sprintf("/proc/self/fd/%d", int(ns)), path, "", unix.MS_BIND, ""); err != nil {
+		ns.Close()
+		tb.Fatalf("bind namespace to %s: %v", path, err)
+	}
+	return ns, path
+}
+
+// Clear unmounts and removes whatever is in a NetnsDir (VMs, router
+// namespaces an agent failed to delete). The kernel destroys a namespace,
+// with its links, when its last reference goes.
+func Clear(dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, ent := range entries {
+		p := filepath.Join(dir, ent.Name())
+		_ = unix.Unmount(p, unix.MNT_DETACH)
+		_ = os.Remove(p)
+	}
 }

@@ -46,12 +46,10 @@ package bench_test
 // probe period quantises it), apply-ms (the whole L3 Apply).
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net"
@@ -317,7 +315,6 @@ func (d *timedL2) lastBefore(t time.Time) (applyEvent, bool) {
 type kernelEnv struct {
 	b     *testing.B
 	api   string
-	hc    *http.Client
 	srv   *servertest.Server
 	logs  *agentLog
 	host  netns.NsHandle
@@ -365,7 +362,7 @@ func newKernelEnv(b *testing.B) *kernelEnv {
 	}
 	dir, rmDir := nstest.Dir(b, "neutrino-bench")
 	b.Cleanup(rmDir)
-	e := &kernelEnv{b: b, host: host, dir: dir, state: b.TempDir(), logs: &agentLog{}, hc: &http.Client{Timeout: time.Minute}}
+	e := &kernelEnv{b: b, host: host, dir: dir, state: b.TempDir(), logs: &agentLog{}}
 	b.Cleanup(e.removeNamespaces)
 	nl, err := netlink.NewHandleAt(host)
 	if err == nil {
@@ -489,12 +486,7 @@ func (e *kernelEnv) removeNamespaces() {
 	for _, v := range vms {
 		v.ns.Close()
 	}
-	entries, _ := os.ReadDir(e.dir)
-	for _, ent := range entries {
-		p := filepath.Join(e.dir, ent.Name())
-		_ = unix.Unmount(p, unix.MNT_DETACH)
-		_ = os.Remove(p)
-	}
+	nstest.Clear(e.dir)
 	e.host.Close()
 }
 
@@ -513,20 +505,11 @@ func (e *kernelEnv) routerNamespaces() []string {
 // vm makes a VM namespace in the NetnsDir, as `ip netns add` would.
 func (e *kernelEnv) vm(name string) *benchVM {
 	e.b.Helper()
-	ns, err := namespace.New()
-	if err != nil {
-		e.b.Fatalf("vm %s: %v", name, err)
-	}
-	v := &benchVM{name: name, path: filepath.Join(e.dir, name), ns: ns}
+	ns, path := nstest.VM(e.b, e.dir, name)
+	v := &benchVM{name: name, path: path, ns: ns}
 	e.mu.Lock()
 	e.vms = append(e.vms, v)
 	e.mu.Unlock()
-	if err := os.WriteFile(v.path, nil, 0o444); err != nil {
-		e.b.Fatal(err)
-	}
-	if err := unix.Mount(fmt.Sprintf("/proc/self/fd/%d", int(ns)), v.path, "", unix.MS_BIND, ""); err != nil {
-		e.b.Fatalf("bind namespace to %s: %v", v.path, err)
-	}
 	return v
 }
 
@@ -534,45 +517,17 @@ func (e *kernelEnv) vm(name string) *benchVM {
 
 // do sends an admin request and returns the status and body.
 func (e *kernelEnv) do(method, path string, body any) (int, []byte, error) {
-	var rd io.Reader
-	if body != nil {
-		data, err := json.Marshal(body)
-		if err != nil {
-			return 0, nil, err
-		}
-		rd = bytes.NewReader(data)
-	}
-	req, err := http.NewRequest(method, e.api+path, rd)
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := e.hc.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, data, err
+	return e.client().Do(method, path, body)
+}
+
+func (e *kernelEnv) client() servertest.Client {
+	return servertest.Client{URL: e.api, Timeout: 2 * time.Minute}
 }
 
 // try sends an admin request and decodes the reply; a status other than
 // want is an error.
 func (e *kernelEnv) try(method, path string, body any, want int) (jsonObj, error) {
-	code, data, err := e.do(method, path, body)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	if code != want {
-		return nil, fmt.Errorf("%s %s = %d %.300s, want %d", method, path, code, data, want)
-	}
-	var out jsonObj
-	if len(data) > 0 {
-		if err := json.Unmarshal(data, &out); err != nil {
-			return nil, fmt.Errorf("%s %s: %w", method, path, err)
-		}
-	}
-	return out, nil
+	return e.client().Try(method, path, body, want)
 }
 
 // call is try that fails the benchmark.
@@ -587,15 +542,7 @@ func (e *kernelEnv) call(method, path string, body any, want int) jsonObj {
 
 // tryCreate POSTs a resource and returns it.
 func (e *kernelEnv) tryCreate(kind string, attrs jsonObj) (jsonObj, error) {
-	out, err := e.try("POST", "/v2.0/"+kind+"s", jsonObj{kind: attrs}, http.StatusCreated)
-	if err != nil {
-		return nil, err
-	}
-	obj, _ := out[kind].(map[string]any)
-	if id, _ := obj["id"].(string); id == "" {
-		return nil, fmt.Errorf("POST %ss: no id in %v", kind, out)
-	}
-	return obj, nil
+	return e.client().TryCreate(kind, attrs)
 }
 
 func (e *kernelEnv) create(kind string, attrs jsonObj) jsonObj {
@@ -609,11 +556,7 @@ func (e *kernelEnv) create(kind string, attrs jsonObj) jsonObj {
 
 // gone tolerates a deletion of what is already gone.
 func (e *kernelEnv) gone(method, path string, body any) error {
-	code, data, err := e.do(method, path, body)
-	if err == nil && code >= 300 && code != http.StatusNotFound {
-		err = fmt.Errorf("%s %s = %d %.300s", method, path, code, data)
-	}
-	return err
+	return e.client().Gone(method, path, body)
 }
 
 // fanOut runs fn(i) for i in [0, n) on workers goroutines; it returns the

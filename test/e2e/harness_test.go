@@ -13,10 +13,8 @@ package e2e_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -33,7 +31,6 @@ import (
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 
 	"github.com/neutrino-net/neutrino/api/agentv1"
 	"github.com/neutrino-net/neutrino/internal/agent/l2"
@@ -151,63 +148,23 @@ type object = map[string]any
 
 // do sends an admin request; it returns the status and the body.
 func (e *env) do(method, path string, body any) (int, []byte, error) {
-	var rd io.Reader
-	if body != nil {
-		data, err := json.Marshal(body)
-		if err != nil {
-			return 0, nil, err
-		}
-		rd = bytes.NewReader(data)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, e.api+path, rd)
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, data, err
+	return servertest.Client{URL: e.api}.Do(method, path, body)
 }
 
 // call sends an admin request, fails the test unless the status is want,
 // and returns the decoded body (nil when empty).
 func (e *env) call(method, path string, body any, want int) object {
 	e.t.Helper()
-	code, data, err := e.do(method, path, body)
+	out, err := servertest.Client{URL: e.api}.Try(method, path, body, want)
 	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	if code != want {
-		e.t.Fatalf("%s %s = %d %s, want %d", method, path, code, data, want)
-	}
-	if len(data) == 0 {
-		return nil
-	}
-	var out object
-	if err := json.Unmarshal(data, &out); err != nil {
-		e.t.Fatalf("%s %s: decode %q: %v", method, path, data, err)
+		e.t.Fatal(err)
 	}
 	return out
 }
 
 // deleteCall is an undo step: success or already gone.
 func (e *env) deleteCall(method, path string, body any) func() error {
-	return func() error {
-		code, data, err := e.do(method, path, body)
-		if err != nil {
-			return err
-		}
-		if code >= 300 && code != http.StatusNotFound {
-			return fmt.Errorf("%s %s = %d %s", method, path, code, data)
-		}
-		return nil
-	}
+	return func() error { return servertest.Client{URL: e.api}.Gone(method, path, body) }
 }
 
 func (e *env) pushUndo(what string, fn func() error) {
@@ -217,43 +174,26 @@ func (e *env) pushUndo(what string, fn func() error) {
 }
 
 // create POSTs a resource, remembers its deletion and returns it.
-// collections maps the VPN resources to their paths; the core ones are
-// /v2.0/<kind>s.
-var collections = map[string]string{
-	"ikepolicy": "/v2.0/vpn/ikepolicies", "ipsecpolicy": "/v2.0/vpn/ipsecpolicies",
-	"vpnservice": "/v2.0/vpn/vpnservices", "endpoint_group": "/v2.0/vpn/endpoint-groups",
-	"ipsec_site_connection": "/v2.0/vpn/ipsec-site-connections",
-}
-
-func collection(kind string) string {
-	if p, ok := collections[kind]; ok {
-		return p
-	}
-	return "/v2.0/" + kind + "s"
-}
-
 func (e *env) create(kind string, attrs object) object {
 	e.t.Helper()
-	out := e.call("POST", collection(kind), object{kind: attrs}, http.StatusCreated)
-	obj, _ := out[kind].(map[string]any)
-	id, _ := obj["id"].(string)
-	if id == "" {
-		e.t.Fatalf("POST %s: no id in %v", collection(kind), out)
+	obj, err := servertest.Client{URL: e.api}.TryCreate(kind, attrs)
+	if err != nil {
+		e.t.Fatal(err)
 	}
-	e.pushUndo("delete "+kind+" "+id, e.deleteCall("DELETE", collection(kind)+"/"+id, nil))
+	e.pushUndo("delete "+kind+" "+obj["id"].(string), e.deleteCall("DELETE", servertest.Collection(kind)+"/"+obj["id"].(string), nil))
 	return obj
 }
 
 func (e *env) get(kind, id string) object {
 	e.t.Helper()
-	out := e.call("GET", collection(kind)+"/"+id, nil, http.StatusOK)
+	out := e.call("GET", servertest.Collection(kind)+"/"+id, nil, http.StatusOK)
 	obj, _ := out[kind].(map[string]any)
 	return obj
 }
 
 func (e *env) update(kind, id string, attrs object) object {
 	e.t.Helper()
-	out := e.call("PUT", collection(kind)+"/"+id, object{kind: attrs}, http.StatusOK)
+	out := e.call("PUT", servertest.Collection(kind)+"/"+id, object{kind: attrs}, http.StatusOK)
 	obj, _ := out[kind].(map[string]any)
 	return obj
 }
@@ -528,22 +468,12 @@ func (h *host) stopAgent() {
 
 // vm makes a VM namespace in the host's NetnsDir, as `ip netns add` would.
 func (h *host) vm(name string) *vmNS {
-	t := h.e.t
-	t.Helper()
-	ns, err := namespace.New()
-	if err != nil {
-		t.Fatalf("vm %s: %v", name, err)
-	}
-	v := &vmNS{name: name, path: filepath.Join(h.dir, name), ns: ns}
+	h.e.t.Helper()
+	ns, path := nstest.VM(h.e.t, h.dir, name)
+	v := &vmNS{name: name, path: path, ns: ns}
 	h.mu.Lock()
 	h.vms = append(h.vms, v)
 	h.mu.Unlock()
-	if err := os.WriteFile(v.path, nil, 0o444); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount(fmt.Sprintf("/proc/self/fd/%d", int(ns)), v.path, "", unix.MS_BIND, ""); err != nil {
-		t.Fatalf("bind namespace to %s: %v", v.path, err)
-	}
 	return v
 }
 
@@ -559,12 +489,7 @@ func (h *host) removeAll() {
 	for _, v := range vms {
 		v.ns.Close()
 	}
-	entries, _ := os.ReadDir(h.dir)
-	for _, ent := range entries {
-		p := filepath.Join(h.dir, ent.Name())
-		_ = unix.Unmount(p, unix.MNT_DETACH)
-		_ = os.Remove(p)
-	}
+	nstest.Clear(h.dir)
 	if h.nl != nil {
 		h.nl.Close()
 	}

@@ -7,12 +7,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -117,20 +114,8 @@ func burstClient(tb testing.TB) *http.Client {
 // Neutrino has never seen all succeed, and Keystone validates it once.
 func TestKeystoneColdBurst(t *testing.T) {
 	ksURL := testenv.RequireKeystone(t)
-	target, err := url.Parse(ksURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var validations atomic.Int64
-	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: target.Scheme, Host: target.Host})
-	counting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/auth/tokens") {
-			validations.Add(1)
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	defer counting.Close()
-	srv := burstServer(t, counting.URL+target.Path)
+	ksCounted, validations := countingKeystone(t, ksURL)
+	srv := burstServer(t, ksCounted)
 	client := burstClient(t)
 	for _, clients := range []int{32, 128} {
 		t.Run(fmt.Sprintf("clients=%d", clients), func(t *testing.T) {

@@ -68,20 +68,11 @@ func status(t *testing.T, err error) int {
 func TestKeystoneAuth(t *testing.T) {
 	ksURL := keystoneURL(t)
 	// Count Keystone token validations through a proxy to see the cache.
-	target, _ := url.Parse(ksURL)
-	var validations atomic.Int64
-	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: target.Scheme, Host: target.Host})
-	counting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/auth/tokens") {
-			validations.Add(1)
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	defer counting.Close()
+	ksCounted, validations := countingKeystone(t, ksURL)
 
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc := service.New(sqltest.Open(t, "sqlite"), service.Options{Logger: quiet})
-	ks := auth.NewKeystone(counting.URL+target.Path, 5*time.Minute)
+	ks := auth.NewKeystone(ksCounted, 5*time.Minute)
 	srv := httptest.NewServer(httpapi.New(httpapi.Options{Service: svc, Auth: ks, Logger: quiet}))
 	defer srv.Close()
 
@@ -192,4 +183,24 @@ func TestKeystoneAuth(t *testing.T) {
 	if resp.StatusCode != 401 {
 		t.Fatalf("revoked token: %d", resp.StatusCode)
 	}
+}
+
+// countingKeystone puts a proxy before Keystone that counts its token
+// validations; it returns the proxy's identity URL and the count.
+func countingKeystone(t *testing.T, ksURL string) (string, *atomic.Int64) {
+	t.Helper()
+	target, err := url.Parse(ksURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var validations atomic.Int64
+	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: target.Scheme, Host: target.Host})
+	counting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/auth/tokens") {
+			validations.Add(1)
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(counting.Close)
+	return counting.URL + target.Path, &validations
 }

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -262,22 +261,7 @@ func neighState(s int) string {
 
 // recordAnnounces collects the announcements of l; the returned function
 // hands them over and starts afresh.
-func recordAnnounces(l *L3) func() []string {
-	var mu sync.Mutex
-	var ops []string
-	l.onAnnounce = func(op string) {
-		mu.Lock()
-		ops = append(ops, op)
-		mu.Unlock()
-	}
-	return func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		got := ops
-		ops = nil
-		return got
-	}
-}
+func recordAnnounces(l *L3) func() []string { return recorder(&l.onAnnounce) }
 
 // announceOps are the frames of one round of announcing addrs.
 func announceOps(dev, mac string, addrs ...string) []string {

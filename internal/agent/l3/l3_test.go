@@ -580,10 +580,14 @@ func (e *env) apply(l *L3, r agentv1.Router, what string) {
 
 // record collects the names of the kernel writes of l; the returned
 // function hands them over and starts afresh.
-func record(l *L3) func() []string {
+func record(l *L3) func() []string { return recorder(&l.onWrite) }
+
+// recorder sets hook to collect what it is called with; the returned
+// function hands that over and starts afresh.
+func recorder(hook *func(string)) func() []string {
 	var mu sync.Mutex
 	var ops []string
-	l.onWrite = func(op string) {
+	*hook = func(op string) {
 		mu.Lock()
 		ops = append(ops, op)
 		mu.Unlock()
