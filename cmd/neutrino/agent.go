@@ -119,8 +119,8 @@ func newAgent(ctx context.Context, f agentFlags, log *slog.Logger) (*agent.Agent
 	if err != nil {
 		return nil, nil, fmt.Errorf("agent: open the host namespace: %w", err)
 	}
-	n, err := node.New(node.Options{Host: f.host, BusURL: f.busURL, Token: f.token, BusTLS: busTLS, UnderlayIP: underlay,
-		HostNS: host, NetnsDir: f.netnsDir, StateDir: f.stateDir, DataPlane: f.dataPlane, Charon: f.charon,
+	n, err := node.New(node.Options{Endpoint: agent.Endpoint{Host: f.host, BusURL: f.busURL, Token: f.token, BusTLS: busTLS,
+		UnderlayIP: underlay}, HostNS: host, NetnsDir: f.netnsDir, StateDir: f.stateDir, DataPlane: f.dataPlane, Charon: f.charon,
 		Resync: f.resync, Logger: log})
 	if err == nil && f.metricsListen != "" {
 		if _, err = serveMetrics(ctx, f.metricsListen, log, n.Collectors...); err != nil {

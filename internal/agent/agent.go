@@ -70,15 +70,20 @@ type VPN interface {
 	Status(routerID string) map[string]agentv1.VPNStatus
 }
 
-// Options configure an agent.
-type Options struct {
+// Endpoint is who an agent is and how it reaches the server.
+type Endpoint struct {
 	Host       string
 	BusURL     string
 	Token      string
 	BusTLS     *tls.Config // nil: plain; else TLS verifying the bus server (a CA, or a pinned certificate)
 	UnderlayIP netip.Addr
-	L2         L2
-	L3         L3
+}
+
+// Options configure an agent.
+type Options struct {
+	Endpoint
+	L2 L2
+	L3 L3
 	// VPN maps a device driver name ("strongswan") to the driver. A VPN
 	// service of a driver the agent lacks is reported in ERROR.
 	VPN map[string]VPN

@@ -99,14 +99,9 @@ func (a *API) l3Routers(w http.ResponseWriter, r *http.Request) {
 		out := wireList(rs, func(v *service.RouterView) object { return selectFields(routerWire(v, true), fields) }).all()
 		writeJSON(w, http.StatusOK, object{"routers": out})
 	case http.MethodPost:
-		body, err := readJSON(r)
+		m, err := readObject(r)
 		if err != nil {
 			a.fail(w, r, err)
-			return
-		}
-		m, ok := body.(map[string]any)
-		if !ok {
-			a.fail(w, r, neutron.BadRequest("Malformed request body"))
 			return
 		}
 		raw, ok := m["router_id"]

@@ -21,6 +21,20 @@ var errTooLarge = &neutron.Error{Status: http.StatusRequestEntityTooLarge, Type:
 
 // readJSON decodes a request body into a generic value, keeping numbers as
 // json.Number so integers and strings stay distinguishable.
+// readObject reads a body that must be a JSON object (the bodies without
+// a resource envelope: add_router_interface, l3-agent scheduling).
+func readObject(r *http.Request) (map[string]any, error) {
+	body, err := readJSON(r)
+	if err != nil {
+		return nil, err
+	}
+	m, ok := body.(map[string]any)
+	if !ok {
+		return nil, neutron.BadRequest("Malformed request body")
+	}
+	return m, nil
+}
+
 func readJSON(r *http.Request) (any, error) {
 	data, err := io.ReadAll(r.Body)
 	var mbe *http.MaxBytesError

@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"net/netip"
 
-	"github.com/neutrino-net/neutrino/api/neutron"
 	"github.com/neutrino-net/neutrino/internal/model"
 	"github.com/neutrino-net/neutrino/internal/service"
 	"github.com/neutrino-net/neutrino/internal/store"
@@ -144,14 +143,9 @@ func (a *API) routerInterface(add bool) http.HandlerFunc {
 			methodNotAllowed(w, r)
 			return
 		}
-		body, err := readJSON(r)
+		m, err := readObject(r)
 		if err != nil {
 			a.fail(w, r, err)
-			return
-		}
-		m, ok := body.(map[string]any)
-		if !ok {
-			a.fail(w, r, neutron.BadRequest("Malformed request body"))
 			return
 		}
 		var req service.InterfaceRequest

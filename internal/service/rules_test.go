@@ -152,11 +152,16 @@ type routersFake struct {
 }
 
 func (f routersFake) GetRouter(_ context.Context, id string) (*model.Router, error) {
-	r, ok := f.byID[id]
+	return lookup(f.byID, id)
+}
+
+// lookup is what a fake's Get answers from a map.
+func lookup[T any](m map[string]T, id string) (*T, error) {
+	v, ok := m[id]
 	if !ok {
 		return nil, store.ErrNotFound
 	}
-	return &r, nil
+	return &v, nil
 }
 
 func TestCheckDevice(t *testing.T) {
@@ -193,11 +198,7 @@ type groupsFake struct {
 }
 
 func (f groupsFake) GetSecurityGroup(_ context.Context, id string) (*model.SecurityGroup, error) {
-	g, ok := f.byID[id]
-	if !ok {
-		return nil, store.ErrNotFound
-	}
-	return &g, nil
+	return lookup(f.byID, id)
 }
 
 func TestCheckPortSecurity(t *testing.T) {

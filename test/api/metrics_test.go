@@ -38,7 +38,8 @@ func TestMetrics(t *testing.T) {
 		srv := httptest.NewServer(httpapi.New(httpapi.Options{Service: svc, Auth: tokenAuth{}, Logger: quiet,
 			Observe: m.ObserveRequest, Metrics: m.Handler()}))
 		defer srv.Close()
-		send := func(method, path, token string, body string) int {
+		// exchange sends a request and returns the status and the body.
+		exchange := func(method, path, token string, body string) (int, []byte) {
 			t.Helper()
 			req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
 			if token != "" {
@@ -48,23 +49,21 @@ func TestMetrics(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			return resp.StatusCode
+			defer resp.Body.Close()
+			data, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, data
+		}
+		send := func(method, path, token string, body string) int {
+			t.Helper()
+			code, _ := exchange(method, path, token, body)
+			return code
 		}
 		var ids []string
 		for i := 0; i < 2; i++ {
-			req, _ := http.NewRequest("POST", srv.URL+"/v2.0/networks", strings.NewReader(`{"network": {"name": "n"}}`))
-			req.Header.Set("X-Auth-Token", "good")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			data, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			code, data := exchange("POST", "/v2.0/networks", "good", `{"network": {"name": "n"}}`)
 			id := regexp.MustCompile(`"id": ?"([0-9a-f-]{36})"`).FindSubmatch(data)
-			if resp.StatusCode != 201 || id == nil {
-				t.Fatalf("POST network = %d %s", resp.StatusCode, data)
+			if code != 201 || id == nil {
+				t.Fatalf("POST network = %d %s", code, data)
 			}
 			ids = append(ids, string(id[1]))
 		}
@@ -89,24 +88,16 @@ func TestMetrics(t *testing.T) {
 			t.Fatalf("POST /metrics = %d", c)
 		}
 		// /metrics is not a resource.
-		req, _ := http.NewRequest("GET", srv.URL+"/v2.0", nil)
-		req.Header.Set("X-Auth-Token", "good")
-		resp, err := http.DefaultClient.Do(req)
+		if code, data := exchange("GET", "/v2.0", "good", ""); code != 200 || strings.Contains(string(data), "metrics") {
+			t.Fatalf("GET /v2.0 = %d %s", code, data)
+		}
+
+		// Scraping needs no token.
+		resp, err := http.Get(srv.URL + "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}
 		data, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || strings.Contains(string(data), "metrics") {
-			t.Fatalf("GET /v2.0 = %d %s", resp.StatusCode, data)
-		}
-
-		// Scraping needs no token.
-		resp, err = http.Get(srv.URL + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, _ = io.ReadAll(resp.Body)
 		resp.Body.Close()
 		text := string(data)
 		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {

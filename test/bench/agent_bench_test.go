@@ -400,8 +400,8 @@ func (e *kernelEnv) startAgent() *agentRun {
 	log := e.logs.logger(slog.LevelDebug).With("host", agentHostName)
 	var dec *appliedL3
 	var sw2 *timedL2
-	n, err := node.New(node.Options{Host: agentHostName, BusURL: e.srv.BusURL(), Token: e.srv.AgentToken(agentHostName),
-		UnderlayIP: netip.MustParseAddr(agentUnderlay), HostNS: e.host, NetnsDir: e.dir, StateDir: e.state, Logger: log,
+	n, err := node.New(node.Options{Endpoint: agent.Endpoint{Host: agentHostName, BusURL: e.srv.BusURL(),
+		Token: e.srv.AgentToken(agentHostName), UnderlayIP: netip.MustParseAddr(agentUnderlay)}, HostNS: e.host, NetnsDir: e.dir, StateDir: e.state, Logger: log,
 		WrapL2: func(l agent.L2) agent.L2 { sw2 = &timedL2{L2: l}; return sw2 },
 		WrapL3: func(l agent.L3) agent.L3 { dec = newAppliedL3(l); return dec }})
 	if err != nil {

@@ -172,14 +172,21 @@ func (e *kernelEnv) waitConnsActive(ids []string, poll, bound time.Duration) err
 	}
 }
 
-func BenchmarkVPNSecondSide(b *testing.B) {
+// vpnBench starts a kernel environment with an external network, an
+// agent and a pair of VPN policies.
+func vpnBench(b *testing.B) (e *kernelEnv, run *agentRun, ext, ike, ipsec string) {
 	testenv.RequireCharon(b)
-	e := newKernelEnv(b)
-	ext := e.create("network", jsonObj{"name": "public", "router:external": true})["id"].(string)
+	e = newKernelEnv(b)
+	ext = e.create("network", jsonObj{"name": "public", "router:external": true})["id"].(string)
 	e.create("subnet", jsonObj{"network_id": ext, "ip_version": 4, "cidr": "172.24.0.0/16"})
-	run := e.startAgent()
+	run = e.startAgent()
 	e.waitAgentAlive()
-	ike, ipsec := e.vpnPolicies()
+	ike, ipsec = e.vpnPolicies()
+	return e, run, ext, ike, ipsec
+}
+
+func BenchmarkVPNSecondSide(b *testing.B) {
+	e, run, ext, ike, ipsec := vpnBench(b)
 	sites := e.vpnSites(2, ext)
 	if _, err := run.l3.waitApplied([]string{sites[0].router, sites[1].router}, realiseBound); err != nil {
 		b.Fatal(err)
@@ -247,13 +254,7 @@ func charonRSS(dir string) (kib int64, n int) {
 }
 
 func BenchmarkVPNAgentRestart(b *testing.B) {
-	testenv.RequireCharon(b)
-	e := newKernelEnv(b)
-	ext := e.create("network", jsonObj{"name": "public", "router:external": true})["id"].(string)
-	e.create("subnet", jsonObj{"network_id": ext, "ip_version": 4, "cidr": "172.24.0.0/16"})
-	run := e.startAgent()
-	e.waitAgentAlive()
-	ike, ipsec := e.vpnPolicies()
+	e, run, ext, ike, ipsec := vpnBench(b)
 	t0 := time.Now()
 	sites := e.vpnSites(vpnRouters, ext)
 	conns := make([]string, vpnRouters)

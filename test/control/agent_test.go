@@ -173,8 +173,8 @@ func TestAgentLoop(t *testing.T) {
 
 	f := newFake()
 	slow := make(chan struct{})
-	a, err := agent.New(agent.Options{Host: "node-1", BusURL: e.srv.BusURL(), Token: bus.AgentToken(secret, "node-1"),
-		UnderlayIP: netip.MustParseAddr("192.0.2.10"), L2: fakeL2{f}, L3: f, Heartbeat: 100 * time.Millisecond,
+	a, err := agent.New(agent.Options{Endpoint: agent.Endpoint{Host: "node-1", BusURL: e.srv.BusURL(),
+		Token: bus.AgentToken(secret, "node-1"), UnderlayIP: netip.MustParseAddr("192.0.2.10")}, L2: fakeL2{f}, L3: f, Heartbeat: 100 * time.Millisecond,
 		Resync: 300 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -287,8 +287,8 @@ func TestAgentLifecycle(t *testing.T) {
 	subSlow := e.id("POST", "/v2.0/subnets", map[string]any{"subnet": map[string]any{"network_id": netSlow, "ip_version": 4, "cidr": "10.1.0.0/24"}}, "subnet")
 
 	f := newFake()
-	a, err := agent.New(agent.Options{Host: "node-1", BusURL: e.srv.BusURL(), Token: bus.AgentToken(secret, "node-1"),
-		UnderlayIP: netip.MustParseAddr("192.0.2.10"), L2: fakeL2{f}, L3: f, Heartbeat: 100 * time.Millisecond,
+	a, err := agent.New(agent.Options{Endpoint: agent.Endpoint{Host: "node-1", BusURL: e.srv.BusURL(),
+		Token: bus.AgentToken(secret, "node-1"), UnderlayIP: netip.MustParseAddr("192.0.2.10")}, L2: fakeL2{f}, L3: f, Heartbeat: 100 * time.Millisecond,
 		Resync: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

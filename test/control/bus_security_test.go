@@ -67,8 +67,8 @@ func TestAgentOverTLS(t *testing.T) {
 	router := e.id("POST", "/v2.0/routers", map[string]any{"router": map[string]any{"name": "r"}}, "router")
 	run := func(tlsCfg *tls.Config) (*fakeDataPlane, func()) {
 		f := newFake()
-		a, err := agent.New(agent.Options{Host: "node-1", BusURL: e.srv.BusURL(), Token: bus.AgentToken(secret, "node-1"),
-			BusTLS: tlsCfg, UnderlayIP: netip.MustParseAddr("192.0.2.10"), L2: fakeL2{f}, L3: f,
+		a, err := agent.New(agent.Options{Endpoint: agent.Endpoint{Host: "node-1", BusURL: e.srv.BusURL(),
+			Token: bus.AgentToken(secret, "node-1"), BusTLS: tlsCfg, UnderlayIP: netip.MustParseAddr("192.0.2.10")}, L2: fakeL2{f}, L3: f,
 			Heartbeat: 100 * time.Millisecond, Resync: 300 * time.Millisecond, Logger: quiet})
 		if err != nil {
 			t.Fatal(err)

@@ -268,18 +268,7 @@ func TestAgentProtocol(t *testing.T) {
 			len(st1.Ports[0].Gateways) != 1 || st1.Ports[0].Gateways[0].String() != "10.0.0.1" {
 			t.Fatalf("host-1 ports = %+v", st1.Ports)
 		}
-		peers := func(st agentv1.HostState) []string {
-			for _, n := range st.Networks {
-				if n.ID == net {
-					var out []string
-					for _, p := range n.Peers {
-						out = append(out, p.String())
-					}
-					return out
-				}
-			}
-			return nil
-		}
+		peers := func(st agentv1.HostState) []string { return peersOf(st, net) }
 		if got := peers(h2.state()); !slices.Equal(got, []string{"192.0.2.1"}) {
 			t.Fatalf("host-2 peers = %v", got)
 		}

@@ -58,10 +58,7 @@ func (e *env) plugAll(h *host, ports []port, vms []*vmNS) {
 // network B through a router; then (c) a 10 ms probe survives the
 // agent's restart without loss.
 func TestRouterBetweenNetworks(t *testing.T) {
-	e := newEnv(t)
-	h := e.newHost("node-1", netip.MustParseAddr("192.0.2.1"))
-	h.startAgent()
-	h.waitRegistered()
+	e, h := oneNode(t)
 
 	netA, netB := e.network("net-a", false), e.network("net-b", false)
 	subA := e.subnet(netA, "10.1.0.0/24", nil)
@@ -262,10 +259,7 @@ func (h *host) linkIndexes(routerIDs ...string) map[string]int {
 // gateway IP as the source, though it has no route to the tenant subnet;
 // then (c) a 10 ms ping through SNAT survives the agent's restart.
 func TestSNAT(t *testing.T) {
-	e := newEnv(t)
-	h := e.newHost("node-1", netip.MustParseAddr("192.0.2.1"))
-	h.startAgent()
-	h.waitRegistered()
+	e, h := oneNode(t)
 
 	// The subnet's gateway, .254, is the outside's; it lives on a port
 	// with another address (.253), as a VIP of the outside router.
@@ -338,10 +332,7 @@ func TestSNAT(t *testing.T) {
 // TestPortSecurity (f): a VM's spoofed source address is dropped; it
 // passes once an allowed address pair, and with port security off.
 func TestPortSecurity(t *testing.T) {
-	e := newEnv(t)
-	h := e.newHost("node-1", netip.MustParseAddr("192.0.2.1"))
-	h.startAgent()
-	h.waitRegistered()
+	e, h := oneNode(t)
 
 	n := e.network("net", false)
 	e.subnet(n, "10.0.0.0/24", nil)
@@ -392,10 +383,7 @@ func TestPortSecurity(t *testing.T) {
 // TestDeleteLeavesNothing (d): once everything is deleted through the API
 // the host holds no Neutrino namespace, link or nftables table.
 func TestDeleteLeavesNothing(t *testing.T) {
-	e := newEnv(t)
-	h := e.newHost("node-1", netip.MustParseAddr("192.0.2.1"))
-	h.startAgent()
-	h.waitRegistered()
+	e, h := oneNode(t)
 
 	ext := e.network("public", true)
 	e.subnet(ext, "203.0.113.0/24", nil)

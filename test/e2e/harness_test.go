@@ -33,6 +33,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/neutrino-net/neutrino/api/agentv1"
+	"github.com/neutrino-net/neutrino/internal/agent"
 	"github.com/neutrino-net/neutrino/internal/agent/l2"
 	"github.com/neutrino-net/neutrino/internal/agent/node"
 	"github.com/neutrino-net/neutrino/internal/ipsec/strongswan"
@@ -422,8 +423,8 @@ func (h *host) startAgent() {
 	if resync == 0 {
 		resync = 5 * time.Second
 	}
-	n, err := node.New(node.Options{Host: h.name, BusURL: h.e.srv.BusURL(), Token: h.e.srv.AgentToken(h.name),
-		UnderlayIP: h.underlay, HostNS: h.ns, NetnsDir: h.dir, StateDir: h.state, DataPlane: dataPlane,
+	n, err := node.New(node.Options{Endpoint: agent.Endpoint{Host: h.name, BusURL: h.e.srv.BusURL(),
+		Token: h.e.srv.AgentToken(h.name), UnderlayIP: h.underlay}, HostNS: h.ns, NetnsDir: h.dir, StateDir: h.state, DataPlane: dataPlane,
 		Heartbeat: 500 * time.Millisecond, Resync: resync, Logger: h.e.log.With("host", h.name)})
 	if err != nil {
 		t.Fatalf("agent: %v", err)
@@ -442,6 +443,17 @@ func (h *host) agentRunning() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.cancel != nil
+}
+
+// oneNode starts a server and one host, node-1 (192.0.2.1), with its
+// agent registered.
+func oneNode(t *testing.T) (*env, *host) {
+	t.Helper()
+	e := newEnv(t)
+	h := e.newHost("node-1", netip.MustParseAddr("192.0.2.1"))
+	h.startAgent()
+	h.waitRegistered()
+	return e, h
 }
 
 // stopAgent stops the agent (bounded) and releases its handles; the data

@@ -183,10 +183,7 @@ func stops(p *pinger, within time.Duration) (time.Duration, bool) {
 // on each side, each using the other's external_v4_ip from the POST.
 func TestVPNMoonSun(t *testing.T) {
 	testenv.RequireCharon(t)
-	e := newEnv(t)
-	h := e.newHost("node-1", netip.MustParseAddr("192.0.2.1"))
-	h.startAgent()
-	h.waitRegistered()
+	e, h := oneNode(t)
 	t.Logf("IPsec data plane: %s (%s)", dataPlane, dataPlaneWhy)
 	agents := e.call("GET", "/v2.0/agents?host="+h.name, nil, http.StatusOK)["agents"].([]any)
 	if conf, _ := agents[0].(map[string]any)["configurations"].(map[string]any); conf["ipsec_data_plane"] != dataPlane {
@@ -292,25 +289,22 @@ func TestVPNMoonSun(t *testing.T) {
 		}
 		t.Logf("peer CIDRs + DPD changed: traffic again %s after the first PUT", time.Since(start).Round(time.Millisecond))
 
-		// Connection admin_state_up: down stops traffic, up restores it.
-		e.update("ipsec_site_connection", moonConn, object{"admin_state_up": false})
-		e.waitConn(moonConn, "DOWN", vpnTimeout)
-		if _, ok := stops(ping, 5*time.Second); !ok {
-			t.Error("traffic passes with the connection admin down")
+		// admin_state_up down on a connection, or on the service of the
+		// other side, takes that connection DOWN and stops traffic; up
+		// restores both sides.
+		adminDown := func(kind, id, conn, what string) {
+			t.Helper()
+			e.update(kind, id, object{"admin_state_up": false})
+			e.waitConn(conn, "DOWN", vpnTimeout)
+			if _, ok := stops(ping, 5*time.Second); !ok {
+				t.Errorf("traffic passes with %s admin down", what)
+			}
+			e.update(kind, id, object{"admin_state_up": true})
+			e.waitConn(moonConn, "ACTIVE", vpnTimeout)
+			e.waitConn(sunConn, "ACTIVE", vpnTimeout)
 		}
-		e.update("ipsec_site_connection", moonConn, object{"admin_state_up": true})
-		e.waitConn(moonConn, "ACTIVE", vpnTimeout)
-		e.waitConn(sunConn, "ACTIVE", vpnTimeout)
-
-		// Service admin_state_up on sun: its connection goes DOWN.
-		e.update("vpnservice", sunSvc, object{"admin_state_up": false})
-		e.waitConn(sunConn, "DOWN", vpnTimeout)
-		if _, ok := stops(ping, 5*time.Second); !ok {
-			t.Error("traffic passes with sun's service admin down")
-		}
-		e.update("vpnservice", sunSvc, object{"admin_state_up": true})
-		e.waitConn(sunConn, "ACTIVE", vpnTimeout)
-		e.waitConn(moonConn, "ACTIVE", vpnTimeout)
+		adminDown("ipsec_site_connection", moonConn, moonConn, "the connection")
+		adminDown("vpnservice", sunSvc, sunConn, "sun's service")
 		if _, ok := ping.Reach(20*time.Millisecond, reachTimeout); !ok {
 			t.Fatal("no traffic after the admin state changes")
 		}

@@ -5,11 +5,9 @@
 package node
 
 import (
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -25,11 +23,7 @@ import (
 
 // Options describe one node.
 type Options struct {
-	Host       string
-	BusURL     string
-	Token      string
-	BusTLS     *tls.Config // nil: plain; else TLS verifying the bus server (a CA, or a pinned certificate)
-	UnderlayIP netip.Addr
+	agent.Endpoint
 	// HostNS is the node's own network namespace (the agent's, opened
 	// once at start); it stays the caller's to close.
 	HostNS netns.NsHandle
@@ -94,8 +88,7 @@ func New(opts Options) (*Node, error) {
 		n.Close()
 		return nil, err
 	}
-	n.Agent, err = agent.New(agent.Options{Host: opts.Host, BusURL: opts.BusURL, Token: opts.Token, BusTLS: opts.BusTLS,
-		UnderlayIP: opts.UnderlayIP, L2: L2, L3: L3, VPN: vpn, Configurations: n.Configurations,
+	n.Agent, err = agent.New(agent.Options{Endpoint: opts.Endpoint, L2: L2, L3: L3, VPN: vpn, Configurations: n.Configurations,
 		Heartbeat: opts.Heartbeat, Resync: opts.Resync, Logger: opts.Logger})
 	if err != nil {
 		n.Close()
