@@ -6,8 +6,10 @@ package bench_test
 // many IKE and IPsec policies, two endpoint groups per router and enough
 // IPsec site connections to make memVPNResources VPN resources, lists all
 // connections once, and reports the server's resident memory (VmRSS) and
-// its peak (VmHWM) from /proc. Architecture §10's target: < 100 MB RSS
-// with 10,000 VPN resources.
+// its peak (VmHWM) from /proc. Architecture §10's target is < 100 MB RSS
+// with 10,000 VPN resources; since whole lists are streamed from the
+// store in chunks the peak stays under 50 MiB, and the benchmark holds it
+// there.
 //
 //	go test -run '^$' -bench ServerMemory -benchtime=1x ./test/bench/
 
@@ -195,7 +197,7 @@ func BenchmarkServerMemory(b *testing.B) {
 	b.ReportMetric(float64(rss)/1024, "rss-mib")
 	b.ReportMetric(float64(hwm)/1024, "peak-mib")
 	b.ReportMetric(0, "ns/op")
-	if hwm > 100*1024 {
-		b.Errorf("peak RSS %.1f MiB with %d VPN resources, target < 100 MiB", float64(hwm)/1024, resources)
+	if hwm > 50*1024 {
+		b.Errorf("peak RSS %.1f MiB with %d VPN resources, target < 50 MiB", float64(hwm)/1024, resources)
 	}
 }
