@@ -231,6 +231,8 @@ func TestVPNMoonSun(t *testing.T) {
 		t.Fatalf("charon pids: moon %d, sun %d; want two distinct daemons", moonPid, h.vpn.Pid(sun.router))
 	}
 
+	t.Run("DataPlane", func(t *testing.T) { checkDataPlane(t, e, h, ext, moon, sun, ping) })
+
 	// A bystander pair whose daemons no change to moon or sun may touch.
 	planet, comet := e.newSite(h, "planet", ext, 5), e.newSite(h, "comet", ext, 6)
 	pSvc, cSvc := e.vpnService(planet, "planet-vpn", planet.subnet), e.vpnService(comet, "comet-vpn", comet.subnet)
@@ -379,6 +381,7 @@ func TestVPNMoonSun(t *testing.T) {
 				t.Fatal("moon's charon still runs without connections")
 			}
 		}
+		checkXFRMGone(t, h, moon.router, sun.router)
 	})
 
 	t.Run("NoPSKInLogs", func(t *testing.T) {
