@@ -1,0 +1,173 @@
+package vmlab
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/neutrino-net/neutrino/internal/testenv"
+)
+
+// Require returns the lab, or ends the test through testenv.Missing (a
+// failure under CI) with what is missing.
+func Require(tb testing.TB) *Lab {
+	tb.Helper()
+	testenv.RequireRoot(tb)
+	l, err := Find()
+	if err != nil {
+		testenv.Missing(tb, "the full-kernel lab: %v", err)
+	}
+	return l
+}
+
+// Enter runs the calling test inside the lab. Inside the lab it returns
+// true: the test goes on, on the lab's kernel. Outside it re-runs this
+// test binary in a VM with -test.run naming exactly this test, streams the
+// inner output into the test's log, fails the test if the inner run
+// failed or ran no test, and returns false: the test returns.
+//
+//	func TestSomethingOnAFullKernel(t *testing.T) {
+//		if !vmlab.Enter(t) {
+//			return
+//		}
+//		... // runs in the VM
+//	}
+func Enter(t *testing.T) bool {
+	t.Helper()
+	if Inside() {
+		return true
+	}
+	l := Require(t)
+	timeout := 15 * time.Minute
+	if d, ok := t.Deadline(); ok {
+		timeout = time.Until(d) - 10*time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	args := []string{os.Args[0], "-test.run", "^" + runPattern(t.Name()) + "$", "-test.v", "-test.count=1",
+		"-test.timeout", timeout.Round(time.Second).String()}
+	if f := flag.Lookup("test.short"); f != nil && f.Value.String() == "true" {
+		args = append(args, "-test.short")
+	}
+	if f := flag.Lookup("test.bench"); f != nil && f.Value.String() != "" {
+		args = append(args, "-test.bench", f.Value.String())
+		if bt := flag.Lookup("test.benchtime"); bt != nil {
+			args = append(args, "-test.benchtime", bt.Value.String())
+		}
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lw := &lineLog{t: t}
+	start := time.Now()
+	code, err := l.Run(ctx, Run{Args: args, Env: passEnv(), Dir: wd, Stdout: lw})
+	lw.flush()
+	if err != nil {
+		t.Fatalf("in the lab (kernel %s): %v", l.KVer, err)
+	}
+	out := lw.String()
+	t.Logf("lab run (kernel %s) ended with status %d after %s", l.KVer, code, time.Since(start).Round(time.Millisecond))
+	switch {
+	case code != 0:
+		t.Fatalf("%s failed in the lab (status %d); its output is above", t.Name(), code)
+	case strings.Contains(out, "testing: warning: no tests to run") || !strings.Contains(out, "--- PASS: "+t.Name()):
+		t.Fatalf("%s did not run in the lab; its output is above", t.Name())
+	}
+	return false
+}
+
+// RunInLab is Enter for a benchmark: it re-runs the benchmark inside the
+// lab with -test.bench naming exactly it.
+func RunInLab(b *testing.B) bool {
+	b.Helper()
+	if Inside() {
+		return true
+	}
+	l := Require(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	args := []string{os.Args[0], "-test.run", "^$", "-test.bench", "^" + runPattern(b.Name()) + "$", "-test.v", "-test.count=1"}
+	if bt := flag.Lookup("test.benchtime"); bt != nil {
+		args = append(args, "-test.benchtime", bt.Value.String())
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		b.Fatal(err)
+	}
+	lw := &lineLog{t: b}
+	code, err := l.Run(ctx, Run{Args: args, Env: passEnv(), Dir: wd, Stdout: lw})
+	lw.flush()
+	if err != nil || code != 0 {
+		b.Fatalf("%s in the lab (kernel %s): status %d, %v", b.Name(), l.KVer, code, err)
+	}
+	return false
+}
+
+// runPattern turns a test name into -test.run's slash-separated pattern
+// that matches only it.
+func runPattern(name string) string {
+	parts := strings.Split(name, "/")
+	for i, p := range parts {
+		parts[i] = regexp.QuoteMeta(p)
+	}
+	return strings.Join(parts, "$/^")
+}
+
+// passEnv is what of this environment the command in the lab gets: CI
+// and Neutrino's variables (requirements, services).
+func passEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if k == "CI" || (strings.HasPrefix(k, "NEUTRINO_") && k != EnvGuest) || k == "GOTRACEBACK" {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// lineLog writes each line it is given to a test's log, and keeps all.
+type lineLog struct {
+	t   testing.TB
+	mu  sync.Mutex
+	buf bytes.Buffer
+	all strings.Builder
+}
+
+func (w *lineLog) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	w.all.Write(p)
+	for {
+		line, err := w.buf.ReadString('\n')
+		if err != nil {
+			w.buf.WriteString(line) // incomplete: keep
+			break
+		}
+		w.t.Logf("lab| %s", strings.TrimRight(line, "\n"))
+	}
+	return len(p), nil
+}
+
+func (w *lineLog) flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.buf.Len() > 0 {
+		w.t.Logf("lab| %s", w.buf.String())
+		w.buf.Reset()
+	}
+}
+
+func (w *lineLog) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.all.String()
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The full-kernel lab's parts (internal/vmlab): QEMU, a static busybox for
+# the VM's initramfs, kmod, iperf3 for the lab's throughput benchmark, and
+# Debian's own kernel (the version linux-image-amd64 depends on),
+# downloaded and unpacked into a cache directory, never installed.
+#
+#   sudo bash scripts/ci/vmlab.sh      prints NEUTRINO_VMLAB_DIR=<dir>
+#
+# The cache directory is $NEUTRINO_VMLAB_DIR, default /var/cache/neutrino/vmlab;
+# it holds <kver>/boot/vmlinuz-<kver> and <kver>/lib/modules/<kver>. A second
+# run with everything in place touches no network.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+log() { echo "[vmlab] $*" >&2; }
+# shellcheck source=lib.sh
+. scripts/ci/lib.sh
+export DEBIAN_FRONTEND=noninteractive
+
+dir=${NEUTRINO_VMLAB_DIR:-/var/cache/neutrino/vmlab}
+
+need=()
+for pkg in qemu-system-x86 busybox-static kmod iperf3; do
+    pkg_installed "$pkg" || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    log "installing ${need[*]}"
+    apt_install "${need[@]}"
+fi
+
+# The kernel package linux-image-amd64 points at today. Without package
+# lists (a fresh machine) ask apt to fetch them first.
+kpkg() { apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9].*-amd64\)$/\1/p' | head -n1; }
+pkg=$(kpkg)
+if [ -z "$pkg" ]; then
+    log "apt-get update (no package list names the kernel)"
+    apt_get update -q
+    pkg=$(kpkg)
+fi
+if [ -z "$pkg" ]; then
+    echo "[vmlab] cannot tell which kernel linux-image-amd64 depends on" >&2
+    exit 1
+fi
+kver=${pkg#linux-image-}
+root="$dir/$kver"
+
+if [ ! -s "$root/boot/vmlinuz-$kver" ] || [ ! -s "$root/lib/modules/$kver/modules.dep" ]; then
+    log "fetching $pkg into $root"
+    mkdir -p "$dir"
+    tmp=$(mktemp -d "$dir/.fetch.XXXXXX")
+    trap 'rm -rf "$tmp"' EXIT
+    # apt downloads as its sandbox user when that user may write here.
+    chmod 755 "$tmp"
+    chown _apt "$tmp" 2>/dev/null || true
+    if ! (cd "$tmp" && apt_get download "$pkg"); then
+        log "download failed; retrying after apt-get update"
+        apt_get update -q
+        (cd "$tmp" && apt_get download "$pkg")
+    fi
+    dpkg-deb -x "$tmp"/"$pkg"_*.deb "$tmp/tree"
+    depmod -b "$tmp/tree" "$kver"
+    rm -rf "$root"
+    mv "$tmp/tree" "$root"
+    log "kernel $kver ready ($(du -sh "$root" | cut -f1))"
+fi
+echo "NEUTRINO_VMLAB_DIR=$dir"
