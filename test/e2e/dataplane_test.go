@@ -260,6 +260,33 @@ func checkXFRMGone(t *testing.T, h *host, routers ...string) {
 		ns.Close()
 		if states+policies != 0 {
 			t.Errorf("router %s: %d XFRM states and %d policies left after its connections were deleted", r[:8], states, policies)
+			logXFRM(t, h, r)
 		}
+	}
+}
+
+// logXFRM logs a router namespace's XFRM states and policies, to tell
+// what a failed check saw.
+func logXFRM(t *testing.T, h *host, router string) {
+	t.Helper()
+	ns := h.routerNamespace(router, 0)
+	if !ns.IsOpen() {
+		t.Logf("router %s: no namespace", router[:8])
+		return
+	}
+	defer ns.Close()
+	nh, err := netlink.NewHandleAt(ns, unix.NETLINK_XFRM)
+	if err != nil {
+		t.Logf("router %s: %v", router[:8], err)
+		return
+	}
+	defer nh.Close()
+	ss, _ := nh.XfrmStateList(netlink.FAMILY_ALL)
+	for _, st := range ss {
+		t.Logf("router %s: state %s -> %s proto %d spi %#x mode %d reqid %d sel %v", router[:8], st.Src, st.Dst, st.Proto, st.Spi, st.Mode, st.Reqid, st.Selector)
+	}
+	ps, _ := nh.XfrmPolicyList(netlink.FAMILY_ALL)
+	for _, p := range ps {
+		t.Logf("router %s: policy %v -> %v dir %d prio %d tmpls %d", router[:8], p.Src, p.Dst, p.Dir, p.Priority, len(p.Tmpls))
 	}
 }

@@ -460,6 +460,8 @@ func TestVPNMoonSun(t *testing.T) {
 		e.update("ipsec_site_connection", m4, object{"local_ep_group_id": moonLocal1})
 		if _, ok := stops(ping2, 5*time.Second); !ok {
 			t.Error("the second subnet still reaches sun after leaving the local endpoint group")
+			logXFRM(t, h, moon.router)
+			logXFRM(t, h, sun.router)
 		}
 		e.waitConn(m4, "ACTIVE", vpnTimeout)
 		if _, ok := ping.Reach(20*time.Millisecond, reachTimeout); !ok {

@@ -135,9 +135,13 @@ func runDir() (string, error) {
 
 // Conf renders strongswan.conf. inDir is where the state dir is seen from
 // inside charon's mount namespace (its run dir), so every path is valid
-// there wherever Dir is on the host. Routes to the peers' networks go to
-// charon's own table (220) of the router's namespace: with
-// kernel-libipsec they are what sends traffic into ipsec0. The log shows
+// there wherever Dir is on the host. With kernel-libipsec, routes to the
+// peers' networks in charon's own table (220) of the router's namespace
+// send traffic into ipsec0. With the kernel's XFRM, policies alone select
+// the traffic and charon installs no routes: its route to a peer network
+// would send whatever no policy covers (a subnet just taken out of an
+// endpoint group) straight to the peer's gateway in clear, where it
+// belongs on the router's default route like any other traffic. The log shows
 // IKE and configuration at level 1; "log" events over VICI carry the
 // negotiation failures the driver turns into status reasons.
 func Conf(inDir, plane string) string {
@@ -145,7 +149,7 @@ func Conf(inDir, plane string) string {
 charon {
   load_modular = no
   load = %[2]s
-  install_routes = yes
+  install_routes = %[5]s
   retransmit_timeout = 1.0
   retransmit_tries = 5
   plugins {
@@ -168,7 +172,7 @@ charon {
     }
   }
 }
-`, inDir, strings.Join(Plugins(plane), " "), SocketFile, LogFile)
+`, inDir, strings.Join(Plugins(plane), " "), SocketFile, LogFile, map[bool]string{true: "no", false: "yes"}[plane == DataPlaneXFRM])
 }
 
 // StartDaemon starts the router's charon and returns once its VICI socket

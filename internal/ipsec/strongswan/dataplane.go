@@ -7,6 +7,7 @@ import (
 	"github.com/neutrino-net/neutrino/internal/namespace"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // Data planes: where ESP packets are encrypted.
@@ -61,4 +62,30 @@ func ResolveDataPlane(configured string) (plane, reason string, err error) {
 		return configured, "set in the configuration", nil
 	}
 	return "", "", fmt.Errorf("ipsec data plane %q: want auto, xfrm or libipsec", configured)
+}
+
+// FlushXFRM removes every XFRM state and policy of the router namespace
+// at netnsPath, which only the router's charon fills. Stopping charon
+// removes its own SAs and policies but not the larval states the kernel
+// made for packets that hit a trap policy (they would linger for 30 s),
+// and a charon that died leaves everything behind. A namespace that is
+// gone has nothing to flush.
+func FlushXFRM(netnsPath string) error {
+	ns, err := netns.GetFromPath(netnsPath)
+	if err != nil {
+		return nil
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_XFRM)
+	if err != nil {
+		return fmt.Errorf("xfrm in %s: %w", netnsPath, err)
+	}
+	defer h.Close()
+	if err := h.XfrmPolicyFlush(); err != nil {
+		return fmt.Errorf("flush xfrm policies in %s: %w", netnsPath, err)
+	}
+	if err := h.XfrmStateFlush(0); err != nil {
+		return fmt.Errorf("flush xfrm states in %s: %w", netnsPath, err)
+	}
+	return nil
 }

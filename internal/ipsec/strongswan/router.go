@@ -252,6 +252,12 @@ func (r *routerVPN) ensureDaemon(ctx context.Context) error {
 	d, err := Adopt(ctx, r.opts)
 	adopted := err == nil
 	if errors.Is(err, ErrNotRunning) {
+		// A charon that died left its SAs and policies in the kernel.
+		if r.opts.DataPlane == DataPlaneXFRM {
+			if err := FlushXFRM(r.opts.Netns); err != nil {
+				return err
+			}
+		}
 		d, err = StartDaemon(ctx, r.opts)
 	}
 	if err != nil {
@@ -323,6 +329,11 @@ func (r *routerVPN) stop(ctx context.Context) error {
 	}
 	if d != nil {
 		if err := d.Stop(ctx); err != nil {
+			return err
+		}
+	}
+	if r.opts.DataPlane == DataPlaneXFRM {
+		if err := FlushXFRM(r.opts.Netns); err != nil {
 			return err
 		}
 	}
