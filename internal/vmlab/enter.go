@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"io"
 	"os"
 	"regexp"
 	"strings"
@@ -83,8 +84,12 @@ func Enter(t *testing.T) bool {
 	return false
 }
 
-// RunInLab is Enter for a benchmark: it re-runs the benchmark inside the
-// lab with -test.bench naming exactly it.
+// RunInLab is Enter for a benchmark: outside the lab it re-runs the
+// benchmark inside with -test.bench naming exactly it, copies the inner
+// output to standard output (the benchmark lines and logs, which a
+// benchmark's own log would truncate), fails b if the inner run failed,
+// and returns false after looping b once, so that the benchmark function
+// is not called again.
 func RunInLab(b *testing.B) bool {
 	b.Helper()
 	if Inside() {
@@ -101,13 +106,43 @@ func RunInLab(b *testing.B) bool {
 	if err != nil {
 		b.Fatal(err)
 	}
-	lw := &lineLog{t: b}
-	code, err := l.Run(ctx, Run{Args: args, Env: passEnv(), Dir: wd, Stdout: lw})
-	lw.flush()
+	code, err := l.Run(ctx, Run{Args: args, Env: passEnv(), Dir: wd, Stdout: &prefixed{w: os.Stdout, prefix: "lab| "}})
 	if err != nil || code != 0 {
-		b.Fatalf("%s in the lab (kernel %s): status %d, %v", b.Name(), l.KVer, code, err)
+		b.Fatalf("%s in the lab (kernel %s): status %d, %v; its output is above", b.Name(), l.KVer, code, err)
 	}
+	for b.Loop() {
+	}
+	b.ReportMetric(0, "ns/op")
 	return false
+}
+
+// prefixed writes each line with a prefix.
+type prefixed struct {
+	w      io.Writer
+	prefix string
+	mid    bool
+}
+
+func (p *prefixed) Write(b []byte) (int, error) {
+	n := len(b)
+	for len(b) > 0 {
+		if !p.mid {
+			if _, err := io.WriteString(p.w, p.prefix); err != nil {
+				return 0, err
+			}
+		}
+		i := bytes.IndexByte(b, '\n')
+		chunk := b
+		if i >= 0 {
+			chunk = b[:i+1]
+		}
+		if _, err := p.w.Write(chunk); err != nil {
+			return 0, err
+		}
+		p.mid = i < 0
+		b = b[len(chunk):]
+	}
+	return n, nil
 }
 
 // runPattern turns a test name into -test.run's slash-separated pattern

@@ -366,6 +366,14 @@ func commandScript(r Run, kver, marker string) string {
 		fmt.Fprintf(&b, "export %s=%s\n", k, quote(v))
 	}
 	b.WriteString("hostname vmlab 2>/dev/null\nip link set lo up 2>/dev/null\n")
+	// The static device nodes that load their module when opened
+	// (/dev/net/tun...), as systemd-tmpfiles makes them on a real host.
+	b.WriteString(`while read -r mod name node; do
+  case "$mod" in '#'*|'') continue;; esac
+  mm=${node#?}; mkdir -p "$(dirname "/dev/$name")"
+  [ -e "/dev/$name" ] || mknod "/dev/$name" "$(echo "$node" | cut -c1)" "${mm%%:*}" "${mm#*:}"
+done < "/lib/modules/$(uname -r)/modules.devname"
+`)
 	dir := r.Dir
 	if dir == "" {
 		dir = "/"

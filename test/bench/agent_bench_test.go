@@ -320,6 +320,8 @@ type kernelEnv struct {
 	host  netns.NsHandle
 	dir   string
 	state string // the agent's state dir (IKE daemons)
+	// dataPlane is the agents' IPsec data plane ("" detects it).
+	dataPlane string
 
 	mu    sync.Mutex
 	undo  []undoAction
@@ -401,7 +403,7 @@ func (e *kernelEnv) startAgent() *agentRun {
 	var dec *appliedL3
 	var sw2 *timedL2
 	n, err := node.New(node.Options{Endpoint: agent.Endpoint{Host: agentHostName, BusURL: e.srv.BusURL(),
-		Token: e.srv.AgentToken(agentHostName), UnderlayIP: netip.MustParseAddr(agentUnderlay)}, HostNS: e.host, NetnsDir: e.dir, StateDir: e.state, Logger: log,
+		Token: e.srv.AgentToken(agentHostName), UnderlayIP: netip.MustParseAddr(agentUnderlay)}, HostNS: e.host, NetnsDir: e.dir, StateDir: e.state, DataPlane: e.dataPlane, Logger: log,
 		WrapL2: func(l agent.L2) agent.L2 { sw2 = &timedL2{L2: l}; return sw2 },
 		WrapL3: func(l agent.L3) agent.L3 { dec = newAppliedL3(l); return dec }})
 	if err != nil {
@@ -692,6 +694,24 @@ func (e *kernelEnv) kernelIdentities(routers []string) (ids map[string]uint64, p
 
 // waitVMDevice waits until the VM's device of a port is operationally up
 // with the port's address.
+// vmPort is a port plugged into a VM namespace.
+type vmPort struct {
+	id, ip string
+	vm     *benchVM
+}
+
+// plugVM creates a port on network and plugs it into a new VM namespace
+// of that name, as `neutrino port plug` does.
+func (e *kernelEnv) plugVM(network, name string) vmPort {
+	e.b.Helper()
+	p := e.create("port", jsonObj{"network_id": network})
+	vp := vmPort{id: p["id"].(string), ip: p["fixed_ips"].([]any)[0].(map[string]any)["ip_address"].(string), vm: e.vm(name)}
+	e.pushUndo("delete port "+vp.id, func() error { return e.gone("DELETE", "/v2.0/ports/"+vp.id, nil) })
+	e.call("PUT", "/v2.0/ports/"+vp.id, jsonObj{"port": jsonObj{"binding:host_id": agentHostName,
+		"binding:profile": jsonObj{"netns": name}}}, http.StatusOK)
+	return vp
+}
+
 func waitVMDevice(b *testing.B, v *benchVM, portID, ip string) {
 	b.Helper()
 	h, err := netlink.NewHandleAt(v.ns)
@@ -894,19 +914,7 @@ func BenchmarkInterfaceToPing(b *testing.B) {
 	e.pushUndo("remove interface B", func() error { return e.gone("PUT", "/v2.0/routers/"+rtr+"/remove_router_interface", ifB) })
 
 	// A VM on each network, plugged as `neutrino port plug` does.
-	type vmPort struct {
-		id, ip string
-		vm     *benchVM
-	}
-	plug := func(network, name string) vmPort {
-		p := e.create("port", jsonObj{"network_id": network})
-		vp := vmPort{id: p["id"].(string), ip: p["fixed_ips"].([]any)[0].(map[string]any)["ip_address"].(string), vm: e.vm(name)}
-		e.pushUndo("delete port "+vp.id, func() error { return e.gone("DELETE", "/v2.0/ports/"+vp.id, nil) })
-		e.call("PUT", "/v2.0/ports/"+vp.id, jsonObj{"port": jsonObj{"binding:host_id": agentHostName,
-			"binding:profile": jsonObj{"netns": name}}}, http.StatusOK)
-		return vp
-	}
-	vmA, vmB := plug(netA, "vm-a"), plug(netB, "vm-b")
+	vmA, vmB := e.plugVM(netA, "vm-a"), e.plugVM(netB, "vm-b")
 	for _, vp := range []vmPort{vmA, vmB} {
 		e.waitActive(vp.id)
 		waitVMDevice(b, vp.vm, vp.id, vp.ip)
