@@ -2,8 +2,8 @@
 # Neutrino's whole test suite, as CI runs it. Run as root on Debian 12 with Go.
 #
 # It installs what the tests need from Debian's packages (PostgreSQL,
-# Keystone, the openstack CLI, strongSwan), starts PostgreSQL and Keystone
-# on loopback,
+# Keystone, the openstack CLI, strongSwan, QEMU and a Debian kernel for the
+# full-kernel lab), starts PostgreSQL and Keystone on loopback,
 # then runs gofmt, go vet and every Go test on SQLite and PostgreSQL, the
 # agent's concurrent parts again under the race detector, and a short fuzz
 # run of the API's request decoding.
@@ -47,11 +47,13 @@ if ! $short; then
         log "installing ${need[*]}"
         apt_install "${need[@]}"
     fi
-    # Each script prints NAME=value lines for the tests.
+    # Each script prints NAME=value lines for the tests. vmlab.sh installs
+    # QEMU and fetches Debian's kernel for the full-kernel lab
+    # (internal/vmlab), cached after the first run.
     while IFS= read -r line; do
         [ -n "$line" ] && export "${line?}"
-    done < <(bash scripts/ci/postgres.sh; bash scripts/ci/keystone.sh | grep KEYSTONE)
-    log "postgres: ${NEUTRINO_TEST_POSTGRES%%@*}@...  keystone: ${NEUTRINO_TEST_KEYSTONE}"
+    done < <(bash scripts/ci/postgres.sh; bash scripts/ci/keystone.sh | grep KEYSTONE; bash scripts/ci/vmlab.sh)
+    log "postgres: ${NEUTRINO_TEST_POSTGRES%%@*}@...  keystone: ${NEUTRINO_TEST_KEYSTONE}  lab: ${NEUTRINO_VMLAB_DIR}"
 fi
 
 log "gofmt"
