@@ -72,11 +72,11 @@ func TestParseMarker(t *testing.T) {
 	}
 }
 
-// TestRunExitStatus: the command runs on the lab's kernel with the
+// TestLabRunExitStatus: the command runs on the lab's kernel with the
 // environment given (quoting intact), in the directory given; its output
 // comes back without the console's carriage returns and its exit status
 // is Run's.
-func TestRunExitStatus(t *testing.T) {
+func TestLabRunExitStatus(t *testing.T) {
 	l := Require(t)
 	var out bytes.Buffer
 	start := time.Now()
@@ -92,9 +92,9 @@ func TestRunExitStatus(t *testing.T) {
 	}
 }
 
-// TestRunDeadline: a command that outlives its context is cut, the error
+// TestLabRunDeadline: a command that outlives its context is cut, the error
 // says so, and no QEMU process is left.
-func TestRunDeadline(t *testing.T) {
+func TestLabRunDeadline(t *testing.T) {
 	l := Require(t)
 	before := qemus(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)

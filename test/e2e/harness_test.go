@@ -42,14 +42,23 @@ import (
 	"github.com/neutrino-net/neutrino/internal/servertest"
 	"github.com/neutrino-net/neutrino/internal/service"
 	"github.com/neutrino-net/neutrino/internal/testenv"
+	"github.com/neutrino-net/neutrino/internal/vmlab"
 )
 
-// Bounds of the waits.
-const (
-	activeTimeout  = 15 * time.Second // a plugged port becomes ACTIVE
-	reachTimeout   = 15 * time.Second // a path works once configured
-	cleanupTimeout = 15 * time.Second // the data plane is clean after deletion
+// Bounds of the waits, three times longer in the full-kernel lab, whose
+// emulated CPU is far slower.
+var (
+	activeTimeout  = labSlack(15 * time.Second) // a plugged port becomes ACTIVE
+	reachTimeout   = labSlack(15 * time.Second) // a path works once configured
+	cleanupTimeout = labSlack(15 * time.Second) // the data plane is clean after deletion
 )
+
+func labSlack(d time.Duration) time.Duration {
+	if vmlab.Inside() {
+		return 3 * d
+	}
+	return d
+}
 
 // dataPlane is the IPsec data plane the agents use, detected once.
 var dataPlane, dataPlaneWhy = strongswan.DetectDataPlane()

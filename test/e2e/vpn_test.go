@@ -17,7 +17,7 @@ import (
 )
 
 // vpnTimeout bounds a wait for a connection's status in the API.
-const vpnTimeout = 20 * time.Second
+var vpnTimeout = labSlack(20 * time.Second)
 
 // site is one side of the moon/sun topology: a router with a gateway on
 // the shared external network, a tenant network behind it and a VM.
