@@ -217,7 +217,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		return nil, err
 	}
 	m := metrics.New()
-	svc := service.New(db, service.Options{PhysnetMTU: cfg.PhysnetMTU, MACPrefix: cfg.MACPrefix, Logger: log,
+	svc := service.New(db, service.Options{PhysnetMTU: cfg.PhysnetMTU, MACPrefix: cfg.MACPrefix, Segments: &cfg.Segments, Logger: log,
 		Providers: providers, Hint: hint.hint, AgentDownTime: cfg.AgentDownTime, ObserveReport: m.ObserveReport})
 	var authn auth.Authenticator = auth.NoAuth{}
 	if cfg.Auth == "keystone" {

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/neutrino-net/neutrino/internal/segment"
 )
 
 // Config is the server's configuration.
@@ -33,6 +35,9 @@ type Config struct {
 	LogLevel         string
 	LogFormat        string
 	PhysnetMTU       int
+	Segments         segment.Config
+	// PhysicalInterfaceMappings: neutrino up's local agent's uplinks.
+	PhysicalInterfaceMappings map[string]string
 	MACPrefix        string
 	ServiceProviders []string
 	Bus              string
@@ -137,6 +142,31 @@ var options = []option{
 			}
 			c.PhysnetMTU = n
 			return nil
+		}},
+	{"flat_networks", "*", "Physical networks flat provider networks may use, comma-separated; * allows any, empty none.",
+		func(c *Config, v string) (err error) {
+			c.Segments.Flat, err = segment.ParseFlat(v)
+			return err
+		}},
+	{"network_vlan_ranges", "", "Physical networks for VLAN provider networks: physnet[:min:max],...; tenant VLAN networks are allocated from the ranges, a physnet without one takes admin-chosen VLANs only.",
+		func(c *Config, v string) (err error) {
+			c.Segments.VLAN, err = segment.ParseVLANRanges(v)
+			return err
+		}},
+	{"vni_ranges", "1:16777215", "VXLAN network identifiers tenant networks are allocated from: min:max,... (admins may choose any VNI).",
+		func(c *Config, v string) (err error) {
+			c.Segments.VNI, err = segment.ParseVNIRanges(v)
+			return err
+		}},
+	{"tenant_network_types", "vxlan", "Network types for networks created without provider attributes, in order of preference: vxlan, vlan, local.",
+		func(c *Config, v string) (err error) {
+			c.Segments.TenantTypes, err = segment.ParseTenantTypes(v)
+			return err
+		}},
+	{"physical_interface_mappings", "", "neutrino up's local agent: physnet:interface,... the host interfaces that carry flat and VLAN networks. `neutrino agent` takes --physical-interface-mappings.",
+		func(c *Config, v string) (err error) {
+			c.PhysicalInterfaceMappings, err = segment.ParseMappings(v)
+			return err
 		}},
 	// libreswan is not in the default while no agent runs it: its
 	// services could only ever be ERROR.

@@ -20,7 +20,7 @@ func TestServiceErrorsMapped(t *testing.T) {
 		kind   service.Kind
 		status int
 	}{
-		{service.Invalid, 400}, {service.Forbidden, 403}, {service.NotFound, 404}, {service.Conflict, 409}, {service.Kind(99), 500},
+		{service.Invalid, 400}, {service.Forbidden, 403}, {service.NotFound, 404}, {service.Conflict, 409}, {service.Unavailable, 503}, {service.Kind(99), 500},
 	} {
 		err := fmt.Errorf("wrapped: %w", &service.Error{Kind: tc.kind, Type: "SomethingWrong", Message: "it is wrong"})
 		w := httptest.NewRecorder()
@@ -39,7 +39,7 @@ func TestServiceErrorsMapped(t *testing.T) {
 		}
 	}
 	// Every kind the service defines has a status.
-	for k := service.Invalid; k <= service.Conflict; k++ {
+	for k := service.Invalid; k <= service.Unavailable; k++ {
 		if _, ok := statusOf[k]; !ok {
 			t.Errorf("kind %v has no HTTP status", k)
 		}

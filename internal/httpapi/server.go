@@ -204,6 +204,7 @@ var statusOf = map[service.Kind]int{
 	service.Forbidden: http.StatusForbidden,
 	service.NotFound:  http.StatusNotFound,
 	service.Conflict:  http.StatusConflict,
+	service.Unavailable: http.StatusServiceUnavailable,
 }
 
 // fail renders err: a refusal of the service with its kind's status and a

@@ -26,9 +26,14 @@ type Network struct {
 	External            bool
 	MTU                 int
 	PortSecurityEnabled bool
-	// SegmentationID is the VXLAN network identifier, assigned by the store
-	// when the network is created and never changed.
-	SegmentationID int
+	// NetworkType is the segment's type (flat, vlan, vxlan, local),
+	// PhysicalNetwork the physical network of a flat or VLAN network, and
+	// SegmentationID the VLAN id or VXLAN network identifier (0 for flat
+	// and local). They are set when the network is created and never
+	// change.
+	NetworkType     string
+	PhysicalNetwork string
+	SegmentationID  int
 	Standard
 }
 

@@ -16,6 +16,8 @@ const (
 	NotFound
 	// Conflict: the request clashes with the current state.
 	Conflict
+	// Unavailable: nothing is left to allocate (e.g. no tenant network).
+	Unavailable
 )
 
 func (k Kind) String() string {
@@ -28,6 +30,8 @@ func (k Kind) String() string {
 		return "not found"
 	case Conflict:
 		return "conflict"
+	case Unavailable:
+		return "unavailable"
 	}
 	return fmt.Sprintf("Kind(%d)", int(k))
 }

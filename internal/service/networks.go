@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/neutrino-net/neutrino/internal/model"
+	"github.com/neutrino-net/neutrino/internal/segment"
 	"github.com/neutrino-net/neutrino/internal/store"
 )
 
@@ -44,8 +45,11 @@ func (s *Service) ownedNetwork(ctx context.Context, tx store.Tx, c caller, id, r
 	return n, nil
 }
 
-func (s *Service) maxMTU(external bool) int {
-	if external {
+// maxMTU is the largest MTU of a network: the physical network's, less
+// the VXLAN overhead for a VXLAN tenant network (external networks are
+// not encapsulated).
+func (s *Service) maxMTU(n *model.Network) int {
+	if n.External || (n.NetworkType != "" && n.NetworkType != segment.VXLAN) {
 		return s.opts.PhysnetMTU
 	}
 	return s.opts.PhysnetMTU - VXLANOverhead
@@ -55,14 +59,15 @@ func (s *Service) checkMTU(n *model.Network) error {
 	if n.MTU < 68 {
 		return errInvalidInput("mtu", "'"+itoa(n.MTU)+"' should be >= 68")
 	}
-	if max := s.maxMTU(n.External); n.MTU > max {
+	if max := s.maxMTU(n); n.MTU > max {
 		return errInvalid("InvalidInput", "Invalid input for operation: Requested MTU is too big, maximum is %d.", max)
 	}
 	return nil
 }
 
-// CreateNetwork creates n. Zero MTU means the default for its kind.
-func (s *Service) CreateNetwork(ctx context.Context, n model.Network) (*NetworkView, error) {
+// CreateNetwork creates n on the segment prov asks for (nil: a tenant
+// network). Zero MTU means the default for its kind.
+func (s *Service) CreateNetwork(ctx context.Context, n model.Network, prov *ProviderRequest) (*NetworkView, error) {
 	c := who(ctx)
 	if err := c.mayWrite("create_network"); err != nil {
 		return nil, err
@@ -77,9 +82,14 @@ func (s *Service) CreateNetwork(ctx context.Context, n model.Network) (*NetworkV
 	if n.Shared && !c.admin {
 		return nil, errForbidden("create_network:shared")
 	}
+	typ, physnet, segID, pool, err := s.segmentOf(c, prov)
+	if err != nil {
+		return nil, err
+	}
+	n.NetworkType, n.PhysicalNetwork, n.SegmentationID = typ, physnet, segID
 	n.ID, n.ProjectID, n.Status = newID(), project, model.StatusActive
 	if n.MTU == 0 {
-		n.MTU = s.maxMTU(n.External)
+		n.MTU = s.maxMTU(&n)
 	}
 	if err := s.checkMTU(&n); err != nil {
 		return nil, err
@@ -89,7 +99,7 @@ func (s *Service) CreateNetwork(ctx context.Context, n model.Network) (*NetworkV
 		if err := s.checkQuota(ctx, tx, "network", project, 1); err != nil {
 			return err
 		}
-		return tx.CreateNetwork(ctx, &n)
+		return segmentTaken(tx.CreateNetwork(ctx, &n, pool), &n)
 	})
 	if err != nil {
 		return nil, err
@@ -159,7 +169,7 @@ func (s *Service) networkViews(ctx context.Context, tx store.Tx, c caller, nets 
 }
 
 // UpdateNetwork applies change to a network the caller owns.
-func (s *Service) UpdateNetwork(ctx context.Context, id string, change func(*model.Network)) (*NetworkView, error) {
+func (s *Service) UpdateNetwork(ctx context.Context, id string, prov *ProviderRequest, change func(*model.Network)) (*NetworkView, error) {
 	c := who(ctx)
 	if err := c.mayWrite("update_network"); err != nil {
 		return nil, err
@@ -175,6 +185,9 @@ func (s *Service) UpdateNetwork(ctx context.Context, id string, change func(*mod
 		}
 		n := *old
 		change(&n)
+		if err := checkProviderUnchanged(c, prov, old); err != nil {
+			return err
+		}
 		if n.External != old.External && !c.admin {
 			return errForbidden("update_network:router:external")
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/neutrino-net/neutrino/api/agentv1"
 	"github.com/neutrino-net/neutrino/internal/identity"
 	"github.com/neutrino-net/neutrino/internal/model"
+	"github.com/neutrino-net/neutrino/internal/segment"
 	"github.com/neutrino-net/neutrino/internal/store"
 )
 
@@ -28,6 +29,10 @@ type Options struct {
 	PhysnetMTU int
 	// MACPrefix is the first three bytes of generated MACs (default fa:16:3e).
 	MACPrefix string
+	// Segments configure provider networks and tenant network allocation
+	// (default: flat networks on any physical network, no VLANs, tenant
+	// networks VXLAN from the whole VNI range).
+	Segments *segment.Config
 	// Providers are the VPN service providers (default: strongSwan and
 	// Libreswan, strongSwan the default).
 	Providers *Providers
@@ -78,6 +83,10 @@ func New(st store.Store, opts Options) *Service {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.Segments == nil {
+		opts.Segments = &segment.Config{Flat: []string{"*"}, VLAN: map[string][]segment.Range{},
+			VNI: []segment.Range{{Min: segment.MinVNI, Max: segment.MaxVNI}}, TenantTypes: []string{segment.VXLAN}}
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

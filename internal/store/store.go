@@ -8,6 +8,7 @@ import (
 	"net/netip"
 
 	"github.com/neutrino-net/neutrino/internal/model"
+	"github.com/neutrino-net/neutrino/internal/segment"
 )
 
 // Sentinel errors returned by every implementation.
@@ -18,6 +19,8 @@ var (
 	ErrDuplicate = errors.New("duplicate")
 	// ErrReferenced means a foreign key still points at the row.
 	ErrReferenced = errors.New("still referenced")
+	// ErrExhausted means no free value was left to allocate.
+	ErrExhausted = errors.New("exhausted")
 )
 
 // Store is a transactional database.
@@ -202,7 +205,12 @@ type Locker interface {
 type Networks interface {
 	GetNetwork(ctx context.Context, id string) (*model.Network, error)
 	ListNetworks(ctx context.Context, f NetworkFilter) ([]model.Network, error)
-	CreateNetwork(ctx context.Context, n *model.Network) error
+	// CreateNetwork inserts the network. A vlan or vxlan network without
+	// a segmentation id gets the lowest free one of pool (nil: the type's
+	// whole range; ErrExhausted when none is free); a segmentation id or
+	// a flat network's physical network already taken gives ErrDuplicate.
+	// An empty NetworkType is vxlan.
+	CreateNetwork(ctx context.Context, n *model.Network, pool []segment.Range) error
 	UpdateNetwork(ctx context.Context, n *model.Network) error
 	// DeleteNetwork deletes the network and its subnets.
 	DeleteNetwork(ctx context.Context, id string) error

@@ -3,6 +3,9 @@ package sqlstore
 import (
 	"context"
 	"time"
+
+	"github.com/neutrino-net/neutrino/internal/model"
+	"github.com/neutrino-net/neutrino/internal/segment"
 )
 
 // OpenAt opens dsn like Open but applies the migrations only up to and
@@ -55,7 +58,7 @@ func (db *DB) Schema(ctx context.Context) ([]string, error) {
 }
 
 // MaxSegmentationID is the largest segmentation id.
-const MaxSegmentationID = maxSegmentationID
+const MaxSegmentationID = segment.MaxVNI
 
 // Exec runs one statement (with ? placeholders; time.Time arguments are
 // bound as timestamps) in its own write transaction, for tests that write
@@ -76,7 +79,8 @@ func (db *DB) Exec(ctx context.Context, q string, args ...any) error {
 // network getting seq, as if seq were the next one.
 func (db *DB) SegmentationIDFor(ctx context.Context, seq int64) (id int, err error) {
 	err = db.run(ctx, db.w, db.ws, nil, false, func(t *tx) error {
-		id, err = t.segmentationID(ctx, seq)
+		id, err = t.segmentationID(ctx, &model.Network{NetworkType: segment.VXLAN},
+			[]segment.Range{{Min: segment.MinVNI, Max: segment.MaxVNI}}, seq)
 		return err
 	})
 	return id, err

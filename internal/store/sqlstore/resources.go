@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/neutrino-net/neutrino/internal/model"
+	"github.com/neutrino-net/neutrino/internal/segment"
 	"github.com/neutrino-net/neutrino/internal/store"
 )
 
@@ -17,12 +18,12 @@ func cols(c ...string) []string { return append(c, stdCols...) }
 var networks = &table[model.Network]{
 	name: "networks", noun: "network",
 	cols: cols("id", "project_id", "name", "admin_state_up", "status", "shared", "external", "mtu", "port_security_enabled",
-		"segmentation_id"),
+		"segmentation_id", "network_type", "physical_network"),
 	fields: func(n *model.Network) []any {
 		return append([]any{&n.ID, &n.ProjectID, &n.Name, &n.AdminStateUp, &n.Status, &n.Shared, &n.External,
-			&n.MTU, &n.PortSecurityEnabled, &n.SegmentationID}, stdFields(&n.Standard)...)
+			&n.MTU, &n.PortSecurityEnabled, &n.SegmentationID, &n.NetworkType, &n.PhysicalNetwork}, stdFields(&n.Standard)...)
 	},
-	fixed: []string{"segmentation_id"},
+	fixed: []string{"segmentation_id", "network_type", "physical_network"},
 	page: pageAttrs("id", "project_id", "name", "description", "admin_state_up#", "status", "shared#",
 		"router:external=external#", "mtu#", "port_security_enabled#"),
 }
@@ -129,22 +130,32 @@ func (t *tx) ListNetworks(ctx context.Context, f store.NetworkFilter) ([]model.N
 	return networks.listPage(ctx, t, w, f.Page)
 }
 
-// CreateNetwork inserts the network with a new segmentation id, which it
-// sets in n (whatever n.SegmentationID was).
-func (t *tx) CreateNetwork(ctx context.Context, n *model.Network) error {
-	given := n.SegmentationID
+// CreateNetwork inserts the network; see store.Networks.
+func (t *tx) CreateNetwork(ctx context.Context, n *model.Network, pool []segment.Range) error {
+	given := *n
+	if n.NetworkType == "" {
+		n.NetworkType = segment.VXLAN
+	}
 	err := t.atomic(ctx, "create network "+n.ID, func() error {
 		seq, err := t.nextSeq(ctx, "networks")
 		if err != nil {
 			return err
 		}
-		if n.SegmentationID, err = t.segmentationID(ctx, seq); err != nil {
-			return err
+		if (n.NetworkType == segment.VXLAN || n.NetworkType == segment.VLAN) && n.SegmentationID == 0 {
+			if pool == nil {
+				pool = []segment.Range{{Min: segment.MinVNI, Max: segment.MaxVNI}}
+				if n.NetworkType == segment.VLAN {
+					pool = []segment.Range{{Min: segment.MinVLAN, Max: segment.MaxVLAN}}
+				}
+			}
+			if n.SegmentationID, err = t.segmentationID(ctx, n, pool, seq); err != nil {
+				return err
+			}
 		}
 		return networks.insertAt(ctx, t, n, seq)
 	})
 	if err != nil {
-		n.SegmentationID = given
+		*n = given
 	}
 	return err
 }
@@ -154,9 +165,6 @@ func (t *tx) CreateNetwork(ctx context.Context, n *model.Network) error {
 func (t *tx) UpdateNetwork(ctx context.Context, n *model.Network) error {
 	return t.atomic1(ctx, "update network "+n.ID, func() error { return networks.update(ctx, t, n) })
 }
-
-// maxSegmentationID is the largest VXLAN network identifier (24 bits).
-const maxSegmentationID = 1<<24 - 1
 
 // nextSeq reserves the seq of a new row of table: on PostgreSQL the next
 // value of the column's identity sequence (never handed out twice, even to
@@ -174,41 +182,62 @@ func (t *tx) nextSeq(ctx context.Context, table string) (int64, error) {
 	return seq[0], nil
 }
 
-// segmentationID picks the segmentation id of the network that gets seq.
-// It is seq itself while seq is in range and free: no lock and no conflict
-// between concurrent writers, and an id freed by a deletion is not reused
-// at once (on PostgreSQL; on SQLite only the latest network's can be).
-// Once seq is past the range, that is after 16,777,215 network creations,
-// it is the lowest free id, chosen under a lock.
-func (t *tx) segmentationID(ctx context.Context, seq int64) (int, error) {
-	if seq <= maxSegmentationID {
-		n, err := t.count(ctx, "SELECT COUNT(*) FROM networks WHERE segmentation_id = ?", seq)
+// segmentationID picks the segmentation id of network n, which gets seq,
+// from pool. It is the seq-th id of the pool while that is free: no lock
+// and no conflict between concurrent writers, and an id freed by a
+// deletion is not reused at once (on PostgreSQL; on SQLite only the
+// latest network's can be). Otherwise it is the lowest free id, chosen
+// under a lock per segment space.
+func (t *tx) segmentationID(ctx context.Context, n *model.Network, pool []segment.Range, seq int64) (int, error) {
+	size := int64(0)
+	for _, r := range pool {
+		size += int64(r.Size())
+	}
+	if size == 0 {
+		return 0, fmt.Errorf("segmentation id: %w: no %s range", store.ErrExhausted, n.NetworkType)
+	}
+	if seq <= size {
+		cand, left := 0, seq-1
+		for _, r := range pool {
+			if left < int64(r.Size()) {
+				cand = r.Min + int(left)
+				break
+			}
+			left -= int64(r.Size())
+		}
+		taken, err := t.count(ctx, "SELECT COUNT(*) FROM networks WHERE network_type = ? AND physical_network = ? AND segmentation_id = ?",
+			n.NetworkType, n.PhysicalNetwork, cand)
 		if err != nil {
 			return 0, fmt.Errorf("segmentation id: %w", err)
 		}
-		if n == 0 {
-			return int(seq), nil
+		if taken == 0 {
+			return cand, nil
 		}
 	}
-	// Writers past the range serialise here (on SQLite they already are);
-	// the transaction-scoped lock makes each see the previous one's network.
-	if err := t.Lock(ctx, "sqlstore:segmentation_id"); err != nil {
+	// The transaction-scoped lock makes each writer see the previous
+	// one's network (on SQLite writers are serialised already).
+	if err := t.Lock(ctx, "sqlstore:segment:"+n.NetworkType+":"+n.PhysicalNetwork); err != nil {
 		return 0, fmt.Errorf("segmentation id: %w", err)
 	}
-	ids, err := queryAll(ctx, t, `SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM networks WHERE segmentation_id = 1) THEN 1
-		ELSE (SELECT MIN(a.segmentation_id) + 1 FROM networks a WHERE a.segmentation_id < ?
-			AND NOT EXISTS (SELECT 1 FROM networks b WHERE b.segmentation_id = a.segmentation_id + 1)) END`,
-		func(s scanner) (id *int, err error) {
-			err = s.Scan(nullInt{&id})
-			return id, err
-		}, maxSegmentationID)
-	switch {
-	case err != nil:
-		return 0, fmt.Errorf("segmentation id: %w", err)
-	case ids[0] == nil:
-		return 0, fmt.Errorf("segmentation id: all %d in use", maxSegmentationID)
+	for _, r := range pool {
+		ids, err := queryAll(ctx, t, `SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM networks
+				WHERE network_type = ? AND physical_network = ? AND segmentation_id = ?) THEN ?
+			ELSE (SELECT MIN(a.segmentation_id) + 1 FROM networks a
+				WHERE a.network_type = ? AND a.physical_network = ? AND a.segmentation_id >= ? AND a.segmentation_id < ?
+				AND NOT EXISTS (SELECT 1 FROM networks b WHERE b.network_type = a.network_type
+					AND b.physical_network = a.physical_network AND b.segmentation_id = a.segmentation_id + 1)) END`,
+			func(s scanner) (id *int, err error) {
+				err = s.Scan(nullInt{&id})
+				return id, err
+			}, n.NetworkType, n.PhysicalNetwork, r.Min, r.Min, n.NetworkType, n.PhysicalNetwork, r.Min, r.Max)
+		if err != nil {
+			return 0, fmt.Errorf("segmentation id: %w", err)
+		}
+		if ids[0] != nil {
+			return *ids[0], nil
+		}
 	}
-	return *ids[0], nil
+	return 0, fmt.Errorf("segmentation id: %w: every %s id of %v is in use", store.ErrExhausted, n.NetworkType, pool)
 }
 
 func (t *tx) DeleteNetwork(ctx context.Context, id string) error {

@@ -142,7 +142,7 @@ func benchStore(b *testing.B, dialect string) store.Store {
 	s := sqltest.Open(b, dialect)
 	ctx := context.Background()
 	err := s.Write(ctx, func(tx store.Tx) error {
-		if err := tx.CreateNetwork(ctx, &model.Network{ID: "n", ProjectID: "p"}); err != nil {
+		if err := tx.CreateNetwork(ctx, &model.Network{ID: "n", ProjectID: "p"}, nil); err != nil {
 			return err
 		}
 		if err := tx.CreateSecurityGroup(ctx, &model.SecurityGroup{ID: "sg", ProjectID: "p"}); err != nil {
@@ -361,7 +361,8 @@ func testUpgrade(t *testing.T, dialect, from string) {
 		t.Errorf("upgraded schema differs from a new one (-new +upgraded):\n%s", diff)
 	}
 
-	// The old networks are numbered in creation order, the rest kept.
+	// The old networks are numbered in creation order and VXLAN, the rest
+	// kept.
 	err = db.Read(ctx, func(tx store.Tx) error {
 		got, err := tx.ListNetworks(ctx, store.NetworkFilter{})
 		if err != nil {
@@ -370,7 +371,7 @@ func testUpgrade(t *testing.T, dialect, from string) {
 		var wantNets []model.Network
 		for i, id := range []string{"a", "c"} {
 			wantNets = append(wantNets, model.Network{ID: id, ProjectID: "p", Name: "net " + id, AdminStateUp: true,
-				Status: "ACTIVE", MTU: 1450, PortSecurityEnabled: true, SegmentationID: i + 1,
+				Status: "ACTIVE", MTU: 1450, PortSecurityEnabled: true, SegmentationID: i + 1, NetworkType: "vxlan",
 				Standard: model.Standard{Description: "old", CreatedAt: created, UpdatedAt: created, RevisionNumber: 3}})
 		}
 		if diff := cmp.Diff(wantNets, got); diff != "" {
@@ -387,10 +388,10 @@ func testUpgrade(t *testing.T, dialect, from string) {
 	var fresh1, fresh2 model.Network
 	err = db.Write(ctx, func(tx store.Tx) error {
 		fresh1, fresh2 = model.Network{ID: "d", ProjectID: "p"}, model.Network{ID: "e", ProjectID: "p"}
-		if err := tx.CreateNetwork(ctx, &fresh1); err != nil {
+		if err := tx.CreateNetwork(ctx, &fresh1, nil); err != nil {
 			return err
 		}
-		if err := tx.CreateNetwork(ctx, &fresh2); err != nil {
+		if err := tx.CreateNetwork(ctx, &fresh2, nil); err != nil {
 			return err
 		}
 		if err := tx.CreateAgent(ctx, agent); err != nil {
@@ -462,7 +463,7 @@ func TestSegmentationIDPastRange(t *testing.T) {
 		err := db.Write(ctx, func(tx store.Tx) error {
 			for i := range 4 {
 				n := &model.Network{ID: fmt.Sprint("n", i), ProjectID: "p"}
-				if err := tx.CreateNetwork(ctx, n); err != nil {
+				if err := tx.CreateNetwork(ctx, n, nil); err != nil {
 					return err
 				}
 				nets = append(nets, n)

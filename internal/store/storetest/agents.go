@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/neutrino-net/neutrino/internal/model"
+	"github.com/neutrino-net/neutrino/internal/segment"
 	"github.com/neutrino-net/neutrino/internal/store"
 )
 
@@ -83,12 +84,15 @@ func testSegmentationID(t *testing.T, s store.Store) {
 		t.Fatalf("CreateNetwork set segmentation id %d, want one in 1..%d", n.SegmentationID, maxSegmentationID)
 	}
 	checkGetList(t, s, n, n.ID, store.Tx.GetNetwork, listNetworks)
-	// It assigns it, whatever the caller says.
+	// A given id is kept; another network's is refused.
+	taken := network("taken", "p1")
+	taken.SegmentationID = n.SegmentationID
+	writeErr(t, s, store.ErrDuplicate, create(taken))
 	m := network("m", "p1")
-	m.SegmentationID = n.SegmentationID
+	m.SegmentationID = n.SegmentationID + 7777
 	write(t, s, create(m))
-	if m.SegmentationID == n.SegmentationID {
-		t.Errorf("CreateNetwork kept the given segmentation id %d of another network", m.SegmentationID)
+	if m.SegmentationID != n.SegmentationID+7777 {
+		t.Errorf("CreateNetwork changed the given segmentation id %d to %d", n.SegmentationID+7777, m.SegmentationID)
 	}
 	checkGetList(t, s, m, m.ID, store.Tx.GetNetwork, listNetworks)
 	checkSegmentationIDs(t, s)
@@ -117,10 +121,10 @@ func testSegmentationID(t *testing.T, s store.Store) {
 		// A refused network takes nothing; the transaction goes on.
 		k := network("k", "p1")
 		write(t, s, func(tx store.Tx) error {
-			if err := tx.CreateNetwork(ctx, network("n1", "p1")); !errors.Is(err, store.ErrDuplicate) {
+			if err := tx.CreateNetwork(ctx, network("n1", "p1"), nil); !errors.Is(err, store.ErrDuplicate) {
 				t.Errorf("CreateNetwork(n1) again = %v, want ErrDuplicate", err)
 			}
-			return tx.CreateNetwork(ctx, k)
+			return tx.CreateNetwork(ctx, k, nil)
 		})
 		checkGetList(t, s, k, k.ID, store.Tx.GetNetwork, listNetworks)
 		checkSegmentationIDs(t, s)
@@ -147,7 +151,7 @@ func testSegmentationIDConcurrency(t *testing.T, s store.Store) {
 					made = nil
 					for k := range 1 + j%2 {
 						n := network(fmt.Sprintf("w%d-%d-%d", w, j, k), "p1")
-						if err := tx.CreateNetwork(ctx, n); err != nil {
+						if err := tx.CreateNetwork(ctx, n, nil); err != nil {
 							return err
 						}
 						made = append(made, n)
@@ -584,4 +588,62 @@ func testPortsOnHost(t *testing.T, s store.Store) {
 	check("", []model.Port{*c, *d})
 	write(t, s, func(tx store.Tx) error { return tx.DeletePort(ctx, "a") })
 	check("h1", []model.Port{*b, *e})
+}
+
+// testProviderSegments: VLAN ids are allocated from the pool given, per
+// physical network, until it is exhausted; a taken VLAN id, VNI or flat
+// physical network is refused; local networks have no segment; the
+// segment reads back.
+func testProviderSegments(t *testing.T, s store.Store) {
+	base(t, s)
+	seg := func(id, typ, physnet string, segID int) *model.Network {
+		n := network(id, "p1")
+		n.NetworkType, n.PhysicalNetwork, n.SegmentationID = typ, physnet, segID
+		return n
+	}
+	createIn := func(n *model.Network, pool []segment.Range) func(tx store.Tx) error {
+		return func(tx store.Tx) error { return tx.CreateNetwork(ctx, n, pool) }
+	}
+	pool := []segment.Range{{Min: 100, Max: 100}, {Min: 200, Max: 201}}
+	var got []int
+	for i := range 3 {
+		n := seg(fmt.Sprint("vlan", i), segment.VLAN, "physnet1", 0)
+		write(t, s, createIn(n, pool))
+		got = append(got, n.SegmentationID)
+		checkGetList(t, s, n, n.ID, store.Tx.GetNetwork, listNetworks)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []int{100, 200, 201}) {
+		t.Errorf("VLAN ids from %v: %v", pool, got)
+	}
+	writeErr(t, s, store.ErrExhausted, createIn(seg("vlan-more", segment.VLAN, "physnet1", 0), pool))
+	writeErr(t, s, store.ErrDuplicate, createIn(seg("vlan-taken", segment.VLAN, "physnet1", 200), nil))
+	other := seg("vlan-other", segment.VLAN, "physnet2", 200)
+	write(t, s, createIn(other, nil))
+	if other.SegmentationID != 200 {
+		t.Errorf("VLAN 200 on physnet2: got %d", other.SegmentationID)
+	}
+	write(t, s, createIn(seg("flat1", segment.Flat, "physnet1", 0), nil))
+	writeErr(t, s, store.ErrDuplicate, createIn(seg("flat1-again", segment.Flat, "physnet1", 0), nil))
+	write(t, s, createIn(seg("flat2", segment.Flat, "physnet2", 0), nil))
+	for _, id := range []string{"local1", "local2"} {
+		n := seg(id, segment.Local, "", 0)
+		write(t, s, createIn(n, nil))
+		if n.SegmentationID != 0 {
+			t.Errorf("local network %s got segmentation id %d", id, n.SegmentationID)
+		}
+		checkGetList(t, s, n, n.ID, store.Tx.GetNetwork, listNetworks)
+	}
+	x := seg("vx", segment.VXLAN, "", 0)
+	write(t, s, createIn(x, []segment.Range{{Min: 700000, Max: 700001}}))
+	if x.SegmentationID < 700000 || x.SegmentationID > 700001 {
+		t.Errorf("VNI from 700000:700001: %d", x.SegmentationID)
+	}
+	// Deleting frees the id for the next allocation.
+	write(t, s, func(tx store.Tx) error { return tx.DeleteNetwork(ctx, "vlan1") })
+	again := seg("vlan-again", segment.VLAN, "physnet1", 0)
+	write(t, s, createIn(again, pool))
+	if !slices.Contains([]int{100, 200, 201}, again.SegmentationID) {
+		t.Errorf("after a deletion: VLAN %d", again.SegmentationID)
+	}
 }

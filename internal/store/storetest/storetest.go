@@ -54,6 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"VPN/Concurrency", testVPNConcurrency},
 		{"Network/SegmentationID", testSegmentationID},
 		{"Network/SegmentationIDConcurrency", testSegmentationIDConcurrency},
+		{"Network/ProviderSegments", testProviderSegments},
 		{"Agents/RoundTrip", testAgentRoundTrip},
 		{"Agents/Update", testAgentUpdate},
 		{"Agents/NotFound", testAgentNotFound},
@@ -160,7 +161,7 @@ func create(objs ...any) func(tx store.Tx) error {
 			var err error
 			switch o := o.(type) {
 			case *model.Network:
-				err = tx.CreateNetwork(ctx, o)
+				err = tx.CreateNetwork(ctx, o, nil)
 			case *model.Subnet:
 				err = tx.CreateSubnet(ctx, o)
 			case *model.Port:

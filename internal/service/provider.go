@@ -1,0 +1,169 @@
+package service
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/neutrino-net/neutrino/internal/model"
+	"github.com/neutrino-net/neutrino/internal/segment"
+	"github.com/neutrino-net/neutrino/internal/store"
+)
+
+// ProviderRequest is what a request gave of the provider extension's
+// attributes; nil fields were not given (or given as null).
+type ProviderRequest struct {
+	NetworkType     *string
+	PhysicalNetwork *string
+	SegmentationID  *int
+}
+
+// Given reports whether any provider attribute was given.
+func (p *ProviderRequest) Given() bool {
+	return p != nil && (p.NetworkType != nil || p.PhysicalNetwork != nil || p.SegmentationID != nil)
+}
+
+func deref[T any](p *T) (v T) {
+	if p != nil {
+		v = *p
+	}
+	return v
+}
+
+// segmentOf validates a provider request as the reference's type drivers
+// do and returns the network's segment and, for an id to allocate, the
+// pool to allocate it from. Without a request the network gets the first
+// tenant network type that has room configured.
+func (s *Service) segmentOf(c caller, p *ProviderRequest) (typ, physnet string, segID int, pool []segment.Range, err error) {
+	cfg := s.opts.Segments
+	if !p.Given() {
+		typ = cfg.TenantTypes[0]
+		switch typ {
+		case segment.VXLAN:
+			pool = cfg.VNI
+		case segment.VLAN:
+			// The first physical network with ranges.
+			for _, name := range slices.Sorted(maps.Keys(cfg.VLAN)) {
+				if len(cfg.VLAN[name]) > 0 {
+					physnet, pool = name, cfg.VLAN[name]
+					break
+				}
+			}
+		}
+		return typ, physnet, 0, pool, nil
+	}
+	if !c.admin {
+		return "", "", 0, nil, errForbidden("create_network:provider:network_type")
+	}
+	if p.NetworkType == nil {
+		return "", "", 0, nil, errInvalidMsg("network_type required")
+	}
+	typ, physnet, segID = *p.NetworkType, deref(p.PhysicalNetwork), deref(p.SegmentationID)
+	prohibited := func(what string) error {
+		return errInvalidMsg(fmt.Sprintf("%s prohibited for %s provider network", what, typ))
+	}
+	switch typ {
+	case segment.Flat:
+		switch {
+		case physnet == "":
+			return "", "", 0, nil, errInvalidMsg("physical_network required for flat provider network")
+		case len(cfg.Flat) == 0:
+			return "", "", 0, nil, errInvalidMsg("Flat provider networks are disabled")
+		case !cfg.FlatAllowed(physnet):
+			return "", "", 0, nil, errInvalidMsg(fmt.Sprintf("physical_network '%s' unknown for flat provider network", physnet))
+		case p.SegmentationID != nil:
+			return "", "", 0, nil, prohibited("segmentation_id")
+		}
+	case segment.VLAN:
+		switch {
+		case physnet == "" && p.SegmentationID != nil:
+			return "", "", 0, nil, errInvalidMsg("segmentation_id requires physical_network for VLAN provider network")
+		case physnet == "":
+			// The first physical network with room, as for a tenant network.
+			for _, name := range slices.Sorted(maps.Keys(cfg.VLAN)) {
+				if len(cfg.VLAN[name]) > 0 {
+					return typ, name, 0, cfg.VLAN[name], nil
+				}
+			}
+			return "", "", 0, nil, errUnavailable()
+		}
+		ranges, known := cfg.VLAN[physnet]
+		if !known {
+			return "", "", 0, nil, errInvalidMsg(fmt.Sprintf("physical_network '%s' unknown for VLAN provider network", physnet))
+		}
+		if p.SegmentationID == nil {
+			return typ, physnet, 0, ranges, nil
+		}
+		if segID < segment.MinVLAN || segID > segment.MaxVLAN {
+			return "", "", 0, nil, errInvalidMsg(fmt.Sprintf("segmentation_id out of range (%d through %d)", segment.MinVLAN, segment.MaxVLAN))
+		}
+	case segment.VXLAN:
+		if physnet != "" {
+			return "", "", 0, nil, errInvalidMsg("provider:physical_network specified for vxlan network")
+		}
+		if p.SegmentationID == nil {
+			return typ, "", 0, cfg.VNI, nil
+		}
+		if segID < segment.MinVNI || segID > segment.MaxVNI {
+			return "", "", 0, nil, errInvalidMsg(fmt.Sprintf("segmentation_id out of range (%d through %d)", segment.MinVNI, segment.MaxVNI))
+		}
+	case segment.Local:
+		switch {
+		case physnet != "":
+			return "", "", 0, nil, prohibited("physical_network")
+		case p.SegmentationID != nil:
+			return "", "", 0, nil, prohibited("segmentation_id")
+		}
+	default:
+		return "", "", 0, nil, errInvalidMsg(fmt.Sprintf("network_type value '%s' not supported", typ))
+	}
+	return typ, physnet, segID, nil, nil
+}
+
+// segmentTaken turns the store's refusal of a segment into the
+// reference's error.
+func segmentTaken(err error, n *model.Network) error {
+	switch {
+	case errors.Is(err, store.ErrExhausted):
+		return errUnavailable()
+	case !errors.Is(err, store.ErrDuplicate):
+		return err
+	case n.NetworkType == segment.Flat:
+		return errConflict("FlatNetworkInUse", "Unable to create the flat network. Physical network %s is in use.", n.PhysicalNetwork)
+	case n.NetworkType == segment.VLAN:
+		return errConflict("VlanIdInUse", "Unable to create the network. The VLAN %d on physical network %s is in use.",
+			n.SegmentationID, n.PhysicalNetwork)
+	case n.NetworkType == segment.VXLAN:
+		return errConflict("TunnelIdInUse", "Unable to create the network. The tunnel ID %d is in use.", n.SegmentationID)
+	}
+	return err
+}
+
+func errUnavailable() *Error {
+	return refuse(Unavailable, "NoNetworkAvailable", "Unable to create the network. No tenant network is available for allocation.")
+}
+
+// errInvalidMsg is the reference's InvalidInput with a free message.
+func errInvalidMsg(msg string) *Error {
+	return errInvalid("InvalidInput", "Invalid input for operation: %s.", strings.TrimSuffix(msg, "."))
+}
+
+// checkProviderUnchanged refuses an update that names provider attributes
+// other than the network's own (the reference's ML2 cannot change them).
+func checkProviderUnchanged(c caller, p *ProviderRequest, n *model.Network) error {
+	if !p.Given() {
+		return nil
+	}
+	if !c.admin {
+		return errForbidden("update_network:provider:network_type")
+	}
+	same := (p.NetworkType == nil || *p.NetworkType == n.NetworkType) &&
+		(p.PhysicalNetwork == nil || *p.PhysicalNetwork == n.PhysicalNetwork) &&
+		(p.SegmentationID == nil || *p.SegmentationID == n.SegmentationID)
+	if !same {
+		return errInvalidMsg("Plugin does not support updating provider attributes")
+	}
+	return nil
+}
