@@ -38,19 +38,19 @@ type Config struct {
 	Segments         segment.Config
 	// PhysicalInterfaceMappings: neutrino up's local agent's uplinks.
 	PhysicalInterfaceMappings map[string]string
-	MACPrefix        string
-	ServiceProviders []string
-	Bus              string
-	BusListen        string
-	BusSecretFile    string
-	BusTLSCert       string
-	BusTLSKey        string
-	BusTLSCA         string
-	AgentDownTime    time.Duration
-	L3AgentFailover  bool
-	Agent            string
-	IPsecDataPlane   string
-	AgentMetrics     string
+	MACPrefix                 string
+	ServiceProviders          []string
+	Bus                       string
+	BusListen                 string
+	BusSecretFile             string
+	BusTLSCert                string
+	BusTLSKey                 string
+	BusTLSCA                  string
+	AgentDownTime             time.Duration
+	L3AgentFailover           bool
+	Agent                     string
+	IPsecDataPlane            string
+	AgentMetrics              string
 }
 
 // option is one configuration key.

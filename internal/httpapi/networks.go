@@ -26,21 +26,21 @@ var networkRes = newResource("network", "networks", common(
 func networkWire(v *service.NetworkView, admin bool) object {
 	n := &v.Network
 	o := base(n.ID, n.ProjectID, n.Standard, object{
-		"name":                      n.Name,
-		"admin_state_up":            n.AdminStateUp,
-		"status":                    n.Status,
-		"subnets":                   v.Subnets,
-		"shared":                    n.Shared,
-		"router:external":           n.External,
-		"mtu":                       n.MTU,
-		"port_security_enabled":     n.PortSecurityEnabled,
-		"availability_zone_hints":   []string{},
-		"availability_zones":        []string{},
-		"ipv4_address_scope":        nil,
-		"ipv6_address_scope":        nil,
-		"l2_adjacency":              true,
-		"is_default":                false,
-		"tags":                      []string{},
+		"name":                    n.Name,
+		"admin_state_up":          n.AdminStateUp,
+		"status":                  n.Status,
+		"subnets":                 v.Subnets,
+		"shared":                  n.Shared,
+		"router:external":         n.External,
+		"mtu":                     n.MTU,
+		"port_security_enabled":   n.PortSecurityEnabled,
+		"availability_zone_hints": []string{},
+		"availability_zones":      []string{},
+		"ipv4_address_scope":      nil,
+		"ipv6_address_scope":      nil,
+		"l2_adjacency":            true,
+		"is_default":              false,
+		"tags":                    []string{},
 	})
 	if admin {
 		o["provider:network_type"] = n.NetworkType

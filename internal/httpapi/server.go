@@ -200,10 +200,10 @@ func writeError(w http.ResponseWriter, e *neutron.Error) {
 
 // statusOf is the HTTP status of each kind of refusal of the service.
 var statusOf = map[service.Kind]int{
-	service.Invalid:   http.StatusBadRequest,
-	service.Forbidden: http.StatusForbidden,
-	service.NotFound:  http.StatusNotFound,
-	service.Conflict:  http.StatusConflict,
+	service.Invalid:     http.StatusBadRequest,
+	service.Forbidden:   http.StatusForbidden,
+	service.NotFound:    http.StatusNotFound,
+	service.Conflict:    http.StatusConflict,
 	service.Unavailable: http.StatusServiceUnavailable,
 }
 
