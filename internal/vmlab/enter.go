@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -47,12 +49,16 @@ func Enter(t *testing.T) bool {
 	l := Require(t)
 	timeout := 15 * time.Minute
 	if d, ok := t.Deadline(); ok {
+		// Leave this binary time to report before go test's -timeout.
 		timeout = time.Until(d) - 10*time.Second
+	}
+	if timeout < 30*time.Second {
+		t.Fatalf("%s left for the lab run; it needs at least 30 s (go test -timeout)", timeout.Round(time.Second))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	args := []string{os.Args[0], "-test.run", "^" + runPattern(t.Name()) + "$", "-test.v", "-test.count=1",
-		"-test.timeout", timeout.Round(time.Second).String()}
+		"-test.timeout", innerTimeout(timeout).String()}
 	if f := flag.Lookup("test.short"); f != nil && f.Value.String() == "true" {
 		args = append(args, "-test.short")
 	}
@@ -75,13 +81,47 @@ func Enter(t *testing.T) bool {
 	}
 	out := lw.String()
 	t.Logf("lab run (kernel %s) ended with status %d after %s", l.KVer, code, time.Since(start).Round(time.Millisecond))
-	switch {
-	case code != 0:
+	if code != 0 {
 		t.Fatalf("%s failed in the lab (status %d); its output is above", t.Name(), code)
-	case strings.Contains(out, "testing: warning: no tests to run") || !strings.Contains(out, "--- PASS: "+t.Name()):
-		t.Fatalf("%s did not run in the lab; its output is above", t.Name())
+	}
+	skipped, err := Result(out, t.Name())
+	if err != nil {
+		t.Fatalf("in the lab: %v; its output is above", err)
+	}
+	if skipped {
+		// Inside, testenv.Missing skips only where it would skip here.
+		t.Skipf("%s skipped in the lab; the reason is above", t.Name())
 	}
 	return false
+}
+
+// Result reads the verbose output (-test.v) of a test binary run with
+// -test.run naming exactly the test name: whether it skipped, or an error
+// when it did not run (no test matched, or no result line for it) or
+// failed.
+func Result(out, name string) (skipped bool, err error) {
+	switch {
+	case strings.Contains(out, "testing: warning: no tests to run"):
+		return false, fmt.Errorf("no test ran: -test.run matched nothing for %s", name)
+	case strings.Contains(out, "--- FAIL: "+name+" ("):
+		return false, fmt.Errorf("%s failed", name)
+	case strings.Contains(out, "--- PASS: "+name+" ("):
+		return false, nil
+	case strings.Contains(out, "--- SKIP: "+name+" ("):
+		return true, nil
+	}
+	return false, fmt.Errorf("no result line for %s: it did not run or did not finish", name)
+}
+
+// innerTimeout is the -test.timeout of a run in the lab given the run's
+// deadline: shorter by the boot and power-off, so that a hung test panics
+// with its goroutines' stacks before the VM is killed.
+func innerTimeout(vm time.Duration) time.Duration {
+	d := vm - 20*time.Second
+	if d < vm/2 {
+		d = vm / 2
+	}
+	return d.Round(time.Second)
 }
 
 // RunInLab is Enter for a benchmark: outside the lab it re-runs the
@@ -155,17 +195,37 @@ func runPattern(name string) string {
 	return strings.Join(parts, "$/^")
 }
 
-// passEnv is what of this environment the command in the lab gets: CI
-// and Neutrino's variables (requirements, services).
+// passEnv is what of this environment the command in the lab gets: CI,
+// Neutrino's variables (requirements, services) and PATH, with the sbin
+// directories added when missing (modprobe, ip).
 func passEnv() []string {
 	var out []string
 	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if k == "CI" || (strings.HasPrefix(k, "NEUTRINO_") && k != EnvGuest) || k == "GOTRACEBACK" {
+		k, v, _ := strings.Cut(kv, "=")
+		switch {
+		case k == "PATH":
+			out = append(out, "PATH="+withSystemPath(v))
+		case k == "CI" || (strings.HasPrefix(k, "NEUTRINO_") && k != EnvGuest) || k == "GOTRACEBACK":
 			out = append(out, kv)
 		}
 	}
 	return out
+}
+
+// withSystemPath is path with the usual system directories appended when
+// it lacks them.
+func withSystemPath(path string) string {
+	have := map[string]bool{}
+	dirs := filepath.SplitList(path)
+	for _, d := range dirs {
+		have[d] = true
+	}
+	for _, d := range filepath.SplitList(systemPath) {
+		if !have[d] {
+			dirs = append(dirs, d)
+		}
+	}
+	return strings.Join(dirs, string(filepath.ListSeparator))
 }
 
 // lineLog writes each line it is given to a test's log, and keeps all.

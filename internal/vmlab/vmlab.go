@@ -12,6 +12,7 @@ package vmlab
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -41,6 +42,9 @@ const (
 	// EnvKVer is the lab kernel's release, for the command inside.
 	EnvKVer = "NEUTRINO_VMLAB_KVER"
 )
+
+// systemPath is the command's PATH unless Run.Env sets one.
+const systemPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // Setup is what to run to get the lab's parts.
 const Setup = "sudo bash scripts/ci/vmlab.sh"
@@ -86,11 +90,30 @@ func Find() (*Lab, error) {
 	if len(kvers) == 0 {
 		return nil, fmt.Errorf("no kernel in %s; run %s", dir, Setup)
 	}
-	sort.Strings(kvers)
+	sort.Slice(kvers, func(i, j int) bool { return versionLess(kvers[i], kvers[j]) })
 	l.KVer = kvers[len(kvers)-1]
 	l.Kernel = filepath.Join(dir, l.KVer, "boot", "vmlinuz-"+l.KVer)
 	l.Modules = filepath.Join(dir, l.KVer, "lib", "modules", l.KVer)
 	return l, nil
+}
+
+// versionLess orders kernel releases by their numbers (6.1.0-9 before
+// 6.1.0-57), then as strings.
+func versionLess(a, b string) bool {
+	num := regexp.MustCompile(`\d+|\D+`)
+	pa, pb := num.FindAllString(a, -1), num.FindAllString(b, -1)
+	for i := 0; i < len(pa) && i < len(pb); i++ {
+		if pa[i] == pb[i] {
+			continue
+		}
+		na, ea := strconv.Atoi(pa[i])
+		nb, eb := strconv.Atoi(pb[i])
+		if ea == nil && eb == nil {
+			return na < nb
+		}
+		return pa[i] < pb[i]
+	}
+	return len(pa) < len(pb)
 }
 
 func fileExists(p string) bool {
@@ -115,6 +138,10 @@ type Run struct {
 	Stdout io.Writer
 	// MemoryMiB and CPUs size the VM (2048 and 2 if zero).
 	MemoryMiB, CPUs int
+	// Timeout, if not zero, limits the VM's run from when the lab is
+	// ours: waiting for another process's VM does not count (ctx bounds
+	// both).
+	Timeout time.Duration
 }
 
 // Run boots the lab, runs r's command and returns its exit status. An
@@ -141,6 +168,11 @@ func (l *Lab) Run(ctx context.Context, r Run) (int, error) {
 		return -1, err
 	}
 	defer unlock()
+	if r.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.Timeout)
+		defer cancel()
+	}
 
 	mem, cpus := r.MemoryMiB, r.CPUs
 	if mem == 0 {
@@ -249,18 +281,24 @@ func parseMarker(line, marker string) (int, bool) {
 // lockLab takes the machine-wide lab lock: one VM at a time, since go
 // test runs packages in parallel and TCG wants every core.
 func lockLab(ctx context.Context) (func(), error) {
-	f, err := os.OpenFile(filepath.Join(os.TempDir(), "neutrino-vmlab.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	path := filepath.Join(os.TempDir(), "neutrino-vmlab.lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	for {
 		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
+			// Who holds the lab, for those waiting.
+			_ = f.Truncate(0)
+			_, _ = f.WriteAt([]byte(fmt.Sprintf("pid %d: %s\n", os.Getpid(), strings.Join(os.Args, " "))), 0)
 			return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 		}
 		select {
 		case <-ctx.Done():
+			holder, _ := os.ReadFile(path)
 			f.Close()
-			return nil, fmt.Errorf("vmlab: waiting for another VM: %w", ctx.Err())
+			return nil, fmt.Errorf("vmlab: timed out waiting for another VM (%s held by %s): %w",
+				path, strings.TrimSpace(string(holder)), ctx.Err())
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -290,11 +328,7 @@ func (l *Lab) initramfs(path string, r Run, marker string) error {
 	c.File("bin/busybox", 0o755, bb)
 	c.Symlink("bin/sh", "busybox")
 	for _, m := range bootModules {
-		p, err := l.modulePath(m)
-		if err != nil {
-			return err
-		}
-		data, err := os.ReadFile(p)
+		data, err := l.module(m)
 		if err != nil {
 			return err
 		}
@@ -308,20 +342,64 @@ func (l *Lab) initramfs(path string, r Run, marker string) error {
 	return bw.Flush()
 }
 
-// modulePath finds a module in modules.dep (uncompressed, as Debian 12
-// ships them).
-func (l *Lab) modulePath(name string) (string, error) {
+// module returns a module's object as insmod wants it: found through
+// modules.dep and decompressed when the kernel package ships it compressed
+// (Debian 12's modules are plain .ko; Debian 13's are .ko.xz, and busybox's
+// insmod may not read those).
+func (l *Lab) module(name string) ([]byte, error) {
 	dep, err := os.ReadFile(filepath.Join(l.Modules, "modules.dep"))
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	for _, line := range strings.Split(string(dep), "\n") {
 		file, _, _ := strings.Cut(line, ":")
-		if filepath.Base(file) == name+".ko" {
-			return filepath.Join(l.Modules, file), nil
+		base := filepath.Base(file)
+		for _, ext := range []string{".ko", ".ko.xz", ".ko.zst", ".ko.gz"} {
+			if base == name+ext {
+				return readModule(filepath.Join(l.Modules, file))
+			}
 		}
 	}
-	return "", fmt.Errorf("module %s not in %s (compressed modules are not supported)", name, l.Modules)
+	return nil, fmt.Errorf("module %s not in %s", name, filepath.Join(l.Modules, "modules.dep"))
+}
+
+// readModule reads a module file, decompressing .xz (xz), .zst (zstd) and
+// .gz.
+func readModule(path string) ([]byte, error) {
+	var tool string
+	switch filepath.Ext(path) {
+	case ".ko":
+		return os.ReadFile(path)
+	case ".gz":
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return io.ReadAll(zr)
+	case ".xz":
+		tool = "xz"
+	case ".zst":
+		tool = "zstd"
+	default:
+		return nil, fmt.Errorf("%s: unknown module compression", path)
+	}
+	bin, err := exec.LookPath(tool)
+	if err != nil {
+		return nil, fmt.Errorf("%s is compressed and %s is not on PATH (Debian package %s): %w", path, tool, map[string]string{"xz": "xz-utils", "zstd": "zstd"}[tool], err)
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command(bin, "-dc", path)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s -dc %s: %w: %s", tool, path, err, strings.TrimSpace(stderr.String()))
+	}
+	return out, nil
 }
 
 func (l *Lab) initScript(marker string) string {
@@ -355,7 +433,7 @@ func (l *Lab) initScript(marker string) string {
 func commandScript(r Run, kver, marker string) string {
 	var b strings.Builder
 	b.WriteString("#!/bin/sh\n")
-	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "TMPDIR=/tmp",
+	env := []string{"PATH=" + systemPath, "HOME=/root", "TMPDIR=/tmp",
 		EnvGuest + "=1", EnvKVer + "=" + kver}
 	env = append(env, r.Env...)
 	for _, kv := range env {

@@ -2,11 +2,11 @@ package vmlab
 
 import (
 	"bytes"
-	"context"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -72,6 +72,123 @@ func TestParseMarker(t *testing.T) {
 	}
 }
 
+// TestRelay: the console reaches the writer line by line without carriage
+// returns; the marker line is not forwarded, its status is sent, and the
+// power-off chatter after it is dropped.
+func TestRelay(t *testing.T) {
+	console := "hi\r\nsecond line\r\nvmlab-ab exit=7\r\n[ 3.1] reboot: Power down\r\n"
+	var out bytes.Buffer
+	exit := make(chan int, 1)
+	if err := relay(strings.NewReader(console), &out, "vmlab-ab", exit); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "hi\nsecond line\n" {
+		t.Errorf("forwarded %q", out.String())
+	}
+	select {
+	case code := <-exit:
+		if code != 7 {
+			t.Errorf("status %d, want 7", code)
+		}
+	default:
+		t.Error("no status")
+	}
+}
+
+// TestModule: boot modules are found through modules.dep and come out
+// decompressed whatever the kernel package's compression.
+func TestModule(t *testing.T) {
+	dir := t.TempDir()
+	plain := []byte("\x7fELF a module")
+	write := func(name string, data []byte) {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	compress := func(tool string) []byte {
+		t.Helper()
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is needed to make a compressed module: %v", tool, err)
+		}
+		cmd := exec.Command(tool, "-c")
+		cmd.Stdin = bytes.NewReader(plain)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s -c: %v", tool, err)
+		}
+		return out
+	}
+	write("kernel/a/plain.ko", plain)
+	write("kernel/a/virtio_xz.ko.xz", compress("xz"))
+	write("kernel/b/ninep.ko.zst", compress("zstd"))
+	write("kernel/b/over.ko.gz", compress("gzip"))
+	write("modules.dep", []byte("kernel/a/plain.ko:\nkernel/a/virtio_xz.ko.xz: kernel/a/plain.ko\n"+
+		"kernel/b/ninep.ko.zst:\nkernel/b/over.ko.gz:\n"))
+	l := &Lab{Modules: dir}
+	for _, m := range []string{"plain", "virtio_xz", "ninep", "over"} {
+		if data, err := l.module(m); err != nil || !bytes.Equal(data, plain) {
+			t.Errorf("%s: %q, %v", m, data, err)
+		}
+	}
+	if _, err := l.module("virtio"); err == nil {
+		t.Error("a module missing from modules.dep was found")
+	}
+}
+
+func TestVersionLess(t *testing.T) {
+	sorted := []string{"6.1.0-9-amd64", "6.1.0-57-amd64", "6.1.0-100-amd64", "6.12.0-1-amd64"}
+	for i := range sorted {
+		for j := range sorted {
+			if got := versionLess(sorted[i], sorted[j]); got != (i < j) {
+				t.Errorf("versionLess(%s, %s) = %v", sorted[i], sorted[j], got)
+			}
+		}
+	}
+}
+
+// TestResult: Enter's reading of the inner run's verbose output.
+func TestResult(t *testing.T) {
+	for _, tc := range []struct {
+		out             string
+		skipped, failed bool
+	}{
+		{"=== RUN   TestA\n--- PASS: TestA (1.00s)\nPASS\n", false, false},
+		{"=== RUN   TestA\n    x_test.go:9: no postgres\n--- SKIP: TestA (0.00s)\nPASS\n", true, false},
+		{"testing: warning: no tests to run\nPASS\n", false, true},
+		{"=== RUN   TestA\n--- FAIL: TestA (0.10s)\nFAIL\n", false, true},
+		{"=== RUN   TestAB\n--- PASS: TestAB (1.00s)\nPASS\n", false, true}, // another test
+		{"=== RUN   TestA\npanic: test timed out after 5m0s\n", false, true},
+	} {
+		skipped, err := Result(tc.out, "TestA")
+		if skipped != tc.skipped || (err != nil) != tc.failed {
+			t.Errorf("%q: skipped %v, err %v", tc.out, skipped, err)
+		}
+	}
+	if _, err := Result("=== RUN   TestA/b_c\n    --- PASS: TestA/b_c (0.00s)\n", "TestA/b_c"); err != nil {
+		t.Errorf("subtest: %v", err)
+	}
+}
+
+func TestRunPatternAndEnv(t *testing.T) {
+	if got := runPattern("TestA/x.y(1)"); got != `TestA$/^x\.y\(1\)` {
+		t.Errorf("runPattern: %s", got)
+	}
+	if got := withSystemPath("/usr/local/go/bin:/usr/bin"); got != "/usr/local/go/bin:/usr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin:/bin" {
+		t.Errorf("withSystemPath: %s", got)
+	}
+	if got := innerTimeout(10 * time.Minute); got != 9*time.Minute+40*time.Second {
+		t.Errorf("innerTimeout(10m) = %s", got)
+	}
+	if got := innerTimeout(30 * time.Second); got != 15*time.Second {
+		t.Errorf("innerTimeout(30s) = %s", got)
+	}
+}
+
 // TestLabRunExitStatus: the command runs on the lab's kernel with the
 // environment given (quoting intact), in the directory given; its output
 // comes back without the console's carriage returns and its exit status
@@ -92,37 +209,68 @@ func TestLabRunExitStatus(t *testing.T) {
 	}
 }
 
-// TestLabRunDeadline: a command that outlives its context is cut, the error
-// says so, and no QEMU process is left.
+// TestLabRunDeadline: a command that outlives its deadline is cut, the
+// error says so, and no QEMU process is left. The deadline is Run.Timeout,
+// which starts when the lab is ours: go test runs the lab tests of other
+// packages at the same time, and one of those may hold the lab for minutes.
 func TestLabRunDeadline(t *testing.T) {
 	l := Require(t)
-	before := qemus(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
-	defer cancel()
-	start := time.Now()
-	code, err := l.Run(ctx, Run{Args: []string{"sleep", "600"}})
+	// Watch for QEMU children of ours: the check after the run must be
+	// able to see one.
+	var firstSeen time.Time
+	stop, watched := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			if firstSeen.IsZero() && len(ourQEMUs()) > 0 {
+				firstSeen = time.Now()
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	code, err := l.Run(t.Context(), Run{Args: []string{"sleep", "600"}, Timeout: 15 * time.Second})
+	close(stop)
+	<-watched
 	if err == nil || !strings.Contains(err.Error(), "timed out") {
 		t.Fatalf("status %d, %v; want a timeout", code, err)
 	}
-	if d := time.Since(start); d > 20*time.Second {
-		t.Errorf("Run returned %s after its 15 s deadline", d-15*time.Second)
+	if firstSeen.IsZero() {
+		t.Fatal("no QEMU child of this process seen during the run")
 	}
-	if after := qemus(t); after > before {
-		t.Fatalf("%d QEMU processes after the run, %d before", after, before)
+	if d := time.Since(firstSeen); d > 20*time.Second {
+		t.Errorf("Run returned %s after QEMU started, with a 15 s deadline", d.Round(time.Millisecond))
+	}
+	if left := ourQEMUs(); len(left) > 0 {
+		t.Fatalf("QEMU processes left after the run: %v", left)
 	}
 }
 
-// qemus counts the running qemu-system processes.
-func qemus(t *testing.T) int {
-	t.Helper()
-	n := 0
-	procs, _ := filepath.Glob("/proc/[0-9]*/comm")
-	for _, p := range procs {
-		if data, err := os.ReadFile(p); err == nil && strings.HasPrefix(string(data), "qemu-system") {
-			n++
+// ourQEMUs lists the qemu-system processes (zombies included) whose
+// parent is this process: other packages' lab VMs are not ours.
+func ourQEMUs() []string {
+	var out []string
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range stats {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		s := string(data)
+		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || end < open {
+			continue
+		}
+		comm, rest := s[open+1:end], strings.Fields(s[end+1:])
+		if strings.HasPrefix(comm, "qemu-system") && len(rest) > 1 && rest[1] == strconv.Itoa(os.Getpid()) {
+			out = append(out, strings.TrimSpace(s[:open])+" "+rest[0])
 		}
 	}
-	return n
+	return out
 }
 
 // TestLabKernelFeatures runs in the lab: its kernel is the lab's, and it
