@@ -30,8 +30,22 @@ fi
 
 # The kernel package linux-image-amd64 points at today. Without package
 # lists (a fresh machine) ask apt to fetch them first.
-kpkg() { apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9].*-amd64\)$/\1/p' | head -n1; }
+kpkg() { { apt-cache depends linux-image-amd64 2>/dev/null || true; } | sed -n 's/^ *Depends: \(linux-image-[0-9].*-amd64\)$/\1/p' | head -n1; }
+# A complete cached kernel, the newest by version ("" if none).
+cached() {
+    local d k
+    for d in "$dir"/*/; do
+        k=$(basename "$d")
+        [ -s "$d/boot/vmlinuz-$k" ] && [ -s "$d/lib/modules/$k/modules.dep" ] && echo "$k"
+    done 2>/dev/null | sort -V | tail -n1
+}
 pkg=$(kpkg)
+if [ -z "$pkg" ] && [ -n "$(cached)" ]; then
+    # No package lists (cleaned), but a kernel is in place: no network.
+    log "the package lists do not name linux-image-amd64's kernel; using the cached $(cached)"
+    echo "NEUTRINO_VMLAB_DIR=$dir"
+    exit 0
+fi
 if [ -z "$pkg" ]; then
     log "apt-get update (no package list names the kernel)"
     apt_get update -q
