@@ -125,6 +125,12 @@ type Network struct {
 	ID  string `json:"id"`
 	VNI uint32 `json:"vni"`
 	MTU int    `json:"mtu"`
+	// Type is the segment type: vxlan (also when empty), flat, vlan or
+	// local. A flat or VLAN network reaches the host interface mapped to
+	// its PhysicalNetwork, a VLAN one tagged with VLAN.
+	Type            string `json:"network_type,omitempty"`
+	PhysicalNetwork string `json:"physical_network,omitempty"`
+	VLAN            int    `json:"vlan,omitempty"`
 	// Peers are the underlay addresses of the other hosts that carry the
 	// network; traffic to them goes over VXLAN.
 	Peers    []netip.Addr `json:"peers"`

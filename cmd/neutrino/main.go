@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -143,7 +146,7 @@ func localAgent(ctx context.Context, cfg *config.Config, srv *app.Server, log *s
 	f := agentFlags{host: defaultHost(), busURL: srv.BusURL, token: token, busTLS: srv.BusTLS,
 		underlay: "127.0.0.1", netnsDir: "/var/run/netns", resync: 30 * time.Second,
 		stateDir: filepath.Join(cfg.DataDir, "agent"), dataPlane: cfg.IPsecDataPlane, metricsListen: cfg.AgentMetrics,
-		charon: strongswan.DefaultCharon}
+		charon: strongswan.DefaultCharon, mappings: mappingsFlag(cfg.PhysicalInterfaceMappings)}
 	a, closeFn, err := newAgent(ctx, f, log)
 	if err != nil {
 		return "", err
@@ -192,4 +195,13 @@ func busLine(cfg *config.Config, url string) string {
 		return "embedded NATS, in-process only"
 	}
 	return "embedded NATS on " + url + " (agent tokens: neutrino agent-token HOST)"
+}
+
+// mappingsFlag writes physical interface mappings back in the flag's form.
+func mappingsFlag(m map[string]string) string {
+	var parts []string
+	for _, p := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, p+":"+m[p])
+	}
+	return strings.Join(parts, ",")
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/neutrino-net/neutrino/api/agentv1"
 	"github.com/neutrino-net/neutrino/internal/model"
+	"github.com/neutrino-net/neutrino/internal/segment"
 	"github.com/neutrino-net/neutrino/internal/store"
 )
 
@@ -192,8 +193,15 @@ func (b *stateBuilder) networkList(host string) ([]agentv1.Network, error) {
 	slices.Sort(ids)
 	for _, id := range ids {
 		n := b.networks[id]
-		out = append(out, agentv1.Network{ID: n.ID, VNI: uint32(n.SegmentationID), MTU: n.MTU, External: n.External,
-			Peers: peers[n.ID]})
+		an := agentv1.Network{ID: n.ID, MTU: n.MTU, External: n.External, Type: n.NetworkType,
+			PhysicalNetwork: n.PhysicalNetwork}
+		switch n.NetworkType {
+		case segment.VLAN:
+			an.VLAN = n.SegmentationID
+		case segment.VXLAN, "":
+			an.VNI, an.Peers = uint32(n.SegmentationID), peers[n.ID]
+		}
+		out = append(out, an)
 	}
 	return out, nil
 }

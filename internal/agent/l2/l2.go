@@ -42,7 +42,13 @@ type Options struct {
 	VXLANPort int
 	// VXLANDevice optionally names the underlay device for VXLAN.
 	VXLANDevice string
-	Logger      *slog.Logger
+	// PhysicalInterfaceMappings map physical networks to the host
+	// interfaces that carry their flat and VLAN networks.
+	PhysicalInterfaceMappings map[string]string
+	// StateDir is where L2 remembers what it must put back (uplinks);
+	// empty: in memory only.
+	StateDir string
+	Logger   *slog.Logger
 }
 
 // L2 realises networks and ports on one host. It is safe for concurrent
@@ -393,7 +399,8 @@ var ownedKinds = []struct{ prefix, kind string }{
 }
 
 func sameNetwork(a, b agentv1.Network) bool {
-	return a.ID == b.ID && a.VNI == b.VNI && a.MTU == b.MTU && slices.Equal(a.Peers, b.Peers)
+	return a.ID == b.ID && a.VNI == b.VNI && a.MTU == b.MTU && slices.Equal(a.Peers, b.Peers) &&
+		a.Type == b.Type && a.PhysicalNetwork == b.PhysicalNetwork && a.VLAN == b.VLAN
 }
 
 // sameWiring compares what ensurePort realises; port security is not in it.

@@ -130,10 +130,14 @@ func newHost(t *testing.T, underlay netip.Addr, vtep string) *host {
 }
 
 // newL2 starts an L2 on the host, as the agent does on each start.
-func (h *host) newL2(underlay netip.Addr, vtep string) *L2 {
+func (h *host) newL2(underlay netip.Addr, vtep string, tune ...func(*Options)) *L2 {
 	h.t.Helper()
-	l, err := New(Options{HostNS: h.ns.NsHandle, NetnsDir: h.dir, UnderlayIP: underlay, VXLANDevice: vtep,
-		Logger: slog.New(slog.NewTextHandler(h.t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	o := Options{HostNS: h.ns.NsHandle, NetnsDir: h.dir, UnderlayIP: underlay, VXLANDevice: vtep,
+		Logger: slog.New(slog.NewTextHandler(h.t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	for _, f := range tune {
+		f(&o)
+	}
+	l, err := New(o)
 	if err != nil {
 		h.t.Fatalf("new l2: %v", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/nftables"
@@ -38,12 +39,18 @@ type linux struct {
 	port    int
 	vtep    string
 	log     *slog.Logger
+	// mappings are the physical networks' host interfaces; stateDir
+	// keeps which of them were down (see uplink.go), down when it is "".
+	mappings map[string]string
+	stateDir string
+	down     map[string]bool
 	// record, when set, sees every write before it is made (tests).
 	record func(op string)
 }
 
 func newLinux(o Options) (*linux, error) {
-	k := &linux{host: o.HostNS, dir: o.NetnsDir, local: o.UnderlayIP, port: o.VXLANPort, vtep: o.VXLANDevice, log: o.Logger}
+	k := &linux{host: o.HostNS, dir: o.NetnsDir, local: o.UnderlayIP, port: o.VXLANPort, vtep: o.VXLANDevice, log: o.Logger,
+		mappings: o.PhysicalInterfaceMappings, stateDir: o.StateDir}
 	if k.host <= 0 {
 		ns, err := netns.Get()
 		if err != nil {
@@ -132,6 +139,12 @@ func (k *linux) deleteLink(ctx context.Context, name string) error {
 	if l == nil || err != nil {
 		return err
 	}
+	if l.Type() == "bridge" && strings.HasPrefix(name, agentv1.BridgePrefix) {
+		// Its uplinks go back as they were before the bridge goes.
+		if err := k.releaseUplinks(name); err != nil {
+			return err
+		}
+	}
 	err = k.write("link del "+name, func() error { return k.h.LinkDel(l) })
 	if _, ok := errors.AsType[netlink.LinkNotFoundError](err); ok || errors.Is(err, unix.ENODEV) {
 		return nil
@@ -194,6 +207,15 @@ func (k *linux) ensureNetwork(ctx context.Context, n agentv1.Network) error {
 		return err
 	}
 	vxName := agentv1.DeviceName(agentv1.VXLANPrefix, n.ID)
+	switch n.Type {
+	case "flat", "vlan":
+		if err := k.deleteLink(ctx, vxName); err != nil {
+			return err
+		}
+		return k.ensureUplink(br, n)
+	case "local":
+		return k.deleteLink(ctx, vxName)
+	}
 	if len(n.Peers) == 0 {
 		return k.deleteLink(ctx, vxName)
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"time"
@@ -34,6 +35,9 @@ type Options struct {
 	StateDir string
 	// DataPlane is the IPsec data plane: auto (detect), xfrm or libipsec.
 	DataPlane string
+	// PhysicalInterfaceMappings map physical networks to the host
+	// interfaces that carry flat and VLAN networks.
+	PhysicalInterfaceMappings map[string]string
 	// Charon is strongSwan's daemon; default strongswan.DefaultCharon.
 	// When it is missing the node runs without the strongSwan driver.
 	Charon string
@@ -68,7 +72,12 @@ func New(opts Options) (*Node, error) {
 		opts.Charon = strongswan.DefaultCharon
 	}
 	n := &Node{}
-	sw, err := l2.New(l2.Options{HostNS: opts.HostNS, NetnsDir: opts.NetnsDir, UnderlayIP: opts.UnderlayIP, Logger: opts.Logger})
+	l2State := ""
+	if opts.StateDir != "" {
+		l2State = filepath.Join(opts.StateDir, "l2")
+	}
+	sw, err := l2.New(l2.Options{HostNS: opts.HostNS, NetnsDir: opts.NetnsDir, UnderlayIP: opts.UnderlayIP,
+		PhysicalInterfaceMappings: opts.PhysicalInterfaceMappings, StateDir: l2State, Logger: opts.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +114,10 @@ func (n *Node) vpnDrivers(opts Options) (map[string]agent.VPN, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.Configurations = map[string]any{"ipsec_data_plane": plane, "ipsec_data_plane_reason": why, "vpn_device_drivers": []string{}}
+	mappings := map[string]string{}
+	maps.Copy(mappings, opts.PhysicalInterfaceMappings)
+	n.Configurations = map[string]any{"ipsec_data_plane": plane, "ipsec_data_plane_reason": why, "vpn_device_drivers": []string{},
+		"interface_mappings": mappings}
 	drivers := map[string]agent.VPN{}
 	if _, err := os.Stat(opts.Charon); err != nil {
 		opts.Logger.Warn("strongSwan device driver unavailable: charon not found; VPN services of strongSwan providers will be in ERROR",
