@@ -224,3 +224,29 @@ type Agent struct {
 	CreatedAt          time.Time
 	Description        string
 }
+
+// Floating IP statuses follow the reference: DOWN until a router realises
+// the association, then ACTIVE (or ERROR).
+
+// FloatingIP is an address of an external network, held by a port of its
+// own on that network, and optionally associated with a fixed IP of an
+// internal port reached through RouterID.
+type FloatingIP struct {
+	ID                string
+	ProjectID         string
+	FloatingNetworkID string
+	FloatingIPAddress netip.Addr
+	// FloatingPortID is the port (device_owner network:floatingip) that
+	// holds the address on the external network.
+	FloatingPortID string
+	// PortID, FixedIPAddress and RouterID are the association; "" and the
+	// zero address when there is none.
+	PortID         string
+	FixedIPAddress netip.Addr
+	RouterID       string
+	Status         string
+	Standard
+}
+
+// OwnerFloatingIP is the device owner of a floating IP's own port.
+const OwnerFloatingIP = "network:floatingip"

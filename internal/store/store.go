@@ -73,6 +73,7 @@ var PageAttrs = map[string][]string{
 	"ports": {"id", "project_id", "name", "description", "network_id", "admin_state_up", "status", "mac_address",
 		"device_id", "device_owner", "port_security_enabled", "binding:host_id", "binding:vnic_type"},
 	"routers":              {"id", "project_id", "name", "description", "admin_state_up", "status"},
+	"floatingips":          {"id", "project_id", "description", "floating_network_id", "floating_ip_address", "status"},
 	"security_groups":      {"id", "project_id", "name", "description"},
 	"security_group_rules": {"id", "project_id", "description", "security_group_id", "direction", "ethertype"},
 	"ikepolicies": {"id", "project_id", "name", "description", "auth_algorithm", "encryption_algorithm",
@@ -124,6 +125,19 @@ type RouterFilter struct {
 	IDs []string
 	// GatewayNetworkID selects routers whose gateway is on this network.
 	GatewayNetworkID string
+}
+
+// FloatingIPFilter selects floating IPs.
+type FloatingIPFilter struct {
+	Scope
+	Page
+	IDs []string
+	// PortIDs selects floating IPs associated with these ports.
+	PortIDs []string
+	// RouterIDs selects floating IPs associated through these routers.
+	RouterIDs []string
+	// FloatingNetworkID selects floating IPs of this external network.
+	FloatingNetworkID string
 }
 
 // SecurityGroupFilter selects security groups.
@@ -185,6 +199,7 @@ type Tx interface {
 	Networks
 	Ports
 	Routers
+	FloatingIPs
 	SecurityGroups
 	Quotas
 	VPN
@@ -248,6 +263,17 @@ type Routers interface {
 	CreateRouter(ctx context.Context, r *model.Router) error
 	UpdateRouter(ctx context.Context, r *model.Router) error
 	DeleteRouter(ctx context.Context, id string) error
+}
+
+// FloatingIPs holds floating IPs. A missing network, port or router gives
+// ErrReferenced; a fixed IP that already has a floating IP on the same
+// external network gives ErrDuplicate.
+type FloatingIPs interface {
+	GetFloatingIP(ctx context.Context, id string) (*model.FloatingIP, error)
+	ListFloatingIPs(ctx context.Context, f FloatingIPFilter) ([]model.FloatingIP, error)
+	CreateFloatingIP(ctx context.Context, f *model.FloatingIP) error
+	UpdateFloatingIP(ctx context.Context, f *model.FloatingIP) error
+	DeleteFloatingIP(ctx context.Context, id string) error
 }
 
 // SecurityGroups holds security groups, their rules and each project's default group.

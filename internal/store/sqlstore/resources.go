@@ -70,6 +70,17 @@ var routers = &table[model.Router]{
 	page: pageAttrs("id", "project_id", "name", "description", "admin_state_up#", "status"),
 }
 
+var floatingIPs = &table[model.FloatingIP]{
+	name: "floatingips", noun: "floating ip",
+	cols: cols("id", "project_id", "floating_network_id", "floating_ip_address", "floating_port_id", "port_id",
+		"fixed_ip_address", "router_id", "status"),
+	fields: func(f *model.FloatingIP) []any {
+		return append([]any{&f.ID, &f.ProjectID, &f.FloatingNetworkID, textCol{&f.FloatingIPAddress}, &f.FloatingPortID,
+			nullStr{&f.PortID}, textCol{&f.FixedIPAddress}, nullStr{&f.RouterID}, &f.Status}, stdFields(&f.Standard)...)
+	},
+	page: pageAttrs("id", "project_id", "description", "floating_network_id", "floating_ip_address", "status"),
+}
+
 var securityGroups = &table[model.SecurityGroup]{
 	name: "security_groups", noun: "security group",
 	cols: cols("id", "project_id", "name", "stateful"),
@@ -596,4 +607,32 @@ func (t *tx) Count(ctx context.Context, resource, projectID string) (int, error)
 		return 0, fmt.Errorf("count %s of %s: %w", resource, projectID, err)
 	}
 	return n, nil
+}
+
+// Floating IPs.
+
+func (t *tx) GetFloatingIP(ctx context.Context, id string) (*model.FloatingIP, error) {
+	return floatingIPs.get(ctx, t, id)
+}
+
+func (t *tx) ListFloatingIPs(ctx context.Context, f store.FloatingIPFilter) ([]model.FloatingIP, error) {
+	var w where
+	w.eq("project_id", f.ProjectID)
+	w.in("id", f.IDs)
+	w.in("port_id", f.PortIDs)
+	w.in("router_id", f.RouterIDs)
+	w.eq("floating_network_id", f.FloatingNetworkID)
+	return floatingIPs.listPage(ctx, t, w, f.Page)
+}
+
+func (t *tx) CreateFloatingIP(ctx context.Context, f *model.FloatingIP) error {
+	return t.atomic1(ctx, "create floating ip "+f.ID, func() error { return floatingIPs.insert(ctx, t, f) })
+}
+
+func (t *tx) UpdateFloatingIP(ctx context.Context, f *model.FloatingIP) error {
+	return t.atomic1(ctx, "update floating ip "+f.ID, func() error { return floatingIPs.update(ctx, t, f) })
+}
+
+func (t *tx) DeleteFloatingIP(ctx context.Context, id string) error {
+	return t.atomic1(ctx, "delete floating ip "+id, func() error { return floatingIPs.delete(ctx, t, id) })
 }

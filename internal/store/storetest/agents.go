@@ -6,6 +6,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sync"
 	"testing"
@@ -646,4 +647,60 @@ func testProviderSegments(t *testing.T, s store.Store) {
 	if !slices.Contains([]int{100, 200, 201}, again.SegmentationID) {
 		t.Errorf("after a deletion: VLAN %d", again.SegmentationID)
 	}
+}
+
+// testFloatingIPs: floating IPs round-trip unassociated and associated,
+// filter by port, router and network, keep their ports, network and
+// router from going, refuse a second floating IP for one fixed IP on the
+// same external network, and dissociate by update.
+func testFloatingIPs(t *testing.T, s store.Store) {
+	base(t, s)
+	gw := &model.RouterGateway{NetworkID: "ext"}
+	vm := port("vm", "n1", "p1", fixed("s1", "10.0.0.5"), fixed("s1", "10.0.0.6"))
+	write(t, s, create(port("fport1", "ext", "", fixed("sext", "203.0.113.50")),
+		port("fport2", "ext", "", fixed("sext", "203.0.113.51")), port("fport3", "ext", "", fixed("sext", "203.0.113.52")),
+		router("r1", "p1", gw), vm))
+	free := floatingIP("f1", "p1", "fport1", "203.0.113.50")
+	bound := floatingIP("f2", "p1", "fport2", "203.0.113.51")
+	bound.PortID, bound.FixedIPAddress, bound.RouterID, bound.Status = "vm", addr("10.0.0.5"), "r1", model.StatusActive
+	write(t, s, create(free, bound))
+	checkGetList(t, s, free, "f1", store.Tx.GetFloatingIP, listFloatingIPs)
+	checkGetList(t, s, bound, "f2", store.Tx.GetFloatingIP, listFloatingIPs)
+	for _, tc := range []struct {
+		f    store.FloatingIPFilter
+		want []string
+	}{
+		{store.FloatingIPFilter{PortIDs: []string{"vm"}}, []string{"f2"}},
+		{store.FloatingIPFilter{RouterIDs: []string{"r1"}}, []string{"f2"}},
+		{store.FloatingIPFilter{FloatingNetworkID: "ext"}, []string{"f1", "f2"}},
+		{store.FloatingIPFilter{Scope: store.Scope{ProjectID: "p2"}}, []string{}},
+	} {
+		read(t, s, func(tx store.Tx) error {
+			got, err := ids(tx.ListFloatingIPs(ctx, tc.f))
+			if err != nil || !slices.Equal(got, tc.want) {
+				t.Errorf("ListFloatingIPs(%+v) = %v, %v; want %v", tc.f, got, err, tc.want)
+			}
+			return nil
+		})
+	}
+	// One floating IP per fixed IP and external network.
+	dup := floatingIP("f3", "p1", "fport3", "203.0.113.52")
+	dup.PortID, dup.FixedIPAddress, dup.RouterID = "vm", addr("10.0.0.5"), "r1"
+	writeErr(t, s, store.ErrDuplicate, create(dup))
+	dup.FixedIPAddress = addr("10.0.0.6")
+	write(t, s, create(dup))
+	// What it names stays.
+	writeErr(t, s, store.ErrReferenced, func(tx store.Tx) error { return tx.DeletePort(ctx, "vm") })
+	writeErr(t, s, store.ErrReferenced, func(tx store.Tx) error { return tx.DeletePort(ctx, "fport1") })
+	writeErr(t, s, store.ErrReferenced, func(tx store.Tx) error { return tx.DeleteRouter(ctx, "r1") })
+	missing := floatingIP("f4", "p1", "nope", "203.0.113.53")
+	writeErr(t, s, store.ErrReferenced, create(missing))
+	// Dissociated by update, deleted, and gone.
+	bound.PortID, bound.FixedIPAddress, bound.RouterID, bound.Status, bound.RevisionNumber = "", netip.Addr{}, "", model.StatusDown, 2
+	write(t, s, func(tx store.Tx) error { return tx.UpdateFloatingIP(ctx, bound) })
+	checkGetList(t, s, bound, "f2", store.Tx.GetFloatingIP, listFloatingIPs)
+	write(t, s, func(tx store.Tx) error { return tx.DeleteFloatingIP(ctx, "f1") })
+	writeErr(t, s, store.ErrNotFound, func(tx store.Tx) error { _, err := tx.GetFloatingIP(ctx, "f1"); return err })
+	writeErr(t, s, store.ErrNotFound, func(tx store.Tx) error { return tx.DeleteFloatingIP(ctx, "f1") })
+	write(t, s, func(tx store.Tx) error { return tx.DeletePort(ctx, "fport1") })
 }

@@ -115,6 +115,14 @@ func pageCases() []pageCase {
 			v, err := tx.ListEndpointGroups(ctx, store.EndpointGroupFilter{Page: p})
 			return names(v, err, func(g *model.EndpointGroup) string { return g.Name })
 		}},
+		{coll: "floatingips", make: func(i int, name string) any {
+			f := floatingIP(id("fip", i), "pp", "pbase-fport", fmt.Sprintf("10.78.1.%d", 10+i))
+			f.FloatingNetworkID, f.Description = "pbase-net", name
+			return f
+		}, list: func(tx store.Tx, p store.Page) ([]string, error) {
+			v, err := tx.ListFloatingIPs(ctx, store.FloatingIPFilter{Page: p})
+			return names(v, err, func(f *model.FloatingIP) string { return f.Description })
+		}},
 		{coll: "ipsec_site_connections", bool: "admin_state_up", make: func(i int, name string) any {
 			c := connection(id("conn", i), "pp", "pbase-svc", "pbase-ike", "pbase-ipsec")
 			c.Name, c.AdminStateUp = name, i == 3
@@ -132,7 +140,8 @@ func pageCases() []pageCase {
 func testPage(t *testing.T, s store.Store) {
 	base := []any{network("pbase-net", "pbase"), subnet("pbase-sub", "pbase-net", "pbase", "10.78.0.0/24"),
 		router("pbase-rtr", "pbase", nil), group("pbase-sg", "pbase"), ikePolicy("pbase-ike", "pbase"),
-		ipsecPolicy("pbase-ipsec", "pbase"), vpnService("pbase-svc", "pbase", "pbase-rtr", "")}
+		ipsecPolicy("pbase-ipsec", "pbase"), vpnService("pbase-svc", "pbase", "pbase-rtr", ""),
+		port("pbase-fport", "pbase-net", "pbase", fixed("pbase-sub", "10.78.0.200"))}
 	write(t, s, create(base...))
 	cases := pageCases()
 	covered := map[string]bool{}
@@ -145,7 +154,7 @@ func testPage(t *testing.T, s store.Store) {
 			}
 			write(t, s, create(objs...))
 			nameAttr := "name"
-			if pc.coll == "security_group_rules" {
+			if pc.coll == "security_group_rules" || pc.coll == "floatingips" {
 				nameAttr = "description"
 			}
 			mine := map[string][]any{"project_id": {"pp"}}
@@ -220,7 +229,7 @@ func testPage(t *testing.T, s store.Store) {
 func idPrefix(pc pageCase) string {
 	return map[string]string{"networks": "net", "subnets": "sub", "ports": "port", "routers": "rtr",
 		"security_groups": "sg", "security_group_rules": "rule", "ikepolicies": "ike", "ipsecpolicies": "ipsec",
-		"vpnservices": "svc", "endpoint_groups": "eg", "ipsec_site_connections": "conn"}[pc.coll]
+		"vpnservices": "svc", "endpoint_groups": "eg", "ipsec_site_connections": "conn", "floatingips": "fip"}[pc.coll]
 }
 
 // sample is a value of the attribute's type.

@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Network/SegmentationID", testSegmentationID},
 		{"Network/SegmentationIDConcurrency", testSegmentationIDConcurrency},
 		{"Network/ProviderSegments", testProviderSegments},
+		{"FloatingIP/RoundTrip", testFloatingIPs},
 		{"Agents/RoundTrip", testAgentRoundTrip},
 		{"Agents/Update", testAgentUpdate},
 		{"Agents/NotFound", testAgentNotFound},
@@ -184,6 +185,8 @@ func create(objs ...any) func(tx store.Tx) error {
 				err = tx.CreateConnection(ctx, o)
 			case *model.Agent:
 				err = tx.CreateAgent(ctx, o)
+			case *model.FloatingIP:
+				err = tx.CreateFloatingIP(ctx, o)
 			default:
 				panic(fmt.Sprintf("create %T", o))
 			}
@@ -243,6 +246,8 @@ func idOf(v any) string {
 		return v.ID
 	case model.Agent:
 		return v.ID
+	case model.FloatingIP:
+		return v.ID
 	}
 	panic(fmt.Sprintf("id of %T", v))
 }
@@ -284,6 +289,16 @@ func listPorts(tx store.Tx, ids []string) ([]model.Port, error) {
 
 func listRouters(tx store.Tx, ids []string) ([]model.Router, error) {
 	return tx.ListRouters(ctx, store.RouterFilter{IDs: ids})
+}
+
+func listFloatingIPs(tx store.Tx, ids []string) ([]model.FloatingIP, error) {
+	return tx.ListFloatingIPs(ctx, store.FloatingIPFilter{IDs: ids})
+}
+
+// floatingIP is a floating IP of ext held by fport, unassociated.
+func floatingIP(id, project, fport, address string) *model.FloatingIP {
+	return &model.FloatingIP{ID: id, ProjectID: project, FloatingNetworkID: "ext", FloatingIPAddress: addr(address),
+		FloatingPortID: fport, Status: model.StatusDown, Standard: std(0)}
 }
 
 func listGroups(tx store.Tx, ids []string) ([]model.SecurityGroup, error) {
