@@ -287,6 +287,17 @@ func TestLabKernelFeatures(t *testing.T) {
 	if rel := unix.ByteSliceToString(u.Release[:]); rel != os.Getenv(EnvKVer) {
 		t.Fatalf("kernel %s, want the lab's %s", rel, os.Getenv(EnvKVer))
 	}
+	// The static device nodes are there and load their module when
+	// opened, as on a real host.
+	var st unix.Stat_t
+	if err := unix.Stat("/dev/net/tun", &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR ||
+		unix.Major(st.Rdev) != 10 || unix.Minor(st.Rdev) != 200 {
+		t.Errorf("/dev/net/tun: %+v, %v; want the character device 10:200", st, err)
+	} else if f, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0); err != nil {
+		t.Errorf("open /dev/net/tun (loads tun): %v", err)
+	} else {
+		f.Close()
+	}
 	for _, m := range []string{"esp4", "esp6", "ipvlan", "8021q", "xfrm_user"} {
 		if out, err := exec.Command("modprobe", m).CombinedOutput(); err != nil {
 			t.Errorf("modprobe %s: %v %s", m, err, out)

@@ -20,7 +20,7 @@ export DEBIAN_FRONTEND=noninteractive
 dir=${NEUTRINO_VMLAB_DIR:-/var/cache/neutrino/vmlab}
 
 need=()
-for pkg in qemu-system-x86 busybox-static kmod iperf3; do
+for pkg in qemu-system-x86 busybox-static kmod iperf3 xz-utils; do
     pkg_installed "$pkg" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -76,5 +76,28 @@ if [ ! -s "$root/boot/vmlinuz-$kver" ] || [ ! -s "$root/lib/modules/$kver/module
     rm -rf "$root"
     mv "$tmp/tree" "$root"
     log "kernel $kver ready ($(du -sh "$root" | cut -f1))"
+fi
+
+# The uncompressed kernel, which QEMU boots through its PVH entry point:
+# under TCG the bzImage spends about 6 s decompressing itself on every
+# boot. Debian's bzImage holds an xz stream; the lab boots the bzImage
+# when there is no vmlinux.
+vmlinux="$root/boot/vmlinux-$kver"
+if [ ! -s "$vmlinux" ]; then
+    z="$root/boot/vmlinuz-$kver"
+    tmpv=$(mktemp "$vmlinux.XXXXXX")
+    offs=$(LC_ALL=C grep -abo $'\xfd7zXZ' "$z" | cut -d: -f1 || true)
+    for off in $offs; do
+        # xz stops at the stream's end: tail's SIGPIPE is no failure.
+        if { tail -c +"$((off + 1))" "$z" || true; } | xz -dc --single-stream >"$tmpv" 2>/dev/null &&
+            [ "$(head -c4 "$tmpv" | od -An -tx1 | tr -d ' \n')" = 7f454c46 ]; then
+            chmod 644 "$tmpv"
+            mv "$tmpv" "$vmlinux"
+            log "extracted $(basename "$vmlinux") for a faster boot"
+            break
+        fi
+    done
+    rm -f "$tmpv"
+    [ -s "$vmlinux" ] || log "no xz-compressed vmlinux in $z; the lab boots the bzImage (about 6 s slower)"
 fi
 echo "NEUTRINO_VMLAB_DIR=$dir"
