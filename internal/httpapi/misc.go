@@ -20,6 +20,7 @@ var coreExtensions = []Extension{
 	{"binding", "Port Binding", "Expose port bindings of a virtual port to external application", "2014-02-03T10:00:00-00:00"},
 	{"empty-string-filtering", "Empty String Filtering Extension", "Allow filtering by attributes with empty string value", "2018-05-01T10:00:00-00:00"},
 	{"ext-gw-mode", "Neutron L3 Configurable external gateway mode", "Extension of the router abstraction for specifying whether SNAT should occur on the external gateway", "2013-03-28T10:00:00-00:00"},
+	{"fip-port-details", "Floating IP Port Details Extension", "Add port_details attribute to Floating IP resource", "2018-04-09T10:00:00-00:00"},
 	{"external-net", "Neutron external network", "Adds external network attribute to network resource.", "2013-01-14T10:00:00-00:00"},
 	{"extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router", "2013-02-01T10:00:00-00:00"},
 	{"l3_agent_scheduler", "L3 Agent Scheduler", "Schedule routers among l3 agents", "2013-02-07T10:00:00-00:00"},
@@ -99,6 +100,7 @@ func (a *API) routes() {
 	a.mount("/v2.0/subnets", a.subnets())
 	a.mount("/v2.0/ports", a.ports())
 	a.mount("/v2.0/routers", a.routers())
+	a.mount("/v2.0/floatingips", a.floatingIPs())
 	a.mount("/v2.0/security-groups", a.securityGroups())
 	a.mount("/v2.0/security-group-rules", a.securityGroupRules())
 	m.HandleFunc("/v2.0/routers/{id}/add_router_interface", a.routerInterface(true))

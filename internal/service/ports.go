@@ -528,6 +528,7 @@ func (s *Service) DeletePort(ctx context.Context, id string) error {
 		return err
 	}
 	var bound bool
+	var routers []string
 	err := s.write(ctx, func(tx store.Tx) error {
 		if err := tx.Lock(ctx, "port:"+id); err != nil {
 			return err
@@ -536,15 +537,21 @@ func (s *Service) DeletePort(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		if p.RouterID != "" {
+		if p.RouterID != "" || p.DeviceOwner == model.OwnerFloatingIP {
 			return errConflict("L3PortInUse",
 				"Port %s has owner %s and therefore cannot be deleted directly via the port API.", id, p.DeviceOwner)
 		}
 		bound = p.BindingHostID != ""
+		// Its floating IPs stay, dissociated, as in the reference.
+		if routers, err = s.dissociatePort(ctx, tx, id); err != nil {
+			return err
+		}
 		return tx.DeletePort(ctx, id)
 	})
 	if err == nil && bound {
 		s.hintAll(ctx)
+	} else if err == nil {
+		s.afterFloatingIP(ctx, routers...)
 	}
 	return err
 }

@@ -67,7 +67,7 @@ func (s *Service) QuotaDetails(ctx context.Context, project string) (map[string]
 			u := QuotaUsage{Limit: limit}
 			switch res {
 			case "network", "subnet", "port", "router", "security_group", "security_group_rule",
-				"ikepolicy", "ipsecpolicy", "vpnservice", "endpoint_group", "ipsec_site_connection":
+				"ikepolicy", "ipsecpolicy", "vpnservice", "endpoint_group", "ipsec_site_connection", "floatingip":
 				if u.Used, err = tx.Count(ctx, res, project); err != nil {
 					return err
 				}

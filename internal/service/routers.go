@@ -143,6 +143,11 @@ func gatewayPolicy(c caller, gw *GatewayRequest, action string) error {
 // gateway port. A nil gw removes the gateway.
 func (s *Service) setGateway(ctx context.Context, tx store.Tx, c caller, r *model.Router, gw *GatewayRequest) error {
 	old := r.Gateway
+	if gw == nil || (old != nil && gw.NetworkID != old.NetworkID) {
+		if err := s.floatingBeforeGatewayChange(ctx, tx, r); err != nil {
+			return err
+		}
+	}
 	if gw == nil {
 		if old == nil {
 			return nil
@@ -617,6 +622,9 @@ func (s *Service) RemoveInterface(ctx context.Context, routerID string, req Inte
 		}
 		info = interfaceInfo(r, port)
 		if err := s.vpnBeforeInterfaceRemove(ctx, tx, r.ID, info.SubnetIDs); err != nil {
+			return err
+		}
+		if err := s.floatingBeforeInterfaceRemove(ctx, tx, r.ID, info.SubnetIDs); err != nil {
 			return err
 		}
 		return tx.DeletePort(ctx, port.ID)

@@ -595,6 +595,7 @@ var countTables = map[string]string{
 	"vpnservice":            "vpnservices",
 	"endpoint_group":        "endpoint_groups",
 	"ipsec_site_connection": "ipsec_site_connections",
+	"floatingip":            "floatingips",
 }
 
 func (t *tx) Count(ctx context.Context, resource, projectID string) (int, error) {

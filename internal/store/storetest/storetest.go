@@ -1236,8 +1236,11 @@ func testCount(t *testing.T, s store.Store) {
 				t.Errorf("Count(%s, %s) = %d, want %d", c.resource, c.project, got, c.want)
 			}
 		}
-		if _, err := tx.Count(ctx, "floatingip", "p1"); err == nil {
-			t.Error("Count(floatingip) succeeded, want an error")
+		if _, err := tx.Count(ctx, "trunk", "p1"); err == nil {
+			t.Error("Count(trunk) succeeded, want an error")
+		}
+		if n, err := tx.Count(ctx, "floatingip", "p1"); err != nil || n != 0 {
+			t.Errorf("Count(floatingip) = %d, %v; want 0", n, err)
 		}
 		return nil
 	})
