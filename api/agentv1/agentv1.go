@@ -172,6 +172,17 @@ type Router struct {
 	// VPNServices are the router's VPN services that have at least one
 	// connection, each with everything its device driver needs.
 	VPNServices []VPNService `json:"vpn_services,omitempty"`
+	// FloatingIPs are the floating IPs associated through the router: the
+	// gateway holds each address, traffic to it is translated to the
+	// fixed IP, and the fixed IP's traffic leaves with it.
+	FloatingIPs []FloatingIP `json:"floating_ips,omitempty"`
+}
+
+// FloatingIP is one floating IP association of a router.
+type FloatingIP struct {
+	ID         string     `json:"id"`
+	FloatingIP netip.Addr `json:"floating_ip"`
+	FixedIP    netip.Addr `json:"fixed_ip"`
 }
 
 // VPNService is one VPN service of a router, ready for a device driver.

@@ -150,6 +150,15 @@ func (b *stateBuilder) router(id string) (*agentv1.Router, error) {
 	if out.VPNServices, err = b.vpnServices(r.ID); err != nil {
 		return nil, err
 	}
+	if out.Gateway != nil {
+		fs, err := b.tx.ListFloatingIPs(b.ctx, store.FloatingIPFilter{RouterIDs: []string{r.ID}})
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range fs {
+			out.FloatingIPs = append(out.FloatingIPs, agentv1.FloatingIP{ID: f.ID, FloatingIP: f.FloatingIPAddress, FixedIP: f.FixedIPAddress})
+		}
+	}
 	return out, nil
 }
 

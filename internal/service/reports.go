@@ -158,6 +158,25 @@ func (s *Service) reportRouters(ctx context.Context, tx store.Tx, r agentv1.Stat
 				return err
 			}
 		}
+		// The router's floating IPs are as realised as the router.
+		fs, err := tx.ListFloatingIPs(ctx, store.FloatingIPFilter{RouterIDs: []string{id}})
+		if err != nil {
+			return err
+		}
+		for i := range fs {
+			f := &fs[i]
+			if f.Status == status {
+				continue
+			}
+			if err := tx.Lock(ctx, "floatingip:"+f.ID); err != nil {
+				return err
+			}
+			f.Status = status
+			s.touch(&f.Standard)
+			if err := tx.UpdateFloatingIP(ctx, f); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -388,6 +388,8 @@ type host struct {
 	state string
 	// vpn is the running agent's strongSwan driver (nil without charon).
 	vpn *strongswan.Driver
+	// mappings are the agent's physical interface mappings.
+	mappings map[string]string
 
 	mu      sync.Mutex
 	vms     []*vmNS
@@ -434,7 +436,7 @@ func (h *host) startAgent() {
 	}
 	n, err := node.New(node.Options{Endpoint: agent.Endpoint{Host: h.name, BusURL: h.e.srv.BusURL(),
 		Token: h.e.srv.AgentToken(h.name), UnderlayIP: h.underlay}, HostNS: h.ns, NetnsDir: h.dir, StateDir: h.state, DataPlane: dataPlane,
-		Heartbeat: 500 * time.Millisecond, Resync: resync, Logger: h.e.log.With("host", h.name)})
+		PhysicalInterfaceMappings: h.mappings, Heartbeat: 500 * time.Millisecond, Resync: resync, Logger: h.e.log.With("host", h.name)})
 	if err != nil {
 		t.Fatalf("agent: %v", err)
 	}

@@ -31,6 +31,7 @@ func TestLabKernel(t *testing.T) {
 		{"DeleteLeavesNothing", TestDeleteLeavesNothing},
 		{"DeleteAllAtOnce", TestDeleteAllAtOnce},
 		{"VXLANTwoHosts", TestVXLANTwoHosts},
+		{"FloatingIPs", TestFloatingIPs},
 	} {
 		t.Run(tc.name, tc.run)
 	}

@@ -119,6 +119,9 @@ type router struct {
 	// bypass are the NAT bypass pairs of the router's table as last
 	// written (see flushBypass).
 	bypass []ExemptPair
+	// floating are the floating IP associations ("floating>fixed") of the
+	// table as last written (see flushFloating).
+	floating map[string]bool
 
 	announcer *announcer // the address announcements under way, if any
 }
@@ -444,6 +447,16 @@ func desired(r agentv1.Router, exempt []ExemptPair) (*spec, error) {
 	if g := r.Gateway; g != nil {
 		if err := addLink(agentv1.GatewayDevicePrefix, g.Interface); err != nil {
 			return nil, err
+		}
+		// The gateway holds the floating IPs (/32), so it answers for
+		// them and announces them.
+		if fs := floatingPairs(r); len(fs) > 0 {
+			ls := &s.links[len(s.links)-1]
+			for _, f := range fs {
+				ls.addrs = append(ls.addrs, netip.PrefixFrom(f.FloatingIP, 32))
+			}
+			sortPrefixes(ls.addrs)
+			ls.addrs = compactPrefixes(ls.addrs)
 		}
 		var has4, has6 bool // one default route per family
 		for _, nh := range g.NextHops {

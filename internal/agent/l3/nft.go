@@ -2,6 +2,7 @@ package l3
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -21,6 +22,7 @@ import (
 // so the forwarding rules cover IPv4 and IPv6; only IPv4 is translated.
 const (
 	natTable    = "neutrino-nat"
+	chainPre    = "prerouting"
 	chainPost   = "postrouting"
 	chainFwd    = "forward"
 	ipsecDevice = "ipsec0" // TUN device of userspace ESP (kernel-libipsec)
@@ -36,6 +38,7 @@ type nftRule struct {
 	iif, oif string
 	src, dst netip.Prefix // IPv4
 	snat     netip.Addr
+	dnat     netip.Addr
 }
 
 // natRules renders a router's table: accept what the VPN TUN device
@@ -87,6 +90,14 @@ func natRules(r agentv1.Router, exempt []ExemptPair) nftSpec {
 	for _, d := range internal {
 		rules = append(rules, nftRule{chain: chainPost, oif: oif, dst: d})
 	}
+	// A floating IP's fixed IP leaves with it, and what is sent to it
+	// reaches the fixed IP (from outside and, hairpinned, from inside).
+	for _, f := range floatingPairs(r) {
+		rules = append(rules, nftRule{chain: chainPost, oif: oif, src: netip.PrefixFrom(f.FixedIP, 32), snat: f.FloatingIP})
+	}
+	for _, f := range floatingPairs(r) {
+		rules = append(rules, nftRule{chain: chainPre, dst: netip.PrefixFrom(f.FloatingIP, 32), dnat: f.FixedIP})
+	}
 	for _, s := range internal {
 		rules = append(rules, nftRule{chain: chainPost, oif: oif, src: s, snat: gw})
 	}
@@ -109,9 +120,12 @@ func (r nftRule) String() string {
 	if r.dst.IsValid() {
 		f = append(f, "ip daddr "+r.dst.String())
 	}
-	if r.snat.IsValid() {
+	switch {
+	case r.snat.IsValid():
 		f = append(f, "snat ip to "+r.snat.String())
-	} else {
+	case r.dnat.IsValid():
+		f = append(f, "dnat ip to "+r.dnat.String())
+	default:
 		f = append(f, "accept")
 	}
 	return strings.Join(f, " ")
@@ -119,7 +133,7 @@ func (r nftRule) String() string {
 
 func (r nftRule) exprs() []expr.Any {
 	var e []expr.Any
-	if r.src.IsValid() || r.dst.IsValid() || r.snat.IsValid() {
+	if r.src.IsValid() || r.dst.IsValid() || r.snat.IsValid() || r.dnat.IsValid() {
 		e = append(e,
 			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}})
@@ -148,6 +162,11 @@ func (r nftRule) exprs() []expr.Any {
 			&expr.Immediate{Register: 1, Data: r.snat.AsSlice()},
 			&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1})
 	}
+	if r.dnat.IsValid() {
+		return append(e,
+			&expr.Immediate{Register: 1, Data: r.dnat.AsSlice()},
+			&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1})
+	}
 	return append(e, &expr.Verdict{Kind: expr.VerdictAccept})
 }
 
@@ -171,6 +190,8 @@ func (l *L3) ensureNFT(rt *router, want nftSpec) error {
 	c.AddTable(t)
 	accept := nftables.ChainPolicyAccept
 	chains := map[string]*nftables.Chain{
+		chainPre: c.AddChain(&nftables.Chain{Name: chainPre, Table: t, Type: nftables.ChainTypeNAT,
+			Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest}),
 		chainPost: c.AddChain(&nftables.Chain{Name: chainPost, Table: t, Type: nftables.ChainTypeNAT,
 			Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource}),
 		chainFwd: c.AddChain(&nftables.Chain{Name: chainFwd, Table: t, Type: nftables.ChainTypeFilter,
@@ -183,7 +204,77 @@ func (l *L3) ensureNFT(rt *router, want nftSpec) error {
 	if err := l.write("nft rebuild table inet "+natTable, c.Flush); err != nil {
 		return err
 	}
-	return l.flushBypass(rt, want)
+	return errors.Join(l.flushBypass(rt, want), l.flushFloating(rt, want))
+}
+
+// floatingPairs are the router's valid IPv4 floating IP associations,
+// sorted and unique.
+func floatingPairs(r agentv1.Router) []agentv1.FloatingIP {
+	var out []agentv1.FloatingIP
+	for _, f := range r.FloatingIPs {
+		fl, fx := f.FloatingIP.Unmap(), f.FixedIP.Unmap()
+		if fl.Is4() && fx.Is4() {
+			out = append(out, agentv1.FloatingIP{FloatingIP: fl, FixedIP: fx})
+		}
+	}
+	slices.SortFunc(out, func(a, b agentv1.FloatingIP) int {
+		return cmp.Or(a.FloatingIP.Compare(b.FloatingIP), a.FixedIP.Compare(b.FixedIP))
+	})
+	return slices.Compact(out)
+}
+
+// flushFloating deletes the conntrack entries of the fixed IPs whose
+// floating IP changed (added, moved or gone) and of flows to those
+// floating IPs: NAT is decided on a flow's first packet, so without this
+// a VM's flow would keep leaving SNATed to the gateway after an
+// association, or with the floating IP after a dissociation.
+func (l *L3) flushFloating(rt *router, want nftSpec) error {
+	now := map[string]bool{}
+	for _, r := range want {
+		if r.dnat.IsValid() {
+			now[r.dst.Addr().String()+">"+r.dnat.String()] = true
+		}
+	}
+	var filters []netlink.CustomConntrackFilter
+	add := func(key string, wanted bool) error {
+		if wanted {
+			return nil
+		}
+		fl, fx, _ := strings.Cut(key, ">")
+		for _, c := range []struct {
+			field netlink.ConntrackFilterType
+			addr  string
+		}{{netlink.ConntrackOrigSrcIP, fx}, {netlink.ConntrackOrigDstIP, fl}} {
+			f := &netlink.ConntrackFilter{}
+			if err := f.AddIP(c.field, net.ParseIP(c.addr)); err != nil {
+				return err
+			}
+			filters = append(filters, f)
+		}
+		return nil
+	}
+	for k := range now {
+		if err := add(k, rt.floating[k]); err != nil {
+			return err
+		}
+	}
+	for k := range rt.floating {
+		if err := add(k, now[k]); err != nil {
+			return err
+		}
+	}
+	rt.floating = now
+	if len(filters) == 0 || rt.nl == nil {
+		return nil
+	}
+	n, err := rt.nl.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, filters...)
+	if err != nil {
+		return fmt.Errorf("flush conntrack of floating IP flows: %w", err)
+	}
+	if n > 0 {
+		l.log.Info("conntrack entries of floating IP flows deleted", "entries", n)
+	}
+	return nil
 }
 
 // flushBypass deletes the conntrack entries of flows between NAT bypass
@@ -256,7 +347,7 @@ func readNFT(c *nftables.Conn) (map[string][]string, bool, error) {
 }
 
 func equalNFT(have map[string][]string, want nftSpec) bool {
-	w := map[string][]string{chainPost: {}, chainFwd: {}}
+	w := map[string][]string{chainPre: {}, chainPost: {}, chainFwd: {}}
 	for _, r := range want {
 		w[r.chain] = append(w[r.chain], r.String())
 	}

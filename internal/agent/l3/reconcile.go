@@ -39,6 +39,12 @@ func (l *L3) reconcile(ctx context.Context, log *slog.Logger, id string, rt *rou
 	}
 	var errs []error
 	errs = append(errs, ensureSysctls(rt.ns, l.write), l.ensureUp(rt.nl, "lo"))
+	// A floating IP's DNAT goes in before its address, as the reference's
+	// agent orders it: otherwise the router itself would answer the new
+	// address for a moment (a TCP reset, its own ping replies).
+	if slices.ContainsFunc(want.nft, func(r nftRule) bool { return r.dnat.IsValid() }) {
+		errs = append(errs, l.ensureNFT(rt, want.nft))
+	}
 
 	// Additions: links, addresses, routes, then the NAT table.
 	wanted := map[string]bool{}
