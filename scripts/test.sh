@@ -75,7 +75,7 @@ go test -count=1 -timeout 15m -run '^TestLab' ./...
 # event monitors and crash recovery, the bus) once more under the race
 # detector, with the VPN end-to-end test that drives them.
 log "go test -race (agent, VPN driver, VPN e2e)"
-go test -race -count=1 -timeout 10m ./internal/agent/... ./internal/ipsec/... ./internal/bus/... >&2
+go test -race -count=1 -timeout 10m -skip '^TestLab' ./internal/agent/... ./internal/ipsec/... ./internal/bus/... >&2
 go test -race -count=1 -timeout 10m -run 'TestVPN' ./test/e2e/ >&2
 log "fuzz (20s)"
 go test -run '^$' -fuzz FuzzRequest -fuzztime 20s ./internal/httpapi/ >&2
