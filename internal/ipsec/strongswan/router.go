@@ -199,14 +199,14 @@ func msg(kv ...any) *vici.Message {
 // load loads the key first, then the connection, whose start action
 // (trap|start for bi-directional) initiates it.
 func (r *routerVPN) load(ctx context.Context, sess *Client, cfg Config) error {
-	shared, err := cfg.LoadShared()
+	shared, err := LoadShared(cfg)
 	if err != nil {
 		return err
 	}
 	if _, err := call(ctx, sess, "load-shared", shared); err != nil {
 		return err
 	}
-	conn, err := cfg.LoadConn()
+	conn, err := LoadConn(cfg)
 	if err != nil {
 		return err
 	}

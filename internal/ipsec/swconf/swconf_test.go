@@ -1,4 +1,4 @@
-package strongswan
+package swconf
 
 import (
 	"bytes"
@@ -167,7 +167,7 @@ func TestMarshalFullExample(t *testing.T) {
 	if !cfg.Up || cfg.Name != example().ID {
 		t.Fatalf("Name %q Up %v", cfg.Name, cfg.Up)
 	}
-	msg, err := cfg.LoadConn()
+	msg, err := LoadConn(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +206,7 @@ func TestMarshalFullExample(t *testing.T) {
 		t.Error("load-conn carries the PSK")
 	}
 
-	sm, err := cfg.LoadShared()
+	sm, err := LoadShared(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,7 +330,7 @@ func TestOtherMappings(t *testing.T) {
 		child.ESPProposals != nil || !cmp.Equal(child.AHProposals, []string{"sha1-modp2048"}) {
 		t.Errorf("got %+v / %+v", cfg.Conn, child)
 	}
-	msg, err := cfg.LoadConn()
+	msg, err := LoadConn(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,7 +401,7 @@ func TestPSKNeverPrints(t *testing.T) {
 		t.Error("redaction marker missing from the log")
 	}
 	// The marshaled message, by contrast, must carry it.
-	sm, err := cfg.LoadShared()
+	sm, err := LoadShared(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,3 +409,15 @@ func TestPSKNeverPrints(t *testing.T) {
 		t.Errorf("load-shared data = %v", sm.Get("data"))
 	}
 }
+
+// LoadConn and LoadShared are what package strongswan sends: the same
+// marshalling, here for the tests of what it carries.
+func LoadConn(c Config) (*vici.Message, error) {
+	m := vici.NewMessage()
+	if err := m.Set(c.Name, c.Conn); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func LoadShared(c Config) (*vici.Message, error) { return vici.MarshalMessage(c.Shared) }

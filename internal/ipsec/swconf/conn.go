@@ -1,4 +1,4 @@
-package strongswan
+package swconf
 
 import (
 	"errors"
@@ -7,7 +7,6 @@ import (
 
 	"github.com/neutrino-net/neutrino/api/agentv1"
 	"github.com/neutrino-net/neutrino/internal/ipsec"
-	"github.com/strongswan/govici/vici"
 )
 
 // RekeyMargin is the reference's margintime/rekeymargin (3m): IKE and
@@ -80,20 +79,6 @@ type SharedKey struct {
 	Type   string         `vici:"type"` // IKE
 	Data   agentv1.Secret `vici:"data"`
 	Owners []string       `vici:"owners"`
-}
-
-// LoadConn returns the load-conn request message: { <Name> = Conn }.
-func (c Config) LoadConn() (*vici.Message, error) {
-	m := vici.NewMessage()
-	if err := m.Set(c.Name, c.Conn); err != nil {
-		return nil, err
-	}
-	return m, nil
-}
-
-// LoadShared returns the load-shared request message. It carries the PSK.
-func (c Config) LoadShared() (*vici.Message, error) {
-	return vici.MarshalMessage(c.Shared)
 }
 
 // SharedID is the load-shared/unload-shared id of a connection's PSK.

@@ -1,11 +1,13 @@
-// Package strongswan maps an ipsec.Connection to the strongSwan (charon)
-// configuration loaded over VICI: the load-conn and load-shared messages,
-// as govici-marshalable structs. It is pure: no daemon, no socket.
+// Package swconf maps an ipsec.Connection to its strongSwan (charon)
+// configuration: the bodies of VICI's load-conn and load-shared messages,
+// as govici-marshalable structs (package strongswan sends them), which
+// also render as swanctl.conf (package peerconfig). It is pure: no
+// daemon, no socket, no kernel.
 //
 // The algorithm dialect follows section 9.2 of the networking contract
 // (the reference neutron-vpnaas strongSwan driver); the keys follow
 // swanctl.conf(5) of strongSwan 5.9.8 (Debian 12) and section 9.5.
-package strongswan
+package swconf
 
 import (
 	"fmt"
