@@ -27,9 +27,12 @@ func deps(t *testing.T, pkg string) []string {
 // rules and the HTTP API live on the server.
 var serverSide = []string{mod + "internal/store", mod + "internal/service", mod + "internal/httpapi", mod + "internal/app", "std:database/sql"}
 
-// dataPlane is what only the agent links.
+// dataPlane is what only the agent links: the kernel and daemon
+// libraries and the device drivers. The pure configuration mappings under
+// internal/ipsec (swconf) are shared: the server renders peer configs.
 var dataPlane = []string{"github.com/vishvananda/netlink", "github.com/vishvananda/netns", "github.com/google/nftables",
-	"github.com/strongswan/govici", mod + "internal/agent", mod + "internal/ipsec", mod + "internal/namespace"}
+	"github.com/strongswan/govici", mod + "internal/agent", mod + "internal/ipsec/strongswan", mod + "internal/ipsec/libreswan",
+	mod + "internal/namespace"}
 
 func TestDependencyRules(t *testing.T) {
 	for _, tc := range []struct {
@@ -59,7 +62,10 @@ func TestDependencyRules(t *testing.T) {
 		// The server's side of the bus: the service, never the data plane.
 		{pkg: "internal/control", forbidden: append([]string{mod + "internal/httpapi", mod + "internal/store/sqlstore", "std:database/sql"}, dataPlane...)},
 		// The server links no data-plane code.
-		{pkg: "internal/app", forbidden: []string{"github.com/vishvananda/netlink", "github.com/vishvananda/netns", "github.com/google/nftables", "github.com/strongswan/govici", mod + "internal/agent", mod + "internal/ipsec"}},
+		{pkg: "internal/app", forbidden: dataPlane},
+		// The configuration mappings both sides share are pure.
+		{pkg: "internal/ipsec/swconf", forbidden: append(slices.Clone(serverSide), dataPlane...)},
+		{pkg: "internal/peerconfig", forbidden: append(slices.Clone(serverSide), dataPlane...)},
 	} {
 		got := deps(t, tc.pkg)
 		for _, d := range got {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/neutrino-net/neutrino/api/neutron"
 	"github.com/neutrino-net/neutrino/internal/model"
+	"github.com/neutrino-net/neutrino/internal/peerconfig"
 	"github.com/neutrino-net/neutrino/internal/service"
 	"github.com/neutrino-net/neutrino/internal/store"
 )
@@ -553,6 +555,10 @@ var vpnExtensions = []Extension{
 	{"vpn-flavors", "VPN Service Flavor Extension", "Flavor support for vpnservices.", "2017-04-19T00:00:00-00:00"},
 	{"vpn-aes-ctr", "VPN support for AES CTR mode", "Add AES CTR choices for encryption algorithm", "2024-01-09T09:00:00-00:00"},
 	{"flavors", "Neutron Service Flavors", "Flavor specification for Neutron advanced services.", "2015-09-17T10:00:00-00:00"},
+	// Neutrino's own: a connection's configuration for the remote site.
+	{"vpn-peer-config", "VPN peer configuration export",
+		"GET /v2.0/vpn/ipsec-site-connections/{id}/peer-config?format=<f> returns, as text, the configuration the remote site's device needs to build this connection's tunnel (swanctl); without format, the list of formats.",
+		"2026-12-05T00:00:00-00:00"},
 	// Neutrino's own: ipsec_site_connections carry status_reason.
 	{"vpn-status-reason", "VPN connection status reason",
 		"Adds the read-only status_reason attribute to IPsec site connections: the last IKE/IPsec negotiation failure the device driver reported (e.g. authentication failed, no proposal chosen); null while the connection is ACTIVE or nothing was reported.",
@@ -565,6 +571,7 @@ func (a *API) vpnRoutes() {
 	a.mount("/v2.0/vpn/vpnservices", a.vpnServices())
 	a.mount("/v2.0/vpn/endpoint-groups", a.endpointGroups())
 	a.mount("/v2.0/vpn/ipsec-site-connections", a.connections())
+	a.mux.HandleFunc("/v2.0/vpn/ipsec-site-connections/{id}/peer-config", a.peerConfig)
 	a.mux.HandleFunc("GET /v2.0/service-providers", func(w http.ResponseWriter, r *http.Request) {
 		var out []object
 		for _, p := range a.svc.Providers() {
@@ -593,4 +600,42 @@ func (a *API) vpnRoutes() {
 		}
 		writeError(w, neutron.NotFound("FlavorNotFound", "Flavor %s could not be found.", id))
 	})
+}
+
+// peerConfig serves a connection's configuration for the remote site. It
+// holds the PSK: only the owner and admins get it, never cached.
+func (a *API) peerConfig(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		methodNotAllowed(w, r)
+		return
+	}
+	c, err := a.svc.ResolvedConnection(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	f := r.URL.Query().Get("format")
+	if f == "" {
+		writeJSON(w, http.StatusOK, object{"formats": peerconfig.Formats()})
+		return
+	}
+	text, err := peerconfig.Render(f, *c)
+	var unsafe *peerconfig.UnsafeValueError
+	switch {
+	case errors.Is(err, peerconfig.ErrUnknownFormat):
+		writeError(w, neutron.BadRequest("Unknown peer configuration format %q; known formats: %s.",
+			f, strings.Join(peerconfig.Formats(), ", ")))
+		return
+	case errors.As(err, &unsafe):
+		writeError(w, &neutron.Error{Status: http.StatusConflict, Type: "PeerConfigUnsafe", Message: unsafe.Error()})
+		return
+	case err != nil:
+		writeError(w, &neutron.Error{Status: http.StatusConflict, Type: "PeerConfigUnsupported",
+			Message: "The connection cannot be expressed in format " + f + ": " + err.Error()})
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write([]byte(text))
 }

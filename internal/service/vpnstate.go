@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -181,4 +182,26 @@ func (b *stateBuilder) endpointGroup(id string) (*model.EndpointGroup, error) {
 	}
 	b.vpn.groups[id] = g
 	return g, nil
+}
+
+// ResolvedConnection is a connection the caller owns as a device driver
+// sees it: every value resolved, the PSK included (the peer-config export
+// renders it for the remote site).
+func (s *Service) ResolvedConnection(ctx context.Context, id string) (*agentv1.IPsecConnection, error) {
+	var out *agentv1.IPsecConnection
+	err := s.read(ctx, func(tx store.Tx) error {
+		c, err := s.ownedConnection(ctx, tx, who(ctx), id)
+		if err != nil {
+			return err
+		}
+		v, err := tx.GetVPNService(ctx, c.VPNServiceID)
+		if err != nil {
+			return err
+		}
+		b := stateBuilder{ctx: ctx, tx: tx, alive: s.alive, providers: s.opts.Providers,
+			subnets: map[string]*model.Subnet{}, networks: map[string]*model.Network{}}
+		out, err = b.vpnConnection(v, c)
+		return err
+	})
+	return out, err
 }

@@ -32,6 +32,7 @@ func TestLabKernel(t *testing.T) {
 		{"DeleteAllAtOnce", TestDeleteAllAtOnce},
 		{"VXLANTwoHosts", TestVXLANTwoHosts},
 		{"FloatingIPs", TestFloatingIPs},
+		{"VPNUnmanagedPeer", TestVPNUnmanagedPeer},
 	} {
 		t.Run(tc.name, tc.run)
 	}
