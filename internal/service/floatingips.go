@@ -60,6 +60,15 @@ func (s *Service) ownedFloatingIP(ctx context.Context, tx store.Tx, c caller, id
 	return f, nil
 }
 
+// lockedFloatingIP locks the floating IP and returns it if the caller
+// owns it.
+func (s *Service) lockedFloatingIP(ctx context.Context, tx store.Tx, c caller, id string) (*model.FloatingIP, error) {
+	if err := tx.Lock(ctx, "floatingip:"+id); err != nil {
+		return nil, err
+	}
+	return s.ownedFloatingIP(ctx, tx, c, id)
+}
+
 // CreateFloatingIP allocates an address of an external network, on a port
 // of its own, and associates it when a port is given.
 func (s *Service) CreateFloatingIP(ctx context.Context, req FloatingIPRequest) (*FloatingIPView, error) {
@@ -317,10 +326,7 @@ func (s *Service) UpdateFloatingIP(ctx context.Context, id string, req FloatingI
 	var v *FloatingIPView
 	var oldRouter, newRouter string
 	err := s.write(ctx, func(tx store.Tx) error {
-		if err := tx.Lock(ctx, "floatingip:"+id); err != nil {
-			return err
-		}
-		f, err := s.ownedFloatingIP(ctx, tx, c, id)
+		f, err := s.lockedFloatingIP(ctx, tx, c, id)
 		if err != nil {
 			return err
 		}
@@ -330,8 +336,7 @@ func (s *Service) UpdateFloatingIP(ctx context.Context, id string, req FloatingI
 		}
 		switch {
 		case req.PortID != nil && *req.PortID == "":
-			f.PortID, f.FixedIPAddress, f.RouterID = "", netip.Addr{}, ""
-			f.Status = model.StatusDown
+			dissociate(f)
 		case req.PortID != nil:
 			if err := s.associate(ctx, tx, c, f, *req.PortID, req.FixedIPAddress); err != nil {
 				return err
@@ -362,10 +367,7 @@ func (s *Service) DeleteFloatingIP(ctx context.Context, id string) error {
 	}
 	var router string
 	err := s.write(ctx, func(tx store.Tx) error {
-		if err := tx.Lock(ctx, "floatingip:"+id); err != nil {
-			return err
-		}
-		f, err := s.ownedFloatingIP(ctx, tx, c, id)
+		f, err := s.lockedFloatingIP(ctx, tx, c, id)
 		if err != nil {
 			return err
 		}
@@ -392,7 +394,7 @@ func (s *Service) dissociatePort(ctx context.Context, tx store.Tx, portID string
 	for i := range fs {
 		f := &fs[i]
 		routers = append(routers, f.RouterID)
-		f.PortID, f.FixedIPAddress, f.RouterID, f.Status = "", netip.Addr{}, "", model.StatusDown
+		dissociate(f)
 		s.touch(&f.Standard)
 		if err := tx.UpdateFloatingIP(ctx, f); err != nil {
 			return nil, err
@@ -443,4 +445,9 @@ func (s *Service) floatingBeforeGatewayChange(ctx context.Context, tx store.Tx, 
 	return errConflict("RouterExternalGatewayInUseByFloatingIp",
 		"Gateway cannot be updated for router %s, since a gateway to external network %s is required by one or more floating IPs.",
 		r.ID, r.Gateway.NetworkID)
+}
+
+// dissociate clears f's association.
+func dissociate(f *model.FloatingIP) {
+	f.PortID, f.FixedIPAddress, f.RouterID, f.Status = "", netip.Addr{}, "", model.StatusDown
 }

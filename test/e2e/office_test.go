@@ -119,26 +119,36 @@ func newOffice(t *testing.T, h *host, iface string, vpn bool) *office {
 	return o
 }
 
+// officeSite builds the office tests' world: node-1, whose interface pub0
+// is the flat provider network "public" (203.0.113.0/24, external) that
+// reaches the office (with its charon when vpn is set), and a router with
+// its gateway there and the tenant network 10.1.0.0/24 behind it.
+func officeSite(t *testing.T, vpn bool) (e *env, h *host, off *office, pub, tenant, router string) {
+	t.Helper()
+	e = newEnv(t)
+	h = e.newHost("node-1", netip.MustParseAddr("192.0.2.1"))
+	h.mappings = map[string]string{"public": "pub0"}
+	off = newOffice(t, h, "pub0", vpn)
+	h.startAgent()
+	h.waitRegistered()
+	pub = e.create("network", object{"name": "public", "router:external": true,
+		"provider:network_type": "flat", "provider:physical_network": "public"})["id"].(string)
+	e.subnet(pub, "203.0.113.0/24", object{"gateway_ip": publicGateway.String(),
+		"allocation_pools": []any{object{"start": "203.0.113.10", "end": "203.0.113.200"}}})
+	tenant = e.network("tenant", false)
+	sub := e.subnet(tenant, "10.1.0.0/24", nil)
+	router = e.router("r1", pub)
+	e.addInterface(router, sub)
+	return e, h, off, pub, tenant, router
+}
+
 // TestFloatingIPs: from the office on the public network (a flat provider
 // network on a mapped interface), a VM is reached by its floating IP over
 // ICMP and TCP, its own traffic leaves with the floating IP while another
 // VM's leaves SNATed to the gateway, the floating IP shows ACTIVE, and
 // dissociating stops it at once.
 func TestFloatingIPs(t *testing.T) {
-	e := newEnv(t)
-	h := e.newHost("node-1", netip.MustParseAddr("192.0.2.1"))
-	h.mappings = map[string]string{"public": "pub0"}
-	off := newOffice(t, h, "pub0", false)
-	h.startAgent()
-	h.waitRegistered()
-	pub := e.create("network", object{"name": "public", "router:external": true,
-		"provider:network_type": "flat", "provider:physical_network": "public"})["id"].(string)
-	e.subnet(pub, "203.0.113.0/24", object{"gateway_ip": publicGateway.String(),
-		"allocation_pools": []any{object{"start": "203.0.113.10", "end": "203.0.113.200"}}})
-	tenant := e.network("tenant", false)
-	sub := e.subnet(tenant, "10.1.0.0/24", nil)
-	r := e.router("r1", pub)
-	e.addInterface(r, sub)
+	e, h, off, pub, tenant, r := officeSite(t, false)
 	gwIP := e.get("router", r)["external_gateway_info"].(map[string]any)["external_fixed_ips"].([]any)[0].(map[string]any)["ip_address"].(string)
 	p1, p2 := e.port(tenant, object{"name": "vm1"}), e.port(tenant, object{"name": "vm2"})
 	vm1, vm2 := h.vm("vm1"), h.vm("vm2")

@@ -2,7 +2,6 @@ package e2e_test
 
 import (
 	"net/http"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,21 +48,8 @@ func (e *env) peerConfig(id, f string) string {
 // DOWN with its reason until the office loads the new export.
 func TestVPNUnmanagedPeer(t *testing.T) {
 	testenv.RequireCharon(t)
-	e := newEnv(t)
-	h := e.newHost("node-1", netip.MustParseAddr("192.0.2.1"))
-	h.mappings = map[string]string{"public": "pub0"}
-	off := newOffice(t, h, "pub0", true)
-	h.startAgent()
-	h.waitRegistered()
-
-	pub := e.create("network", object{"name": "public", "router:external": true,
-		"provider:network_type": "flat", "provider:physical_network": "public"})["id"].(string)
-	e.subnet(pub, "203.0.113.0/24", object{"gateway_ip": publicGateway.String(),
-		"allocation_pools": []any{object{"start": "203.0.113.10", "end": "203.0.113.200"}}})
-	tenant := e.network("tenant", false)
-	sub := e.subnet(tenant, "10.1.0.0/24", nil)
-	r := e.router("r1", pub)
-	e.addInterface(r, sub)
+	e, h, off, _, tenant, r := officeSite(t, true)
+	sub := e.get("network", tenant)["subnets"].([]any)[0].(string)
 	vmPort := e.port(tenant, object{"name": "vm"})
 	vm := h.vm("vm")
 	e.plugAll(h, []port{vmPort}, []*vmNS{vm})
