@@ -156,11 +156,37 @@ func (r *routerVPN) dropHalfOpen(ctx context.Context, sas map[string]saInfo) {
 			continue
 		}
 		for _, id := range sa.half {
+			// The list may be old by now: an answer that arrived since
+			// makes the peer hold state, and destroying our side then
+			// (strongSwan sends no notification for a CONNECTING IKE_SA)
+			// would leave the peer sending into a CHILD_SA we no longer
+			// have. Look again, skipping an IKE_SA that is busy (being
+			// answered), right before terminating.
+			if !stillHalfOpen(ctx, d.Client(), id) {
+				continue
+			}
 			if _, err := call(ctx, d.Client(), "terminate", msg("ike-id", id, "timeout", "-1")); err == nil {
 				r.log.Debug("pending initiation dropped: the connection is up", "connection", name, "ike_sa", id)
 			}
 		}
 	}
+}
+
+// stillHalfOpen reports whether our initiation ike-id is, now, still
+// unanswered; a busy IKE_SA (noblock skips it) is not.
+func stillHalfOpen(ctx context.Context, sess *Client, id string) bool {
+	half := false
+	err := sess.Stream(ctx, "list-sas", "list-sa", msg("ike-id", id, "noblock", "yes"), func(m *vici.Message) {
+		for _, name := range m.Keys() {
+			ike, ok := m.Get(name).(*vici.Message)
+			if !ok || ike.Get("uniqueid") != id {
+				continue
+			}
+			spi, _ := ike.Get("responder-spi").(string)
+			half = ike.Get("state") == "CONNECTING" && strings.Trim(spi, "0") == ""
+		}
+	})
+	return err == nil && half
 }
 
 // currentDaemon returns the daemon without waiting for r.mu when it is
