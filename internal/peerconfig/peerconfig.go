@@ -57,6 +57,9 @@ type format struct {
 var formats = []format{
 	{"swanctl", swanctl},
 	{"libreswan", libreswan},
+	{"vyos", vyos},
+	{"routeros", routeros},
+	{"cisco-ios", ciscoIOS},
 }
 
 // Formats lists the formats in a stable order.

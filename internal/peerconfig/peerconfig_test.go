@@ -2,6 +2,7 @@ package peerconfig
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -139,6 +140,120 @@ func TestRender(t *testing.T) {
 			want:   []string{"\tphase2=ah\n", "\tphase2alg=aes_xcbc;modp2048\n", "\ttype=transport\n", "\tleft=office.example.org\n", "\tleftid=198.51.100.1\n"},
 			absent: []string{"dpd"},
 		},
+		{
+			name: "mirrored", format: "vyos", edit: func(c *agentv1.IPsecConnection) { c.PSK = printablePSK },
+			want: []string{
+				"set vpn ipsec authentication psk neutrino-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30 id '@office.example.org'\n",
+				"set vpn ipsec authentication psk neutrino-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30 id '203.0.113.10'\n",
+				"set vpn ipsec authentication psk neutrino-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30 secret '" + printablePSK + "'\n",
+				"ike-group neutrino-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30 key-exchange 'ikev2'\n",
+				"ike-group neutrino-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30 lifetime '3600'\n",
+				"ike-group neutrino-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30 proposal 1 dh-group '14'\n",
+				"ike-group neutrino-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30 proposal 1 encryption 'aes128'\n",
+				"ike-group neutrino-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30 proposal 1 hash 'sha256'\n",
+				"ike-group neutrino-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30 dead-peer-detection action 'hold'\n",
+				"ike-group neutrino-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30 dead-peer-detection timeout '120'\n",
+				"esp-group neutrino-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30 pfs 'dh-group14'\n",
+				"esp-group neutrino-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30 proposal 1 encryption 'aes256'\n",
+				"peer neutrino-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30 authentication mode 'pre-shared-secret'\n",
+				"peer neutrino-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30 authentication local-id '@office.example.org'\n",
+				"peer neutrino-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30 authentication remote-id '203.0.113.10'\n",
+				"peer neutrino-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30 connection-type 'initiate'\n",
+				"peer neutrino-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30 local-address '198.51.100.1'\n",
+				"peer neutrino-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30 remote-address '203.0.113.10'\n",
+				"peer neutrino-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30 tunnel 1 local prefix '192.168.50.0/24'\n",
+				"peer neutrino-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30 tunnel 1 local prefix '192.168.51.0/24'\n",
+				"peer neutrino-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30 tunnel 1 remote prefix '10.1.0.0/24'\n",
+			},
+			absent: []string{" mode 'main'"},
+		},
+		{
+			name: "ikev1 aggressive", format: "vyos", edit: v1,
+			want: []string{"key-exchange 'ikev1'\n", " mode 'aggressive'\n", "proposal 1 encryption 'aes256'\n",
+				"proposal 1 dh-group '5'\n", "proposal 1 encryption 'aes128gcm128'\n", "pfs 'dh-group19'\n",
+				"dead-peer-detection action 'restart'\n", "remote-id '@gw.cloud.example'\n",
+				"tunnel 1 remote prefix '10.2.0.0/16'\n"},
+		},
+		{
+			name: "fqdn peer, dpd off", format: "vyos", edit: func(c *agentv1.IPsecConnection) {
+				c.PSK, c.PeerAddress, c.DPD.Action = printablePSK, "office.example.org", "disabled"
+				c.IPsec.EncapsulationMode = "transport"
+			},
+			want: []string{"local-address 'any'\n", "mode 'transport'\n"}, absent: []string{"dead-peer-detection"},
+		},
+		{
+			name: "mirrored", format: "routeros",
+			want: []string{
+				"/ip ipsec profile\nadd name=neutrino-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30 enc-algorithm=aes-128 hash-algorithm=sha256 " +
+					"dh-group=modp2048 lifetime=1h dpd-interval=30s dpd-maximum-failures=4 ",
+				"/ip ipsec peer\nadd name=neutrino-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30 address=203.0.113.10/32 " +
+					"local-address=198.51.100.1 profile=neutrino-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30 exchange-mode=ike2 ",
+				"/ip ipsec identity\nadd peer=neutrino-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30 auth-method=pre-shared-key " +
+					`secret="s3cr\"et\\n{}" my-id=fqdn:office.example.org remote-id=address:203.0.113.10 generate-policy=no` + "\n",
+				"/ip ipsec proposal\nadd name=neutrino-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30 enc-algorithms=aes-256-cbc " +
+					"auth-algorithms=sha256 pfs-group=modp2048 lifetime=1h\n",
+				"/ip ipsec policy\nadd peer=neutrino-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30 tunnel=yes src-address=192.168.50.0/24 " +
+					"dst-address=10.1.0.0/24 proposal=neutrino-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30 action=encrypt",
+				"tunnel=yes src-address=192.168.51.0/24 dst-address=10.1.0.0/24 ",
+			},
+		},
+		{
+			name: "ikev1 aggressive", format: "routeros", edit: func(c *agentv1.IPsecConnection) {
+				v1(c)
+				c.PSK = `a"b$c?d\e`
+				c.IKE.LifetimeSeconds, c.IPsec.LifetimeSeconds = 28800, 3661
+				c.PeerAddress = "office.example.org"
+			},
+			want: []string{"exchange-mode=aggressive", "enc-algorithm=aes-256 hash-algorithm=sha1 dh-group=modp1536 lifetime=8h ",
+				"enc-algorithms=aes-128-gcm auth-algorithms=null pfs-group=ecp256 lifetime=1h1m1s", `secret="a\"b\$c\?d\\e"`,
+				"remote-id=fqdn:gw.cloud.example", "dst-address=10.2.0.0/16", "address=203.0.113.10/32 profile="},
+			absent: []string{"local-address"},
+		},
+		{
+			name: "dpd off, transport", format: "routeros", edit: func(c *agentv1.IPsecConnection) {
+				c.DPD.Action, c.IPsec.EncapsulationMode = "disabled", "transport"
+			},
+			want: []string{"dpd-interval=disable-dpd ", "tunnel=no "},
+		},
+		{
+			name: "ikev2", format: "cisco-ios", edit: func(c *agentv1.IPsecConnection) { c.PSK = printablePSK },
+			want: []string{
+				"crypto ikev2 proposal NEUTRINO-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30\n encryption aes-cbc-128\n integrity sha256\n group 14\n",
+				"crypto ikev2 policy NEUTRINO-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30\n proposal NEUTRINO-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30\n",
+				"crypto ikev2 keyring NEUTRINO-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30\n peer neutrino\n  address 203.0.113.10\n" +
+					"  pre-shared-key " + printablePSK + "\n",
+				" match identity remote address 203.0.113.10 255.255.255.255\n", " identity local fqdn office.example.org\n",
+				" lifetime 3600\n", " dpd 30 18 periodic\n",
+				"crypto ipsec transform-set NEUTRINO-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30 esp-aes 256 esp-sha256-hmac\n mode tunnel\n",
+				" permit ip 192.168.50.0 0.0.0.255 10.1.0.0 0.0.0.255\n", " permit ip 192.168.51.0 0.0.0.255 10.1.0.0 0.0.0.255\n",
+				"crypto map NEUTRINO 10 ipsec-isakmp\n set peer 203.0.113.10\n", " set pfs group14\n",
+				" set security-association lifetime seconds 3600\n",
+				" set ikev2-profile NEUTRINO-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30\n match address NEUTRINO-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30\n",
+			},
+			absent: []string{"crypto isakmp", "set isakmp-profile"},
+		},
+		{
+			name: "ikev1", format: "cisco-ios", edit: func(c *agentv1.IPsecConnection) {
+				v1(c)
+				c.IKE.Phase1NegotiationMode, c.PeerID = "main", "198.51.100.1"
+				c.IPsec.EncryptionAlgorithm, c.IPsec.AuthAlgorithm = "3des", "sha1"
+			},
+			want: []string{"crypto isakmp policy 10\n encryption aes 256\n hash sha\n authentication pre-share\n group 5\n lifetime 3600\n",
+				" pre-shared-key address 203.0.113.10 key " + printablePSK + "\n", " match identity host gw.cloud.example\n",
+				" self-identity address\n", " keepalive 30 retry 18\n", "esp-3des esp-sha-hmac\n", " set pfs group19\n",
+				" permit ip 192.168.50.0 0.0.0.255 10.2.0.0 0.0.255.255\n", " set isakmp-profile NEUTRINO-"},
+			absent: []string{"ikev2"},
+		},
+		{
+			name: "gcm, ah-esp", format: "cisco-ios", edit: func(c *agentv1.IPsecConnection) {
+				c.PSK = printablePSK
+				c.IKE.EncryptionAlgorithm, c.IKE.AuthAlgorithm = "aes-256-gcm-16", "sha384"
+				c.IPsec.TransformProtocol, c.IPsec.EncryptionAlgorithm, c.IPsec.AuthAlgorithm = "ah-esp", "aes-128-gcm-16", "sha512"
+				c.DPD.Action = "disabled"
+			},
+			want:   []string{" encryption aes-gcm-256\n prf sha384\n", "transform-set NEUTRINO-0b7c2f4e-9a1d-4c3e-8f5a-2d6b1e9c7a30 ah-sha512-hmac esp-gcm 128\n"},
+			absent: []string{"dpd", "integrity"},
+		},
 	} {
 		if !slices.Contains(Formats(), tc.format) {
 			continue
@@ -199,6 +314,29 @@ func TestRejects(t *testing.T) {
 			c.IKE.IKEVersion, c.IKE.EncryptionAlgorithm = "v1", "aes-256-gcm-16"
 		}, what: "aes-256-gcm-16"},
 		{formats: []string{"swanctl", "libreswan"}, edit: func(c *agentv1.IPsecConnection) { c.IPsec.TransformProtocol = "ah-esp" }, what: "ah-esp"},
+		{formats: []string{"vyos", "routeros"}, edit: func(c *agentv1.IPsecConnection) { c.IPsec.TransformProtocol = "ah" }, what: "transform_protocol ah"},
+		{formats: []string{"vyos", "routeros", "cisco-ios"}, edit: func(c *agentv1.IPsecConnection) { c.PSK = "a\nb" }, unsafe: "psk"},
+		{formats: []string{"vyos", "routeros", "cisco-ios"}, edit: func(c *agentv1.IPsecConnection) { c.PSK = "caf\u00e9" }, unsafe: "psk"},
+		{formats: []string{"vyos", "cisco-ios"}, edit: func(c *agentv1.IPsecConnection) { c.PSK = `a"b` }, unsafe: "psk"},
+		{formats: []string{"vyos"}, edit: func(c *agentv1.IPsecConnection) { c.PSK = "it's" }, unsafe: "psk"},
+		{formats: []string{"cisco-ios"}, edit: func(c *agentv1.IPsecConnection) { c.PSK = "a b" }, unsafe: "psk"},
+		{formats: []string{"cisco-ios"}, edit: func(c *agentv1.IPsecConnection) { c.PSK = "why?" }, unsafe: "psk"},
+		{formats: []string{"vyos", "routeros", "cisco-ios"}, edit: func(c *agentv1.IPsecConnection) { c.LocalID = "CN=x" }, unsafe: "local_id"},
+		{formats: []string{"vyos"}, edit: func(c *agentv1.IPsecConnection) { c.IKE.LifetimeSeconds = 100000 }, what: "IKE lifetime"},
+		{formats: []string{"routeros"}, edit: func(c *agentv1.IPsecConnection) { c.IKE.PFS = "group31" }, what: "group31"},
+		{formats: []string{"routeros"}, edit: func(c *agentv1.IPsecConnection) { c.IKE.EncryptionAlgorithm = "aes-256-gcm-16" }, what: "aes-256-gcm-16"},
+		{formats: []string{"routeros"}, edit: func(c *agentv1.IPsecConnection) { c.IPsec.EncryptionAlgorithm = "aes-256-gcm-8" }, what: "aes-256-gcm-8"},
+		{formats: []string{"routeros", "cisco-ios"}, edit: func(c *agentv1.IPsecConnection) { c.IKE.AuthAlgorithm = "aes-xcbc" }, what: "aes-xcbc"},
+		{formats: []string{"routeros"}, edit: func(c *agentv1.IPsecConnection) { c.IPsec.AuthAlgorithm = "sha384" }, what: "sha384"},
+		{formats: []string{"cisco-ios"}, edit: func(c *agentv1.IPsecConnection) { c.IKE.PFS = "group17" }, what: "group17"},
+		{formats: []string{"cisco-ios"}, edit: func(c *agentv1.IPsecConnection) { c.LocalCIDRs = []string{"2001:db8::/64"} }, what: "IPv6"},
+		{formats: []string{"cisco-ios"}, edit: func(c *agentv1.IPsecConnection) { c.PeerID = "user@office.example.org" }, what: "user@office.example.org"},
+		{formats: []string{"cisco-ios"}, edit: func(c *agentv1.IPsecConnection) {
+			c.IKE.IKEVersion, c.IKE.Phase1NegotiationMode = "v1", "aggressive"
+		}, what: "aggressive"},
+		{formats: []string{"cisco-ios"}, edit: func(c *agentv1.IPsecConnection) { c.IKE.IKEVersion = "v1" }, what: "IKEv1 identity office.example.org"},
+		{formats: []string{"cisco-ios"}, edit: func(c *agentv1.IPsecConnection) { c.IPsec.EncryptionAlgorithm = "aes-128-ctr" }, what: "aes-128-ctr"},
+		{formats: []string{"cisco-ios"}, edit: func(c *agentv1.IPsecConnection) { c.DPD.Interval = 5 }, what: "dpd interval"},
 	} {
 		formats := tc.formats
 		if formats == nil {
@@ -238,10 +376,42 @@ func lineKey(format, l string) string {
 	if format == "libreswan" {
 		first, _, _ = strings.Cut(first, "=")
 	}
-	if strings.HasSuffix(l, "{") || strings.HasPrefix(l, "conn ") {
+	switch {
+	case strings.HasSuffix(l, "{") || strings.HasPrefix(l, "conn ") || strings.HasPrefix(l, "/"):
 		return l
+	case format == "vyos" && first == "set":
+		// The command path, up to its quoted value.
+		path, _, _ := strings.Cut(l, "'")
+		return path
+	case format == "routeros" && first == "add":
+		return strings.Join(rosNames(l), " ")
 	}
 	return indent + first
+}
+
+// rosNames returns the attribute names of a RouterOS "add" command,
+// skipping double-quoted values (with their backslash escapes).
+func rosNames(l string) []string {
+	var names []string
+	var tok strings.Builder
+	quoted := false
+	for i := 0; i < len(l); i++ {
+		switch ch := l[i]; {
+		case quoted && ch == '\\':
+			i++
+		case ch == '"':
+			quoted = !quoted
+		case quoted:
+		case ch == ' ':
+			name, _, _ := strings.Cut(tok.String(), "=")
+			names = append(names, name)
+			tok.Reset()
+		default:
+			tok.WriteByte(ch)
+		}
+	}
+	name, _, _ := strings.Cut(tok.String(), "=")
+	return append(names, name, fmt.Sprint("quoted=", quoted))
 }
 
 // FuzzRender: whatever a client put in identities, addresses, networks
