@@ -3,6 +3,7 @@ package peerconfig
 import (
 	"encoding/base64"
 	"fmt"
+	"github.com/neutrino-net/neutrino/internal/ipsec/swconf"
 	"net/netip"
 	"strconv"
 )
@@ -137,10 +138,10 @@ func libreswan(s site) (string, error) {
 	w.line("# /etc/ipsec.d/%s.conf", s.name)
 	w.line("conn %s", s.name)
 	w.line("\tleft=%s", s.localAddr)
-	w.line("\tleftid=%s", strongswanID(s.localID))
+	w.line("\tleftid=%s", swconf.Identity(s.localID))
 	subnets(&w, "left", s.localTS)
 	w.line("\tright=%s", s.remoteIP)
-	w.line("\trightid=%s", strongswanID(s.remoteID))
+	w.line("\trightid=%s", swconf.Identity(s.remoteID))
 	subnets(&w, "right", s.remoteTS)
 	w.line("\tauthby=secret")
 	if s.ikev2 {
@@ -167,7 +168,7 @@ func libreswan(s site) (string, error) {
 	w.line("\tauto=start")
 	w.line("")
 	w.line("# /etc/ipsec.d/%s.secrets", s.name)
-	w.line("%s %s : PSK 0s%s", strongswanID(s.localID), strongswanID(s.remoteID),
+	w.line("%s %s : PSK 0s%s", swconf.Identity(s.localID), swconf.Identity(s.remoteID),
 		base64.StdEncoding.EncodeToString([]byte(s.psk)))
 	return w.String(), nil
 }

@@ -202,15 +202,6 @@ func isIP(id string) bool {
 	return err == nil
 }
 
-// strongswanID applies Neutrino's identity rule: an IP literal is kept,
-// anything else gets "@" (an FQDN identity, never resolved).
-func strongswanID(id string) string {
-	if isIP(id) {
-		return id
-	}
-	return "@" + id
-}
-
 // joinPrefixes joins prefixes with sep.
 func joinPrefixes(ps []netip.Prefix, sep string) string {
 	s := make([]string, len(ps))

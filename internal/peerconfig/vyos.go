@@ -1,6 +1,7 @@
 package peerconfig
 
 import (
+	"github.com/neutrino-net/neutrino/internal/ipsec/swconf"
 	"regexp"
 	"strconv"
 )
@@ -75,8 +76,8 @@ func vyos(s site) (string, error) {
 	w.header("#", "VyOS 1.4", s)
 	w.line("# Paste in configuration mode (configure), then commit and save.")
 	psk := "set vpn ipsec authentication psk " + s.name
-	w.line("%s id '%s'", psk, strongswanID(s.localID))
-	w.line("%s id '%s'", psk, strongswanID(s.remoteID))
+	w.line("%s id '%s'", psk, swconf.Identity(s.localID))
+	w.line("%s id '%s'", psk, swconf.Identity(s.remoteID))
 	w.line("%s secret '%s'", psk, s.psk)
 	ike := "set vpn ipsec ike-group " + s.name
 	if s.ikev2 {
@@ -106,8 +107,8 @@ func vyos(s site) (string, error) {
 	w.line("%s proposal 1 hash '%s'", esp, vyHash(p.espAuth))
 	peer := "set vpn ipsec site-to-site peer " + s.name
 	w.line("%s authentication mode 'pre-shared-secret'", peer)
-	w.line("%s authentication local-id '%s'", peer, strongswanID(s.localID))
-	w.line("%s authentication remote-id '%s'", peer, strongswanID(s.remoteID))
+	w.line("%s authentication local-id '%s'", peer, swconf.Identity(s.localID))
+	w.line("%s authentication remote-id '%s'", peer, swconf.Identity(s.remoteID))
 	// Neutrino may be the responder only: this side always initiates.
 	w.line("%s connection-type 'initiate'", peer)
 	w.line("%s ike-group '%s'", peer, s.name)
