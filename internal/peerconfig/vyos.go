@@ -1,9 +1,10 @@
 package peerconfig
 
 import (
-	"github.com/neutrino-net/neutrino/internal/ipsec/swconf"
 	"regexp"
 	"strconv"
+
+	"github.com/neutrino-net/neutrino/internal/ipsec/swconf"
 )
 
 // VyOS 1.4 (sagitta) keywords, from its vpn ipsec interface definitions:
