@@ -3,9 +3,10 @@ package peerconfig
 import (
 	"encoding/base64"
 	"fmt"
-	"github.com/neutrino-net/neutrino/internal/ipsec/swconf"
 	"net/netip"
 	"strconv"
+
+	"github.com/neutrino-net/neutrino/internal/ipsec/swconf"
 )
 
 // Libreswan 4.x (Debian 12) keywords, from ipsec.conf(5) and "ipsec
