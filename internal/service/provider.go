@@ -42,14 +42,13 @@ func (s *Service) segmentOf(c caller, p *ProviderRequest) (typ, physnet string, 
 		typ = cfg.TenantTypes[0]
 		switch typ {
 		case segment.VXLAN:
-			pool = cfg.VNI
+			// Never nil: the store reads nil as the whole range, and an
+			// empty vni_ranges means none.
+			pool = append([]segment.Range{}, cfg.VNI...)
 		case segment.VLAN:
-			// The first physical network with ranges.
-			for _, name := range slices.Sorted(maps.Keys(cfg.VLAN)) {
-				if len(cfg.VLAN[name]) > 0 {
-					physnet, pool = name, cfg.VLAN[name]
-					break
-				}
+			var ok bool
+			if physnet, pool, ok = firstVLANRange(cfg); !ok {
+				return "", "", 0, nil, errUnavailable()
 			}
 		}
 		return typ, physnet, 0, pool, nil
@@ -82,19 +81,18 @@ func (s *Service) segmentOf(c caller, p *ProviderRequest) (typ, physnet string, 
 			return "", "", 0, nil, errInvalidMsg("segmentation_id requires physical_network for VLAN provider network")
 		case physnet == "":
 			// The first physical network with room, as for a tenant network.
-			for _, name := range slices.Sorted(maps.Keys(cfg.VLAN)) {
-				if len(cfg.VLAN[name]) > 0 {
-					return typ, name, 0, cfg.VLAN[name], nil
-				}
+			name, ranges, ok := firstVLANRange(cfg)
+			if !ok {
+				return "", "", 0, nil, errUnavailable()
 			}
-			return "", "", 0, nil, errUnavailable()
+			return typ, name, 0, ranges, nil
 		}
 		ranges, known := cfg.VLAN[physnet]
 		if !known {
 			return "", "", 0, nil, errInvalidMsg(fmt.Sprintf("physical_network '%s' unknown for VLAN provider network", physnet))
 		}
 		if p.SegmentationID == nil {
-			return typ, physnet, 0, ranges, nil
+			return typ, physnet, 0, append([]segment.Range{}, ranges...), nil
 		}
 		if segID < segment.MinVLAN || segID > segment.MaxVLAN {
 			return "", "", 0, nil, errInvalidMsg(fmt.Sprintf("segmentation_id out of range (%d through %d)", segment.MinVLAN, segment.MaxVLAN))
@@ -104,7 +102,7 @@ func (s *Service) segmentOf(c caller, p *ProviderRequest) (typ, physnet string, 
 			return "", "", 0, nil, errInvalidMsg("provider:physical_network specified for vxlan network")
 		}
 		if p.SegmentationID == nil {
-			return typ, "", 0, cfg.VNI, nil
+			return typ, "", 0, append([]segment.Range{}, cfg.VNI...), nil
 		}
 		if segID < segment.MinVNI || segID > segment.MaxVNI {
 			return "", "", 0, nil, errInvalidMsg(fmt.Sprintf("segmentation_id out of range (%d through %d)", segment.MinVNI, segment.MaxVNI))
@@ -120,6 +118,17 @@ func (s *Service) segmentOf(c caller, p *ProviderRequest) (typ, physnet string, 
 		return "", "", 0, nil, errInvalidMsg(fmt.Sprintf("network_type value '%s' not supported", typ))
 	}
 	return typ, physnet, segID, nil, nil
+}
+
+// firstVLANRange is the first physical network (by name) with VLAN
+// ranges, and its ranges.
+func firstVLANRange(cfg *segment.Config) (string, []segment.Range, bool) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.VLAN)) {
+		if len(cfg.VLAN[name]) > 0 {
+			return name, cfg.VLAN[name], true
+		}
+	}
+	return "", nil, false
 }
 
 // segmentTaken turns the store's refusal of a segment into the

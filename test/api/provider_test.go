@@ -159,3 +159,25 @@ func TestProviderNetworks(t *testing.T) {
 		}
 	})
 }
+
+// TestNoTenantSegments: with no VNI range, or tenant VLAN networks and no
+// VLAN range, a network without provider attributes gets 503
+// NoNetworkAvailable and nothing is written, rather than an id from the
+// whole range.
+func TestNoTenantSegments(t *testing.T) {
+	sqltest.Run(t, func(t *testing.T, dialect string) {
+		for _, cfg := range []*segment.Config{
+			{Flat: []string{"*"}, VLAN: map[string][]segment.Range{}, VNI: nil, TenantTypes: []string{segment.VXLAN}},
+			{Flat: []string{"*"}, VLAN: map[string][]segment.Range{"physnet1": {}}, TenantTypes: []string{segment.VLAN}},
+		} {
+			e := newEnv(t, dialect, func(o *service.Options) { o.Segments = cfg })
+			r := e.do("POST", "/v2.0/networks", projectA, map[string]any{"network": map[string]any{"name": "n"}})
+			if typ, _ := r.fault(); r.status != 503 || typ != "NoNetworkAvailable" {
+				t.Errorf("tenant types %v: %d %s, want 503 NoNetworkAvailable", cfg.TenantTypes, r.status, r.raw)
+			}
+			if n := len(e.do("GET", "/v2.0/networks", "", nil).body["networks"].([]any)); n != 0 {
+				t.Errorf("a refused network was written: %d networks", n)
+			}
+		}
+	})
+}
