@@ -51,7 +51,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -752,16 +751,6 @@ func flushNeighbours(b *testing.B, h *netlink.Handle) {
 
 func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// percentile returns the p-quantile (nearest rank) of ds in ms.
-func percentile(ds []time.Duration, p float64) float64 {
-	if len(ds) == 0 {
-		return math.NaN()
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return millis(s[max(int(math.Ceil(p*float64(len(s))))-1, 0)])
-}
-
 func fmtMillis(ds []time.Duration) string {
 	s := make([]string, len(ds))
 	for i, d := range ds {
@@ -997,11 +986,11 @@ func BenchmarkInterfaceToPing(b *testing.B) {
 
 	b.Logf("add_router_interface to first answer, ms: %v", fmtMillis(total))
 	b.Logf("L3 Apply removing the interface (untimed), ms: %v", fmtMillis(removal))
-	b.ReportMetric(percentile(total, 0.50), "p50-ms")
-	b.ReportMetric(percentile(total, 0.99), "p99-ms")
-	b.ReportMetric(percentile(api, 0.50), "api-ms")
-	b.ReportMetric(percentile(toApply, 0.50), "to-apply-ms")
-	b.ReportMetric(percentile(apply, 0.50), "apply-ms")
-	b.ReportMetric(percentile(inApply, 0.50), "in-apply-ms")
+	b.ReportMetric(nstest.Percentile(total, 0.50), "p50-ms")
+	b.ReportMetric(nstest.Percentile(total, 0.99), "p99-ms")
+	b.ReportMetric(nstest.Percentile(api, 0.50), "api-ms")
+	b.ReportMetric(nstest.Percentile(toApply, 0.50), "to-apply-ms")
+	b.ReportMetric(nstest.Percentile(apply, 0.50), "apply-ms")
+	b.ReportMetric(nstest.Percentile(inApply, 0.50), "in-apply-ms")
 	b.ReportMetric(0, "ns/op") // the metrics above say it
 }

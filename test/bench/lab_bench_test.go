@@ -22,6 +22,7 @@ import (
 
 	"github.com/neutrino-net/neutrino/internal/ipsec/strongswan"
 	"github.com/neutrino-net/neutrino/internal/namespace"
+	"github.com/neutrino-net/neutrino/internal/nstest"
 	"github.com/neutrino-net/neutrino/internal/testenv"
 	"github.com/neutrino-net/neutrino/internal/vmlab"
 )
@@ -101,7 +102,7 @@ func BenchmarkLabDataPlanes(b *testing.B) {
 			}
 			a, z := e.plugVM(sites[0].network, "moon"), e.plugVM(sites[1].network, "sun")
 			mbps := throughput(b, iperf, a, z)
-			p50 := percentile(took, 0.50)
+			p50 := nstest.Percentile(took, 0.50)
 			b.Logf("%s: POST of the second side to both ACTIVE p50 %.0f ms over %d runs; tunnel %.0f Mbit/s, %.2f of the routed path's %.0f",
 				plane, p50, len(took), mbps, mbps/plain, plain)
 			results[plane] = result{p50, mbps}

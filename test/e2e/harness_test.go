@@ -83,7 +83,7 @@ func (s *syncBuffer) String() string {
 
 // env is one server and the hosts of one test.
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	api  string
 	srv  *servertest.Server
 	logs *syncBuffer
@@ -106,7 +106,7 @@ type undoStep struct {
 // newEnv starts a server with an embedded bus on 127.0.0.1. Its cleanup,
 // registered once, runs in order: API deletions, the check that the data
 // plane is clean, agents stopped, namespaces removed, server stopped.
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	testenv.RequireKernel(t, testenv.Bridge, testenv.Veth, testenv.VXLAN, testenv.NFTNAT, testenv.Mounting)
 	_ = t.TempDir() // registers the removal of the temp root before our cleanup, so it runs after
@@ -296,7 +296,7 @@ func (e *env) port(networkID string, extra object) port {
 	return port{id: p["id"].(string), ip: firstIP(e.t, p), mac: p["mac_address"].(string)}
 }
 
-func firstIP(t *testing.T, p object) string {
+func firstIP(t testing.TB, p object) string {
 	t.Helper()
 	ips, _ := p["fixed_ips"].([]any)
 	if len(ips) == 0 {
@@ -458,7 +458,7 @@ func (h *host) agentRunning() bool {
 
 // oneNode starts a server and one host, node-1 (192.0.2.1), with its
 // agent registered.
-func oneNode(t *testing.T) (*env, *host) {
+func oneNode(t testing.TB) (*env, *host) {
 	t.Helper()
 	e := newEnv(t)
 	h := e.newHost("node-1", netip.MustParseAddr("192.0.2.1"))
@@ -523,7 +523,7 @@ func (h *host) removeAll() {
 // ---- the data plane as the tests see it ----
 
 // handle opens a netlink handle in a VM namespace.
-func (v *vmNS) handle(t *testing.T) *netlink.Handle {
+func (v *vmNS) handle(t testing.TB) *netlink.Handle {
 	t.Helper()
 	h, err := netlink.NewHandleAt(v.ns)
 	if err != nil {
@@ -533,7 +533,7 @@ func (v *vmNS) handle(t *testing.T) *netlink.Handle {
 }
 
 // dev returns the VM's device of a port, or nil.
-func (v *vmNS) dev(t *testing.T, portID string) netlink.Link {
+func (v *vmNS) dev(t testing.TB, portID string) netlink.Link {
 	t.Helper()
 	h := v.handle(t)
 	defer h.Close()
@@ -545,7 +545,7 @@ func (v *vmNS) dev(t *testing.T, portID string) netlink.Link {
 }
 
 // waitUp waits until the VM's device of a port is operationally up.
-func (v *vmNS) waitUp(t *testing.T, portID string) {
+func (v *vmNS) waitUp(t testing.TB, portID string) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if l := v.dev(t, portID); l != nil && l.Attrs().OperState == netlink.OperUp {
@@ -556,7 +556,7 @@ func (v *vmNS) waitUp(t *testing.T, portID string) {
 }
 
 // addAddr adds an address in the VM, as its workload would.
-func (v *vmNS) addAddr(t *testing.T, portID, prefix string) {
+func (v *vmNS) addAddr(t testing.TB, portID, prefix string) {
 	t.Helper()
 	h := v.handle(t)
 	defer h.Close()

@@ -34,7 +34,7 @@ type office struct {
 
 // newOffice wires the office to h's interface iface (created here) and
 // its LAN host, and starts its charon when vpn is set.
-func newOffice(t *testing.T, h *host, iface string, vpn bool) *office {
+func newOffice(t testing.TB, h *host, iface string, vpn bool) *office {
 	t.Helper()
 	o := &office{wan: netip.MustParsePrefix("203.0.113.1/24"), lan: netip.MustParsePrefix("192.168.50.1/24"),
 		hostIP: "192.168.50.10"}
@@ -123,7 +123,7 @@ func newOffice(t *testing.T, h *host, iface string, vpn bool) *office {
 // is the flat provider network "public" (203.0.113.0/24, external) that
 // reaches the office (with its charon when vpn is set), and a router with
 // its gateway there and the tenant network 10.1.0.0/24 behind it.
-func officeSite(t *testing.T, vpn bool) (e *env, h *host, off *office, pub, tenant, router string) {
+func officeSite(t testing.TB, vpn bool) (e *env, h *host, off *office, pub, tenant, router string) {
 	t.Helper()
 	e = newEnv(t)
 	h = e.newHost("node-1", netip.MustParseAddr("192.0.2.1"))

@@ -15,7 +15,7 @@ import (
 
 // load loads a swanctl.conf into the office's charon with swanctl, as its
 // administrator would.
-func (o *office) load(t *testing.T, conf string) {
+func (o *office) load(t testing.TB, conf string) {
 	t.Helper()
 	swanctl := testenv.RequireCommand(t, "swanctl", "strongswan-swanctl")
 	f := filepath.Join(o.dir, "office-swanctl.conf")

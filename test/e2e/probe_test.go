@@ -12,7 +12,7 @@ import (
 )
 
 // newPinger pings dst from src inside a VM namespace (nstest.Pinger).
-func newPinger(t *testing.T, vm *vmNS, src, dst string) *pinger {
+func newPinger(t testing.TB, vm *vmNS, src, dst string) *pinger {
 	t.Helper()
 	return nstest.NewPinger(t, vm.ns, src, dst)
 }
@@ -21,7 +21,7 @@ type pinger = nstest.Pinger
 
 // udpEcho serves UDP in a namespace: it answers each datagram with the
 // source address it saw.
-func udpEcho(t *testing.T, vm *vmNS, addr string) {
+func udpEcho(t testing.TB, vm *vmNS, addr string) {
 	t.Helper()
 	var c net.PacketConn
 	if err := namespace.Do(vm.ns, func() (err error) {
@@ -52,7 +52,7 @@ func udpEcho(t *testing.T, vm *vmNS, addr string) {
 // udpProbe sends a datagram from a VM to dst every interval until an
 // answer comes or timeout passes; it returns the source address the
 // server saw.
-func udpProbe(t *testing.T, vm *vmNS, dst string, interval, timeout time.Duration) (string, bool) {
+func udpProbe(t testing.TB, vm *vmNS, dst string, interval, timeout time.Duration) (string, bool) {
 	t.Helper()
 	var c net.PacketConn
 	if err := namespace.Do(vm.ns, func() (err error) {
