@@ -10,6 +10,7 @@ package agentv1
 
 import (
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"time"
@@ -71,6 +72,10 @@ type HostState struct {
 	Networks []Network `json:"networks"`
 	Routers  []Router  `json:"routers"`
 	Ports    []Port    `json:"ports"`
+	// RemoteGroups are the addresses (fixed IPs and allowed address
+	// pairs) of the member ports of the security groups that the ports'
+	// firewall rules name as remote groups, by group id.
+	RemoteGroups map[string][]netip.Prefix `json:"remote_groups,omitempty"`
 	// Error, when set, says the server could not build the state.
 	Error string `json:"error,omitempty"`
 }
@@ -109,6 +114,15 @@ func (st *HostState) UnmarshalJSON(data []byte) error {
 		return err
 	}
 	*st = HostState(w.hostStateFields)
+	for i := range st.Ports {
+		if fw := st.Ports[i].Firewall; fw != nil {
+			for j := range fw.Rules {
+				if g := fw.Rules[j].RemoteGroup; g != "" {
+					fw.Rules[j].Members = append([]netip.Prefix{}, st.RemoteGroups[g]...)
+				}
+			}
+		}
+	}
 	for i := range st.Routers {
 		for j := range st.Routers[i].VPNServices {
 			conns := st.Routers[i].VPNServices[j].Connections
@@ -295,6 +309,62 @@ type Port struct {
 	Gateways []netip.Addr `json:"gateways"`
 	// Netns names the network namespace the VIF was plugged into.
 	Netns string `json:"netns,omitempty"`
+	// Firewall is what the port's security groups allow; nil without
+	// port security. Its rules name remote groups, whose members are in
+	// the HostState's RemoteGroups.
+	Firewall *Firewall `json:"firewall,omitempty"`
+}
+
+// Firewall is the union of a port's security groups: traffic to and
+// from the port that no rule allows is dropped (ARP, DHCP and the ICMPv6
+// neighbour discovery a port needs are always allowed; anti-spoofing is
+// port security's, apart from this).
+type Firewall struct {
+	// Stateful: replies of allowed connections are allowed (conntrack).
+	Stateful bool     `json:"stateful"`
+	Rules    []SGRule `json:"rules"`
+}
+
+// SGRule is one security group rule as the data plane applies it.
+type SGRule struct {
+	// Ingress (to the port) or egress (from it).
+	Ingress bool `json:"ingress"`
+	// IPv6 or IPv4 (the rule's ethertype).
+	IPv6 bool `json:"ipv6"`
+	// Protocol is the IP protocol number, -1 for any.
+	Protocol int `json:"protocol"`
+	// PortMin..PortMax is the destination port range for TCP, UDP, SCTP,
+	// UDP-Lite and DCCP (0 for any); for ICMP and ICMPv6 PortMin is the
+	// type and PortMax the code (-1 for any).
+	PortMin int `json:"port_min"`
+	PortMax int `json:"port_max"`
+	// RemotePrefix limits the far end (source of ingress, destination of
+	// egress) when valid.
+	RemotePrefix netip.Prefix `json:"remote_prefix,omitzero"`
+	// RemoteGroup limits the far end to the members of a security group.
+	RemoteGroup string `json:"remote_group,omitempty"`
+	// Members are RemoteGroup's member addresses: decoding a HostState
+	// fills them from its RemoteGroups (they do not travel per rule).
+	Members []netip.Prefix `json:"-"`
+}
+
+// String is the rule in a canonical form (also its identity in rule sets).
+func (r SGRule) String() string {
+	dir, eth := "egress", "ipv4"
+	if r.Ingress {
+		dir = "ingress"
+	}
+	if r.IPv6 {
+		eth = "ipv6"
+	}
+	s := fmt.Sprintf("%s %s proto %d ports %d-%d", dir, eth, r.Protocol, r.PortMin, r.PortMax)
+	if r.RemotePrefix.IsValid() {
+		s += " prefix " + r.RemotePrefix.String()
+	}
+	if r.RemoteGroup != "" {
+		s += " group " + r.RemoteGroup
+	}
+	return s
 }
 
 // StatusReport tells the server what the host has realised.

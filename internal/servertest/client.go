@@ -101,6 +101,8 @@ var collections = map[string]string{
 	"ikepolicy": "/v2.0/vpn/ikepolicies", "ipsecpolicy": "/v2.0/vpn/ipsecpolicies",
 	"vpnservice": "/v2.0/vpn/vpnservices", "endpoint_group": "/v2.0/vpn/endpoint-groups",
 	"ipsec_site_connection": "/v2.0/vpn/ipsec-site-connections",
+	"security_group":        "/v2.0/security-groups", "security_group_rule": "/v2.0/security-group-rules",
+	"floatingip": "/v2.0/floatingips",
 }
 
 // Collection is the path of kind's collection.

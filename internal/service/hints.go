@@ -85,3 +85,34 @@ func (s *Service) routerHosts(ctx context.Context, tx store.Tx, routerID string)
 	}
 	return hosts, nil
 }
+
+// hintGroup hints the hosts of a security group's ports (after a commit
+// that changed its rules), in a transaction a client hanging up cannot
+// cancel.
+func (s *Service) hintGroup(ctx context.Context, groupID string) {
+	if s.opts.Hint == nil {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	var hosts []string
+	err := s.read(ctx, func(tx store.Tx) error {
+		ids, err := tx.SecurityGroupPorts(ctx, groupID)
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		ports, err := tx.ListPorts(ctx, store.PortFilter{IDs: ids})
+		for _, p := range ports {
+			if p.BindingHostID != "" && !slices.Contains(hosts, p.BindingHostID) {
+				hosts = append(hosts, p.BindingHostID)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		s.log.WarnContext(ctx, "hosts of a security group not found; their agents catch up at their next resync",
+			"security_group", groupID, "error", err)
+		return
+	}
+	slices.Sort(hosts)
+	s.hint(ctx, hosts, agentv1.Hint{PortIDs: []string{}})
+}

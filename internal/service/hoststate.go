@@ -54,6 +54,18 @@ func (s *Service) HostState(ctx context.Context, host string) (*agentv1.HostStat
 			st.Ports = append(st.Ports, *p)
 		}
 		st.Networks, err = b.networkList(host)
+		if len(b.sg.members) > 0 {
+			st.RemoteGroups = b.sg.members
+			for i := range st.Ports {
+				if fw := st.Ports[i].Firewall; fw != nil {
+					for j := range fw.Rules {
+						if g := fw.Rules[j].RemoteGroup; g != "" {
+							fw.Rules[j].Members = b.sg.members[g]
+						}
+					}
+				}
+			}
+		}
 		return err
 	})
 	if err != nil {
@@ -72,6 +84,7 @@ type stateBuilder struct {
 	subnets   map[string]*model.Subnet
 	networks  map[string]*model.Network
 	vpn       vpnCache
+	sg        sgCache
 }
 
 func (b *stateBuilder) subnet(id string) (*model.Subnet, error) {
@@ -171,17 +184,12 @@ func (b *stateBuilder) port(p *model.Port) (*agentv1.Port, error) {
 		AllowedPairs: []agentv1.AddressPair{}, Gateways: gws}
 	out.Netns, _ = p.BindingProfile["netns"].(string)
 	for _, ap := range p.AllowedAddressPairs {
-		pfx, err := netip.ParsePrefix(ap.IPAddress)
-		if err != nil {
-			a, aerr := netip.ParseAddr(ap.IPAddress)
-			if aerr != nil {
-				continue
-			}
-			pfx = netip.PrefixFrom(a, a.BitLen())
+		if pfx, ok := pairPrefix(ap.IPAddress); ok {
+			out.AllowedPairs = append(out.AllowedPairs, agentv1.AddressPair{IP: pfx, MAC: ap.MACAddress})
 		}
-		out.AllowedPairs = append(out.AllowedPairs, agentv1.AddressPair{IP: pfx, MAC: ap.MACAddress})
 	}
-	return out, nil
+	out.Firewall, err = b.firewall(p)
+	return out, err
 }
 
 // networkList returns the networks the host uses, each with the underlay

@@ -372,6 +372,7 @@ func (s *Service) CreateRule(ctx context.Context, r model.SecurityGroupRule) (*m
 	if err != nil {
 		return nil, err
 	}
+	s.hintGroup(ctx, r.SecurityGroupID)
 	return &r, nil
 }
 
@@ -418,7 +419,8 @@ func (s *Service) DeleteRule(ctx context.Context, id string) error {
 	if err := c.mayWrite("delete_security_group_rule"); err != nil {
 		return err
 	}
-	return s.write(ctx, func(tx store.Tx) error {
+	var group string
+	err := s.write(ctx, func(tx store.Tx) error {
 		r, err := tx.GetRule(ctx, id)
 		if err != nil {
 			return notFound(err, "SecurityGroupRuleNotFound", "Security group rule %s does not exist", id)
@@ -426,6 +428,11 @@ func (s *Service) DeleteRule(ctx context.Context, id string) error {
 		if !c.owns(r.ProjectID) {
 			return ruleNotFound(id)
 		}
+		group = r.SecurityGroupID
 		return tx.DeleteRule(ctx, id)
 	})
+	if err == nil {
+		s.hintGroup(ctx, group)
+	}
+	return err
 }

@@ -22,6 +22,7 @@ func BenchmarkFloatingIPFirstReply(b *testing.B) {
 	e, h, off, pub, tenant, _ := officeSite(b, false)
 	p := e.port(tenant, object{"name": "vm"})
 	e.plugAll(h, []port{p}, []*vmNS{h.vm("vm")})
+	e.allowIngress(e.defaultGroup(), "203.0.113.0/24")
 	fip := e.create("floatingip", object{"floating_network_id": pub})
 	id, addr := fip["id"].(string), fip["floating_ip_address"].(string)
 	in := newPinger(b, off.gw, off.wan.Addr().String(), addr)

@@ -336,7 +336,11 @@ func TestPortSecurity(t *testing.T) {
 
 	n := e.network("net", false)
 	e.subnet(n, "10.0.0.0/24", nil)
-	pa, pb := e.port(n, object{"name": "vm-a"}), e.port(n, object{"name": "vm-b"})
+	// A group open to the subnet: what is tested here is anti-spoofing.
+	open := e.create("security_group", object{"name": "open"})["id"].(string)
+	e.allowIngress(open, "10.0.0.0/24")
+	pa := e.port(n, object{"name": "vm-a", "security_groups": []any{open}})
+	pb := e.port(n, object{"name": "vm-b", "security_groups": []any{open}})
 	vmA, vmB := h.vm("vm-a"), h.vm("vm-b")
 	e.plugAll(h, []port{pa, pb}, []*vmNS{vmA, vmB})
 

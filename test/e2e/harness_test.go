@@ -208,6 +208,32 @@ func (e *env) update(kind, id string, attrs object) object {
 	return obj
 }
 
+// defaultGroup returns the id of the project's default security group
+// (the API creates it with the project's first port or group listing).
+func (e *env) defaultGroup() string {
+	e.t.Helper()
+	out := e.call("GET", "/v2.0/security-groups?name=default", nil, http.StatusOK)
+	groups, _ := out["security_groups"].([]any)
+	if len(groups) != 1 {
+		e.t.Fatalf("default security groups: %v", out)
+	}
+	return groups[0].(map[string]any)["id"].(string)
+}
+
+// allowIngress adds rules to a security group that let ICMP, TCP and UDP
+// in from cidr (IPv4 or IPv6), as a user opens a VM to the world.
+func (e *env) allowIngress(group, cidr string) {
+	e.t.Helper()
+	eth, icmp := "IPv4", "icmp"
+	if strings.Contains(cidr, ":") {
+		eth, icmp = "IPv6", "ipv6-icmp"
+	}
+	for _, proto := range []string{icmp, "tcp", "udp"} {
+		e.create("security_group_rule", object{"security_group_id": group, "direction": "ingress",
+			"ethertype": eth, "protocol": proto, "remote_ip_prefix": cidr})
+	}
+}
+
 func (e *env) network(name string, external bool) string {
 	e.t.Helper()
 	attrs := object{"name": name}

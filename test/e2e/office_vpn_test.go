@@ -53,6 +53,7 @@ func TestVPNUnmanagedPeer(t *testing.T) {
 	vmPort := e.port(tenant, object{"name": "vm"})
 	vm := h.vm("vm")
 	e.plugAll(h, []port{vmPort}, []*vmNS{vm})
+	e.allowIngress(e.defaultGroup(), off.lan.Masked().String())
 
 	// Without a tunnel the VM's traffic leaves SNATed; the LAN is unreachable.
 	ping := newPinger(t, vm, vmPort.ip, off.hostIP)

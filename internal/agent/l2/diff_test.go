@@ -3,6 +3,7 @@ package l2
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -77,6 +78,10 @@ func (f *fakeDP) setFilter(_ context.Context, tag string, rules []portRules) err
 }
 
 func (f *fakeDP) close() error { return nil }
+
+func (f *fakeDP) flushFlows(_ context.Context, addrs []netip.Prefix) error {
+	return f.do(fmt.Sprintf("flush flows %v", addrs))
+}
 
 func (f *fakeDP) take() []string {
 	ops := f.ops
@@ -174,8 +179,9 @@ func TestFilterRules(t *testing.T) {
 	}
 	got := filterRules([]agentv1.Port{p, testPort("p2", "n1", false)})
 	want := []portRules{{
-		Tap:  "tapp1",
-		MACs: []string{"fa:16:3e:00:00:01", "fa:16:3e:00:00:99"},
+		Tap:     "tapp1",
+		Network: "n1",
+		MACs:    []string{"fa:16:3e:00:00:01", "fa:16:3e:00:00:99"},
 		IPs: []netip.Prefix{netip.MustParsePrefix("10.0.0.5/32"), netip.MustParsePrefix("10.0.0.7/32"),
 			netip.MustParsePrefix("10.0.0.128/25"), netip.MustParsePrefix("fd00::5/128")},
 	}}

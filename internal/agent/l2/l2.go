@@ -64,6 +64,9 @@ type L2 struct {
 	ports map[string]*agentv1.Port
 	tag   string // the port security ruleset in place ("" for none)
 	known bool   // whether tag is known
+	// allowed is what each firewalled tap's rules allowed as last
+	// applied: a rule gone means its established connections go too.
+	allowed map[string]map[string]bool
 
 	smu      sync.RWMutex
 	ready    map[string]bool // ports wired and up
@@ -86,6 +89,8 @@ type dataplane interface {
 	filterTag(ctx context.Context) (string, error)
 	// setFilter replaces the ruleset wholesale; no rules removes it.
 	setFilter(ctx context.Context, tag string, rules []portRules) error
+	// flushFlows forgets the tracked connections from or to addresses.
+	flushFlows(ctx context.Context, addrs []netip.Prefix) error
 	close() error
 }
 
@@ -359,6 +364,39 @@ func (l *L2) syncFilter(ctx context.Context, want map[string]agentv1.Port, leavi
 	}
 	l.tag, l.known = tag, true
 	l.log.InfoContext(ctx, "port security applied", "ports", len(rules), "tag", tag)
+	return l.flushRevoked(ctx, rules)
+}
+
+// flushRevoked forgets the tracked connections of the firewalled ports
+// that lost a rule (or a remote address of one) since the last ruleset:
+// their next packet is checked as a new connection. The reference does
+// the same when a rule is deleted.
+func (l *L2) flushRevoked(ctx context.Context, rules []portRules) error {
+	now := map[string]map[string]bool{}
+	var flush []netip.Prefix
+	for _, r := range rules {
+		if r.FW == nil {
+			continue
+		}
+		set := map[string]bool{}
+		for _, fr := range r.FW.Rules {
+			set[fr.key()] = true
+		}
+		now[r.Tap] = set
+		for k := range l.allowed[r.Tap] {
+			if !set[k] {
+				flush = append(flush, r.IPs...)
+				break
+			}
+		}
+	}
+	l.allowed = now
+	if len(flush) == 0 {
+		return nil
+	}
+	if err := l.dp.flushFlows(ctx, flush); err != nil {
+		return fmt.Errorf("security groups: %w", err)
+	}
 	return nil
 }
 

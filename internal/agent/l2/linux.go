@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/neutrino-net/neutrino/api/agentv1"
+	"github.com/neutrino-net/neutrino/internal/namespace"
 )
 
 // nlTimeout bounds every netlink request.
@@ -552,9 +553,44 @@ func (k *linux) setFilter(ctx context.Context, tag string, rules []portRules) er
 	if err := queueRuleset(c, tag, rules); err != nil {
 		return err
 	}
+	if slices.ContainsFunc(rules, func(r portRules) bool { return r.FW != nil }) {
+		if err := namespace.Do(k.host, enableBridgeNetfilter); err != nil {
+			return err
+		}
+	}
 	op := "nft replace table bridge " + TableName + " " + tag
 	if len(rules) == 0 {
 		op = "nft delete table bridge " + TableName
 	}
 	return k.write(op, c.Flush)
+}
+
+// flushFlows deletes the conntrack entries of connections from or to the
+// addresses (in every zone): after a security group stops allowing
+// something, established connections are checked again as new ones.
+func (k *linux) flushFlows(ctx context.Context, addrs []netip.Prefix) error {
+	byFamily := map[netlink.InetFamily][]netlink.CustomConntrackFilter{}
+	for _, a := range addrs {
+		fam := netlink.InetFamily(unix.AF_INET)
+		if a.Addr().Is6() {
+			fam = unix.AF_INET6
+		}
+		for _, field := range []netlink.ConntrackFilterType{netlink.ConntrackOrigSrcIP, netlink.ConntrackOrigDstIP} {
+			f := &netlink.ConntrackFilter{}
+			if err := f.AddIPNet(field, prefixNet(a)); err != nil {
+				return err
+			}
+			byFamily[fam] = append(byFamily[fam], f)
+		}
+	}
+	var errs []error
+	for fam, fs := range byFamily {
+		n, err := k.h.ConntrackDeleteFilters(netlink.ConntrackTable, fam, fs...)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("conntrack delete: %w", err))
+			continue
+		}
+		k.log.DebugContext(ctx, "security groups: connections flushed", "entries", n)
+	}
+	return errors.Join(errs...)
 }

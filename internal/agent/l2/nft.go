@@ -24,9 +24,11 @@ const TableName = "neutrino-l2"
 
 // portRules is what one port with port security may send.
 type portRules struct {
-	Tap  string
-	MACs []string       // lower case, sorted
-	IPs  []netip.Prefix // fixed IPs (host prefixes) and allowed pairs, sorted
+	Tap     string
+	Network string
+	MACs    []string       // lower case, sorted
+	IPs     []netip.Prefix // fixed IPs (host prefixes) and allowed pairs, sorted
+	FW      *firewall      // security groups; nil for none
 }
 
 // Always allowed sources: IPv6 link-local and unspecified (NDP, DAD), and
@@ -44,7 +46,8 @@ func filterRules(ports []agentv1.Port) []portRules {
 		if !p.PortSecurity {
 			continue
 		}
-		r := portRules{Tap: agentv1.DeviceName(agentv1.TapPrefix, p.PortID), MACs: []string{strings.ToLower(p.MAC)}}
+		r := portRules{Tap: agentv1.DeviceName(agentv1.TapPrefix, p.PortID), Network: p.NetworkID,
+			MACs: []string{strings.ToLower(p.MAC)}, FW: resolveFirewall(p)}
 		for _, a := range p.Addresses {
 			r.IPs = append(r.IPs, netip.PrefixFrom(a.Addr(), a.Addr().BitLen()))
 		}
@@ -61,7 +64,9 @@ func filterRules(ports []agentv1.Port) []portRules {
 		rules = append(rules, r)
 	}
 	slices.SortFunc(rules, func(a, b portRules) int { return strings.Compare(a.Tap, b.Tap) })
-	return slices.CompactFunc(rules, func(a, b portRules) bool { return a.Tap == b.Tap })
+	rules = slices.CompactFunc(rules, func(a, b portRules) bool { return a.Tap == b.Tap })
+	numberFirewalls(rules)
+	return rules
 }
 
 func comparePrefix(a, b netip.Prefix) int {
@@ -79,6 +84,12 @@ func rulesTag(rules []portRules) string {
 	h := sha256.New()
 	for _, r := range rules {
 		fmt.Fprintf(h, "%s %v %v\n", r.Tap, r.MACs, r.IPs)
+		if r.FW != nil {
+			fmt.Fprintf(h, " fw %s %v %d %d\n", r.Network, r.FW.Stateful, r.FW.Zone, r.FW.Index)
+			for _, fr := range r.FW.Rules {
+				fmt.Fprintf(h, "  %s %v\n", fr.SGRule, fr.Remote)
+			}
+		}
 	}
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }
@@ -116,7 +127,7 @@ func queueRuleset(c *nftables.Conn, tag string, rules []portRules) error {
 	c.AddTable(table)
 	c.DelTable(table)
 	if len(rules) == 0 {
-		return nil
+		return queueFirewall(c, nil)
 	}
 	c.AddTable(table)
 	meta := c.AddChain(&nftables.Chain{Name: "meta", Table: table})
@@ -163,7 +174,7 @@ func queueRuleset(c *nftables.Conn, tag string, rules []portRules) error {
 			add(etherType(t), verdict(expr.VerdictDrop, ""))
 		}
 	}
-	return nil
+	return queueFirewall(c, rules)
 }
 
 func cat(ex ...[]expr.Any) []expr.Any { return slices.Concat(ex...) }
