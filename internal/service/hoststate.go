@@ -43,6 +43,7 @@ func (s *Service) HostState(ctx context.Context, host string) (*agentv1.HostStat
 		if err != nil {
 			return err
 		}
+		dhcpPorts := map[string]*model.Port{}
 		for i := range ports {
 			if ports[i].IsRouterPort() {
 				continue
@@ -51,10 +52,18 @@ func (s *Service) HostState(ctx context.Context, host string) (*agentv1.HostStat
 			if err != nil {
 				return err
 			}
+			if isAgentDHCPPort(&ports[i]) {
+				// Wired like a VM port, into the network's DHCP namespace;
+				// a DHCP server is not subject to port security.
+				p.Netns, p.PortSecurity, p.AllowedPairs = agentv1.DHCPNamespace(p.NetworkID), false, []agentv1.AddressPair{}
+				dhcpPorts[p.NetworkID] = &ports[i]
+			}
 			st.Ports = append(st.Ports, *p)
 		}
-		st.Networks, err = b.networkList(host)
-		return err
+		if st.Networks, err = b.networkList(host); err != nil {
+			return err
+		}
+		return b.dhcpState(host, dhcpPorts, st.Networks, s.dhcpLease())
 	})
 	if err != nil {
 		return nil, err
