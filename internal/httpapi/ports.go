@@ -31,9 +31,22 @@ var portRes = newResource("port", "ports", common(
 	attr{name: "binding:vnic_type", post: true, put: true, conv: oneOf(vnicTypes...), filter: fString},
 	attr{name: "binding:vif_type", filter: fString, adminOnly: true},
 	attr{name: "binding:vif_details", adminOnly: true},
-	attr{name: "extra_dhcp_opts", post: true, put: true, conv: orNone(listOf(dictSpec([]string{"opt_name"},
-		map[string]converter{"opt_name": notEmpty(64), "opt_value": orNone(notEmpty(255)), "ip_version": ipVersion46})))},
+	attr{name: "extra_dhcp_opts", post: true, put: true, conv: orNone(listOf(extraDHCPOpt))},
 )...)
+
+// extraDHCPOpt is one entry of extra_dhcp_opts, as the reference's two key
+// specs: opt_name and opt_value are required; opt_value may be an empty
+// string only for the options that may be blank.
+func extraDHCPOpt(v any) (any, error) {
+	value := orNone(notEmpty(255))
+	if m, ok := v.(map[string]any); ok {
+		if name, _ := m["opt_name"].(string); slices.Contains(validBlankDHCPOpts, name) {
+			value = orNone(str(255))
+		}
+	}
+	return dictSpec([]string{"opt_name", "opt_value"},
+		map[string]converter{"opt_name": notEmpty(64), "opt_value": value, "ip_version": ipVersion46})(v)
+}
 
 // notEmpty is the reference's type:not_empty_string with a maximum length.
 func notEmpty(max int) converter {
