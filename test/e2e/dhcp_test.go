@@ -271,4 +271,3 @@ func netlinkAddrs(t *testing.T, vm *vmNS, portID string, family int) []string {
 	}
 	return out
 }
-
