@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/neutrino-net/neutrino/api/agentv1"
 	"github.com/neutrino-net/neutrino/internal/agent/dhcp"
 	"github.com/neutrino-net/neutrino/internal/agent/l2"
@@ -248,26 +246,4 @@ func TestDHCPv4(t *testing.T) {
 			t.Fatalf("after enable_dhcp=false: namespace stat %v, DHCP ports %d", nsErr, len(ports))
 		}
 	}
-}
-
-// netlinkAddrs lists a VM device's global addresses of a family.
-func netlinkAddrs(t *testing.T, vm *vmNS, portID string, family int) []string {
-	t.Helper()
-	h := vm.handle(t)
-	defer h.Close()
-	l := vm.dev(t, portID)
-	if l == nil {
-		return nil
-	}
-	addrs, err := h.AddrList(l, family)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, a := range addrs {
-		if a.Scope == int(netlink.SCOPE_UNIVERSE) {
-			out = append(out, a.IP.String())
-		}
-	}
-	return out
 }
