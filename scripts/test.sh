@@ -39,8 +39,11 @@ if ! $short; then
     # The openstack CLI for the compatibility tests; strongSwan's charon with
     # its userspace ESP (kernel-libipsec) and standard crypto plugins for
     # the VPN device driver's tests.
+    # dnsmasq is the agent's DHCP server; busybox-static's udhcpc and ISC
+    # dhclient are the DHCP clients of the DHCP tests.
     for pkg in python3-openstackclient python3-neutronclient \
-        strongswan-charon libcharon-extra-plugins libstrongswan-standard-plugins strongswan-swanctl; do
+        strongswan-charon libcharon-extra-plugins libstrongswan-standard-plugins strongswan-swanctl \
+        dnsmasq-base busybox-static isc-dhcp-client; do
         pkg_installed "$pkg" || need+=("$pkg")
     done
     if [ ${#need[@]} -gt 0 ]; then

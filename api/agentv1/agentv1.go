@@ -22,6 +22,9 @@ const (
 	subjectPrefix = "neutrino."
 	// AgentTypeL3 is the agent_type shown in /v2.0/agents.
 	AgentTypeL3 = "L3 agent"
+	// AgentTypeDHCP is the agent_type of the same agent's DHCP part,
+	// registered as an agent of its own as the reference's DHCP agent is.
+	AgentTypeDHCP = "DHCP agent"
 	// Binary is the reference's binary name for the L3 agent.
 	Binary = "neutrino-agent"
 )
@@ -149,6 +152,50 @@ type Network struct {
 	// network; traffic to them goes over VXLAN.
 	Peers    []netip.Addr `json:"peers"`
 	External bool         `json:"external"`
+	// DHCP is set on the networks whose DHCP server this host runs.
+	DHCP *DHCP `json:"dhcp,omitempty"`
+}
+
+// DHCP is what one network's DHCP server serves: from its DHCP port (a
+// Port of this host's state, in namespace DHCPNamespace(network id)), the
+// network's DHCP-enabled subnets to the ports listed in Hosts, and no one
+// else.
+type DHCP struct {
+	PortID       string       `json:"port_id"`
+	LeaseSeconds int          `json:"lease_seconds"`
+	Subnets      []DHCPSubnet `json:"subnets"`
+	Hosts        []DHCPHost   `json:"hosts"`
+}
+
+// DHCPSubnet is one DHCP-enabled subnet.
+type DHCPSubnet struct {
+	ID   string       `json:"id"`
+	CIDR netip.Prefix `json:"cidr"`
+	// Gateway is invalid for a subnet without one.
+	Gateway    netip.Addr   `json:"gateway,omitempty"`
+	DNS        []netip.Addr `json:"dns_nameservers"`
+	HostRoutes []Route      `json:"host_routes"`
+	// IPv6AddressMode is the subnet's ipv6_address_mode: dhcpv6-stateful
+	// (addresses over DHCPv6), dhcpv6-stateless (options only), slaac or
+	// "" (DHCPv6 serves options only too).
+	IPv6AddressMode string `json:"ipv6_address_mode,omitempty"`
+}
+
+// DHCPHost is one port the server answers: its MAC, its fixed IPs on the
+// DHCP subnets, and its extra DHCP options.
+type DHCPHost struct {
+	PortID  string       `json:"port_id"`
+	MAC     string       `json:"mac"`
+	IPs     []netip.Addr `json:"ips"`
+	Options []DHCPOption `json:"options,omitempty"`
+}
+
+// DHCPOption is one extra_dhcp_opt: a dnsmasq option name or number, its
+// value, and the IP version (4 or 6) it applies to.
+type DHCPOption struct {
+	Name      string `json:"opt_name"`
+	Value     string `json:"opt_value"`
+	IPVersion int    `json:"ip_version"`
 }
 
 // Interface is a router or VM port as the data plane sees it.
@@ -406,6 +453,7 @@ type RouterStatus struct {
 // Names of what Neutrino creates, shared by agent and tests.
 const (
 	RouterNamespacePrefix = "qrouter-"
+	DHCPNamespacePrefix   = "qdhcp-"
 	InternalDevicePrefix  = "qr-"
 	GatewayDevicePrefix   = "qg-"
 	BridgePrefix          = "brq"
@@ -419,6 +467,9 @@ const (
 
 // RouterNamespace is the network namespace of a router.
 func RouterNamespace(routerID string) string { return RouterNamespacePrefix + routerID }
+
+// DHCPNamespace is the network namespace of a network's DHCP server.
+func DHCPNamespace(networkID string) string { return DHCPNamespacePrefix + networkID }
 
 // DeviceName is a device name for a prefix and an id: as much of the id as
 // fits in Linux's 15 bytes.

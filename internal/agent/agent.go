@@ -92,7 +92,11 @@ type Options struct {
 	Heartbeat, Resync time.Duration
 	// Configurations are shown in /v2.0/agents.
 	Configurations map[string]any
-	Logger         *slog.Logger
+	// DHCP says the agent serves DHCP (its L2 runs the DHCP servers): it
+	// then also registers as a DHCP agent, with DHCPConfigurations.
+	DHCP               bool
+	DHCPConfigurations map[string]any
+	Logger             *slog.Logger
 }
 
 // Agent is a running agent.
@@ -202,6 +206,13 @@ func (a *Agent) heartbeats(ctx context.Context) {
 			StartedAt: a.started, UnderlayIP: a.opts.UnderlayIP, Configurations: conf})
 		if err := a.nc.Publish(agentv1.HeartbeatSubject(a.opts.Host), data); err != nil {
 			a.log.Warn("heartbeat not sent", "error", err)
+		}
+		if a.opts.DHCP {
+			data, _ := json.Marshal(agentv1.Heartbeat{Host: a.opts.Host, AgentType: agentv1.AgentTypeDHCP,
+				StartedAt: a.started, UnderlayIP: a.opts.UnderlayIP, Configurations: a.opts.DHCPConfigurations})
+			if err := a.nc.Publish(agentv1.HeartbeatSubject(a.opts.Host), data); err != nil {
+				a.log.Warn("DHCP agent heartbeat not sent", "error", err)
+			}
 		}
 		select {
 		case <-ctx.Done():

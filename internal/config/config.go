@@ -48,6 +48,8 @@ type Config struct {
 	BusTLSCA                  string
 	AgentDownTime             time.Duration
 	L3AgentFailover           bool
+	DHCPAgentsPerNetwork      int
+	DHCPLeaseDuration         int
 	Agent                     string
 	IPsecDataPlane            string
 	AgentMetrics              string
@@ -218,6 +220,24 @@ var options = []option{
 				return fmt.Errorf("not a boolean: %q", v)
 			}
 			c.L3AgentFailover = b
+			return nil
+		}},
+	{"dhcp_agents_per_network", "1", "How many DHCP agents serve each network with a DHCP-enabled subnet (the least loaded alive ones).",
+		func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return fmt.Errorf("not a positive integer: %q", v)
+			}
+			c.DHCPAgentsPerNetwork = n
+			return nil
+		}},
+	{"dhcp_lease_duration", "86400", "DHCP lease time in seconds handed out by the agents' DHCP servers.",
+		func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 120 {
+				return fmt.Errorf("not an integer of at least 120: %q", v)
+			}
+			c.DHCPLeaseDuration = n
 			return nil
 		}},
 	{"agent", "auto", "neutrino up only: run a local agent (auto: when running as root; true; false).",

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 
+	"github.com/neutrino-net/neutrino/api/agentv1"
 	"github.com/neutrino-net/neutrino/api/neutron"
 	"github.com/neutrino-net/neutrino/internal/model"
 	"github.com/neutrino-net/neutrino/internal/service"
@@ -31,13 +32,21 @@ const agentTime = "2006-01-02 15:04:05"
 
 func agentWire(a *service.AgentView) object {
 	return object{
-		"id": a.ID, "agent_type": a.AgentType, "binary": a.Binary, "topic": "l3_agent", "host": a.Host,
+		"id": a.ID, "agent_type": a.AgentType, "binary": a.Binary, "topic": agentTopic(a.AgentType), "host": a.Host,
 		"admin_state_up": a.AdminStateUp, "alive": a.Alive, "description": strOrNil(a.Description),
 		"heartbeat_timestamp": a.HeartbeatTimestamp.UTC().Format(agentTime),
 		"created_at":          a.CreatedAt.UTC().Format(agentTime),
 		"started_at":          a.StartedAt.UTC().Format(agentTime),
 		"configurations":      a.Configurations, "availability_zone": "nova", "resources_synced": nil,
 	}
+}
+
+// agentTopic is the reference's RPC topic of an agent type.
+func agentTopic(agentType string) string {
+	if agentType == agentv1.AgentTypeDHCP {
+		return "dhcp_agent"
+	}
+	return "l3_agent"
 }
 
 func (a *API) agents() crud {
@@ -134,6 +143,74 @@ func (a *API) l3Router(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := a.svc.RemoveRouterFromL3Agent(r.Context(), r.PathValue("id"), r.PathValue("router_id")); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// networkDHCPAgents serves GET /v2.0/networks/{id}/dhcp-agents.
+func (a *API) networkDHCPAgents(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		methodNotAllowed(w, r)
+		return
+	}
+	as, err := a.svc.NetworkDHCPAgents(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, object{"agents": wireList(as, agentWire).all()})
+}
+
+// dhcpNetworks serves the dhcp_agent_scheduler extension's collection
+// /v2.0/agents/{id}/dhcp-networks: GET lists the networks the agent serves
+// (as GET /v2.0/networks shows them), POST {"network_id": ...} adds one.
+func (a *API) dhcpNetworks(w http.ResponseWriter, r *http.Request) {
+	agentID := r.PathValue("id")
+	switch r.Method {
+	case http.MethodGet:
+		ns, err := a.svc.DHCPAgentNetworks(r.Context(), agentID)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		fields := r.URL.Query()["fields"]
+		out := wireList(ns, func(v *service.NetworkView) object { return selectFields(networkWire(v, true), fields) }).all()
+		writeJSON(w, http.StatusOK, object{"networks": out})
+	case http.MethodPost:
+		m, err := readObject(r)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		raw, ok := m["network_id"]
+		if !ok || raw == nil {
+			a.fail(w, r, neutron.BadRequest("Failed to parse request. Required attribute 'network_id' not specified"))
+			return
+		}
+		id, err := uuidConv(raw)
+		if err != nil {
+			a.fail(w, r, attrError("network_id", err))
+			return
+		}
+		if err := a.svc.AddNetworkToDHCPAgent(r.Context(), agentID, id.(string)); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusCreated, nil)
+	default:
+		methodNotAllowed(w, r)
+	}
+}
+
+// dhcpNetwork serves DELETE /v2.0/agents/{id}/dhcp-networks/{network_id}.
+func (a *API) dhcpNetwork(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodDelete {
+		methodNotAllowed(w, r)
+		return
+	}
+	if err := a.svc.RemoveNetworkFromDHCPAgent(r.Context(), r.PathValue("id"), r.PathValue("network_id")); err != nil {
 		a.fail(w, r, err)
 		return
 	}

@@ -18,11 +18,13 @@ var coreExtensions = []Extension{
 	{"agent", "agent", "The agent management extension.", "2013-02-03T10:00:00-00:00"},
 	{"allowed-address-pairs", "Allowed Address Pairs", "Provides allowed address pairs", "2013-07-23T10:00:00-00:00"},
 	{"binding", "Port Binding", "Expose port bindings of a virtual port to external application", "2014-02-03T10:00:00-00:00"},
+	{"dhcp_agent_scheduler", "DHCP Agent Scheduler", "Schedule networks among dhcp agents", "2013-02-07T10:00:00-00:00"},
 	{"empty-string-filtering", "Empty String Filtering Extension", "Allow filtering by attributes with empty string value", "2018-05-01T10:00:00-00:00"},
 	{"ext-gw-mode", "Neutron L3 Configurable external gateway mode", "Extension of the router abstraction for specifying whether SNAT should occur on the external gateway", "2013-03-28T10:00:00-00:00"},
 	{"fip-port-details", "Floating IP Port Details Extension", "Add port_details attribute to Floating IP resource", "2018-04-09T10:00:00-00:00"},
 	{"external-net", "Neutron external network", "Adds external network attribute to network resource.", "2013-01-14T10:00:00-00:00"},
 	{"extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router", "2013-02-01T10:00:00-00:00"},
+	{"extra_dhcp_opt", "Neutron Extra DHCP options", "Extra options configuration for DHCP. For example PXE boot options to DHCP clients can be specified (e.g. tftp-server, server-ip-address, bootfile-name)", "2013-03-17T12:00:00-00:00"},
 	{"l3_agent_scheduler", "L3 Agent Scheduler", "Schedule routers among l3 agents", "2013-02-07T10:00:00-00:00"},
 	{"net-mtu", "Network MTU", "Provides MTU attribute for a network resource.", "2015-03-25T10:00:00-00:00"},
 	{"net-mtu-writable", "Network MTU (writable)", "Provides a writable MTU attribute for a network resource.", "2017-07-12T00:00:00-00:00"},
@@ -109,6 +111,9 @@ func (a *API) routes() {
 	a.mount("/v2.0/agents", a.agents())
 	m.HandleFunc("/v2.0/agents/{id}/l3-routers", a.l3Routers)
 	m.HandleFunc("/v2.0/agents/{id}/l3-routers/{router_id}", a.l3Router)
+	m.HandleFunc("/v2.0/networks/{id}/dhcp-agents", a.networkDHCPAgents)
+	m.HandleFunc("/v2.0/agents/{id}/dhcp-networks", a.dhcpNetworks)
+	m.HandleFunc("/v2.0/agents/{id}/dhcp-networks/{network_id}", a.dhcpNetwork)
 	a.quotaRoutes()
 	a.vpnRoutes()
 }

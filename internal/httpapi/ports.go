@@ -3,6 +3,8 @@ package httpapi
 import (
 	"net/http"
 	"net/netip"
+	"slices"
+	"strings"
 
 	"github.com/neutrino-net/neutrino/api/neutron"
 	"github.com/neutrino-net/neutrino/internal/model"
@@ -29,7 +31,83 @@ var portRes = newResource("port", "ports", common(
 	attr{name: "binding:vnic_type", post: true, put: true, conv: oneOf(vnicTypes...), filter: fString},
 	attr{name: "binding:vif_type", filter: fString, adminOnly: true},
 	attr{name: "binding:vif_details", adminOnly: true},
+	attr{name: "extra_dhcp_opts", post: true, put: true, conv: orNone(listOf(extraDHCPOpt))},
 )...)
+
+// extraDHCPOpt is one entry of extra_dhcp_opts, as the reference's two key
+// specs: opt_name and opt_value are required; opt_value may be an empty
+// string only for the options that may be blank.
+func extraDHCPOpt(v any) (any, error) {
+	value := orNone(notEmpty(255))
+	if m, ok := v.(map[string]any); ok {
+		if name, _ := m["opt_name"].(string); slices.Contains(validBlankDHCPOpts, name) {
+			value = orNone(str(255))
+		}
+	}
+	return dictSpec([]string{"opt_name", "opt_value"},
+		map[string]converter{"opt_name": notEmpty(64), "opt_value": value, "ip_version": ipVersion46})(v)
+}
+
+// notEmpty is the reference's type:not_empty_string with a maximum length.
+func notEmpty(max int) converter {
+	return func(v any) (any, error) {
+		out, err := str(max)(v)
+		if err != nil {
+			return nil, err
+		}
+		if strings.TrimSpace(out.(string)) == "" {
+			return nil, reason("'%s' Blank strings are not permitted", out)
+		}
+		return out, nil
+	}
+}
+
+// ipVersion46 is extra_dhcp_opt's ip_version: an integer, 4 or 6.
+func ipVersion46(v any) (any, error) {
+	out, err := toInt(v)
+	if err != nil {
+		return nil, err
+	}
+	if n := out.(int); n != 4 && n != 6 {
+		return nil, reason("%d is not in [4, 6]", n)
+	}
+	return out, nil
+}
+
+// validBlankDHCPOpts may be given an empty value (the reference's
+// VALID_BLANK_EXTRA_DHCP_OPTS): it tells the client the option is unset.
+var validBlankDHCPOpts = []string{"router", "classless-static-route"}
+
+// applyExtraDHCPOpts merges the requested options into the port's, as the
+// reference does: options match by name and IP version; a null value
+// removes the option (or, for router and classless-static-route, an
+// empty one sets it blank); any other value adds or replaces it.
+func applyExtraDHCPOpts(v any, p *model.Port) {
+	opts := slices.Clone(p.ExtraDHCPOpts)
+	if opts == nil {
+		opts = []model.ExtraDHCPOpt{}
+	}
+	for _, x := range toList(v) {
+		m := x.(map[string]any)
+		o := model.ExtraDHCPOpt{OptName: m["opt_name"].(string), IPVersion: 4}
+		if iv, ok := m["ip_version"].(int); ok {
+			o.IPVersion = iv
+		}
+		val, set := m["opt_value"].(string)
+		o.OptValue = val
+		i := slices.IndexFunc(opts, func(e model.ExtraDHCPOpt) bool { return e.OptName == o.OptName && e.IPVersion == o.IPVersion })
+		keep := set && (val != "" || slices.Contains(validBlankDHCPOpts, o.OptName))
+		switch {
+		case !keep && i >= 0:
+			opts = slices.Delete(opts, i, i+1)
+		case keep && i >= 0:
+			opts[i] = o
+		case keep:
+			opts = append(opts, o)
+		}
+	}
+	p.ExtraDHCPOpts = opts
+}
 
 func addressPair(v any) (any, error) {
 	m, ok := v.(map[string]any)
@@ -63,7 +141,7 @@ func portWire(p *model.Port, admin bool) object {
 		"port_security_enabled": p.PortSecurityEnabled,
 		"allowed_address_pairs": pairs,
 		"binding:vnic_type":     p.BindingVNICType,
-		"extra_dhcp_opts":       []object{},
+		"extra_dhcp_opts":       dhcpOptsWire(p.ExtraDHCPOpts),
 		"tags":                  []string{},
 	})
 	if admin {
@@ -73,6 +151,14 @@ func portWire(p *model.Port, admin bool) object {
 		o["binding:vif_details"] = p.BindingVIFDetails
 	}
 	return o
+}
+
+func dhcpOptsWire(opts []model.ExtraDHCPOpt) []object {
+	out := make([]object, len(opts))
+	for i, o := range opts {
+		out[i] = object{"opt_name": o.OptName, "opt_value": o.OptValue, "ip_version": o.IPVersion}
+	}
+	return out
 }
 
 func fixedIPsFrom(v any) []model.FixedIP {
@@ -146,6 +232,9 @@ func applyPort(v values, p *model.Port) {
 	if v.has("binding:vnic_type") {
 		p.BindingVNICType = v.str("binding:vnic_type")
 	}
+	if v.has("extra_dhcp_opts") {
+		applyExtraDHCPOpts(v["extra_dhcp_opts"], p)
+	}
 }
 
 func (a *API) ports() crud {
@@ -175,7 +264,7 @@ func (a *API) ports() crud {
 			}
 			p := &req.Port
 			p.ProjectID, p.NetworkID, p.AdminStateUp = v.str("project_id"), v.str("network_id"), true
-			p.AllowedAddressPairs, p.SecurityGroups = []model.AddressPair{}, []string{}
+			p.AllowedAddressPairs, p.SecurityGroups, p.ExtraDHCPOpts = []model.AddressPair{}, []string{}, []model.ExtraDHCPOpt{}
 			applyPort(v, p)
 			out, err := a.svc.CreatePort(r.Context(), req)
 			if err != nil {

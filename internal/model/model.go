@@ -126,6 +126,8 @@ type Port struct {
 	BindingVNICType     string
 	BindingVIFType      string
 	BindingVIFDetails   map[string]any
+	// ExtraDHCPOpts are the extra_dhcp_opt extension's options.
+	ExtraDHCPOpts []ExtraDHCPOpt
 	// RouterID names the router this port was attached to through the
 	// router API (its gateway, or an interface added with
 	// add_router_interface), and is empty otherwise. Only attached ports
@@ -133,6 +135,14 @@ type Port struct {
 	// prove nothing. It is not on the wire.
 	RouterID string
 	Standard
+}
+
+// ExtraDHCPOpt is one extra DHCP option of a port: a dnsmasq option name
+// or number, its value, and the IP version (4 or 6) it is for.
+type ExtraDHCPOpt struct {
+	OptName   string `json:"opt_name"`
+	OptValue  string `json:"opt_value"`
+	IPVersion int    `json:"ip_version"`
 }
 
 // IsRouterPort reports whether the port belongs to a router.

@@ -87,6 +87,15 @@ func (s *Service) Heartbeat(ctx context.Context, hb agentv1.Heartbeat) ([]string
 			}
 			s.log.InfoContext(ctx, "agent alive", "host", a.Host, "agent", a.ID)
 		}
+		if revived && a.AgentType == agentv1.AgentTypeDHCP {
+			if hosts, err = s.scheduleDHCPAll(ctx, tx); err != nil {
+				return err
+			}
+			if !slices.Contains(hosts, a.Host) {
+				hosts = append(hosts, a.Host)
+			}
+			s.log.InfoContext(ctx, "DHCP agent alive", "host", a.Host, "agent", a.ID)
+		}
 		return nil
 	})
 	return hosts, err

@@ -43,6 +43,7 @@ func (s *Service) HostState(ctx context.Context, host string) (*agentv1.HostStat
 		if err != nil {
 			return err
 		}
+		dhcpPorts := map[string]*model.Port{}
 		for i := range ports {
 			if ports[i].IsRouterPort() {
 				continue
@@ -51,9 +52,17 @@ func (s *Service) HostState(ctx context.Context, host string) (*agentv1.HostStat
 			if err != nil {
 				return err
 			}
+			if isAgentDHCPPort(&ports[i]) {
+				// Wired like a VM port, into the network's DHCP namespace;
+				// a DHCP server is not subject to port security.
+				p.Netns, p.PortSecurity, p.AllowedPairs, p.Firewall = agentv1.DHCPNamespace(p.NetworkID), false, []agentv1.AddressPair{}, nil
+				dhcpPorts[p.NetworkID] = &ports[i]
+			}
 			st.Ports = append(st.Ports, *p)
 		}
-		st.Networks, err = b.networkList(host)
+		if st.Networks, err = b.networkList(host); err != nil {
+			return err
+		}
 		if len(b.sg.members) > 0 {
 			st.RemoteGroups = b.sg.members
 			for i := range st.Ports {
@@ -66,7 +75,7 @@ func (s *Service) HostState(ctx context.Context, host string) (*agentv1.HostStat
 				}
 			}
 		}
-		return err
+		return b.dhcpState(host, dhcpPorts, st.Networks, s.dhcpLease())
 	})
 	if err != nil {
 		return nil, err

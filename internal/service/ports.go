@@ -122,6 +122,7 @@ func (s *Service) CreatePort(ctx context.Context, req PortCreate) (*model.Port, 
 	if p.BindingHostID != "" {
 		s.hintAll(ctx)
 	}
+	s.hintDHCP(ctx, p.NetworkID)
 	return &p, nil
 }
 
@@ -516,6 +517,9 @@ func (s *Service) UpdatePort(ctx context.Context, id string, change func(*model.
 	if err == nil && bound {
 		s.hintAll(ctx)
 	}
+	if err == nil {
+		s.hintDHCP(ctx, out.NetworkID)
+	}
 	return out, err
 }
 
@@ -529,6 +533,7 @@ func (s *Service) DeletePort(ctx context.Context, id string) error {
 	}
 	var bound bool
 	var routers []string
+	var networkID string
 	err := s.write(ctx, func(tx store.Tx) error {
 		if err := tx.Lock(ctx, "port:"+id); err != nil {
 			return err
@@ -541,7 +546,7 @@ func (s *Service) DeletePort(ctx context.Context, id string) error {
 			return errConflict("L3PortInUse",
 				"Port %s has owner %s and therefore cannot be deleted directly via the port API.", id, p.DeviceOwner)
 		}
-		bound = p.BindingHostID != ""
+		bound, networkID = p.BindingHostID != "", p.NetworkID
 		// Its floating IPs stay, dissociated, as in the reference.
 		if routers, err = s.dissociatePort(ctx, tx, id); err != nil {
 			return err
@@ -552,6 +557,9 @@ func (s *Service) DeletePort(ctx context.Context, id string) error {
 		s.hintAll(ctx)
 	} else if err == nil {
 		s.afterFloatingIP(ctx, routers...)
+	}
+	if err == nil {
+		s.hintDHCP(ctx, networkID)
 	}
 	return err
 }

@@ -47,6 +47,12 @@ type Options struct {
 	// AgentDownTime is how long an agent may miss heartbeats before it is
 	// dead (default DefaultAgentDownTime).
 	AgentDownTime time.Duration
+	// DHCPAgentsPerNetwork is how many DHCP agents serve each network
+	// with DHCP (default 1).
+	DHCPAgentsPerNetwork int
+	// DHCPLeaseDuration is the DHCP lease time in seconds (default
+	// DefaultDHCPLeaseDuration).
+	DHCPLeaseDuration int
 	// Quotas override model.DefaultQuotas.
 	Quotas map[string]int
 	Logger *slog.Logger

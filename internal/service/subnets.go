@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"github.com/neutrino-net/neutrino/api/agentv1"
 	"net/netip"
 
 	"github.com/neutrino-net/neutrino/internal/ipam"
@@ -161,6 +162,7 @@ func (s *Service) CreateSubnet(ctx context.Context, req SubnetCreate) (*model.Su
 		return nil, err
 	}
 	s.stamp(&sn.Standard)
+	var dhcpHosts []string
 	err = s.write(ctx, func(tx store.Tx) error {
 		if err := tx.Lock(ctx, "network:"+sn.NetworkID); err != nil {
 			return err
@@ -184,11 +186,16 @@ func (s *Service) CreateSubnet(ctx context.Context, req SubnetCreate) (*model.Su
 		if err := s.checkQuota(ctx, tx, "subnet", project, 1); err != nil {
 			return err
 		}
-		return tx.CreateSubnet(ctx, &sn)
+		if err := tx.CreateSubnet(ctx, &sn); err != nil {
+			return err
+		}
+		dhcpHosts, err = s.syncDHCP(ctx, tx, sn.NetworkID)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.hint(ctx, dhcpHosts, agentv1.Hint{Full: true})
 	return &sn, nil
 }
 
@@ -256,7 +263,11 @@ func (s *Service) UpdateSubnet(ctx context.Context, id string, change func(*mode
 		}
 		s.touch(&sn.Standard)
 		out = &sn
-		return tx.UpdateSubnet(ctx, &sn)
+		if err := tx.UpdateSubnet(ctx, &sn); err != nil {
+			return err
+		}
+		_, err = s.syncDHCP(ctx, tx, sn.NetworkID) // enable_dhcp may have changed
+		return err
 	})
 	if err == nil {
 		s.hintAll(ctx) // gateways of ports may have changed
@@ -270,7 +281,9 @@ func (s *Service) DeleteSubnet(ctx context.Context, id string) error {
 	if err := c.mayWrite("delete_subnet"); err != nil {
 		return err
 	}
-	return s.write(ctx, func(tx store.Tx) error {
+	var networkID string
+	var dhcpHosts []string
+	err := s.write(ctx, func(tx store.Tx) error {
 		sn, _, err := s.visibleSubnet(ctx, tx, c, id)
 		if err != nil {
 			return err
@@ -293,6 +306,9 @@ func (s *Service) DeleteSubnet(ctx context.Context, id string) error {
 		if err := s.vpnBeforeSubnetDelete(ctx, tx, id); err != nil {
 			return err
 		}
+		if err := s.dropDHCPAddresses(ctx, tx, id); err != nil {
+			return err
+		}
 		taken, err := tx.AllocatedIPs(ctx, id)
 		if err != nil {
 			return err
@@ -300,8 +316,18 @@ func (s *Service) DeleteSubnet(ctx context.Context, id string) error {
 		if len(taken) > 0 {
 			return subnetInUse(id, "One or more ports have an IP allocation from this subnet.")
 		}
-		return tx.DeleteSubnet(ctx, id)
+		if err := tx.DeleteSubnet(ctx, id); err != nil {
+			return err
+		}
+		networkID = sn.NetworkID
+		dhcpHosts, err = s.syncDHCP(ctx, tx, sn.NetworkID)
+		return err
 	})
+	if err == nil {
+		s.hintDHCP(ctx, networkID)
+		s.hint(ctx, dhcpHosts, agentv1.Hint{Full: true})
+	}
+	return err
 }
 
 func subnetInUse(id, reason string) *Error {

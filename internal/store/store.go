@@ -375,4 +375,15 @@ type Agents interface {
 	// BindRouter records that an agent hosts a router (idempotent).
 	BindRouter(ctx context.Context, routerID, agentID string) error
 	UnbindRouter(ctx context.Context, routerID, agentID string) error
+
+	// NetworkAgents lists the ids of the DHCP agents serving a network.
+	NetworkAgents(ctx context.Context, networkID string) ([]string, error)
+	// AgentNetworks lists the ids of the networks a DHCP agent serves.
+	AgentNetworks(ctx context.Context, agentID string) ([]string, error)
+	// NetworkLoads maps every agent id to its number of networks (agents
+	// without networks are absent).
+	NetworkLoads(ctx context.Context) (map[string]int, error)
+	// BindNetwork records that a DHCP agent serves a network (idempotent).
+	BindNetwork(ctx context.Context, networkID, agentID string) error
+	UnbindNetwork(ctx context.Context, networkID, agentID string) error
 }

@@ -621,9 +621,13 @@ func (h *host) leftovers() []string {
 		left = append(left, "read "+h.dir+": "+err.Error())
 	}
 	for _, ent := range entries {
-		if strings.HasPrefix(ent.Name(), agentv1.RouterNamespacePrefix) {
+		if strings.HasPrefix(ent.Name(), agentv1.RouterNamespacePrefix) || strings.HasPrefix(ent.Name(), agentv1.DHCPNamespacePrefix) {
 			left = append(left, "namespace "+ent.Name())
 		}
+	}
+	dhcpDirs, _ := os.ReadDir(filepath.Join(h.state, "dhcp"))
+	for _, ent := range dhcpDirs {
+		left = append(left, "DHCP server state of network "+ent.Name())
 	}
 	vpnDirs, _ := os.ReadDir(filepath.Join(h.state, "ipsec"))
 	for _, ent := range vpnDirs {

@@ -17,6 +17,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/neutrino-net/neutrino/internal/agent"
+	"github.com/neutrino-net/neutrino/internal/agent/dhcp"
 	"github.com/neutrino-net/neutrino/internal/agent/l2"
 	"github.com/neutrino-net/neutrino/internal/agent/l3"
 	"github.com/neutrino-net/neutrino/internal/ipsec/strongswan"
@@ -41,6 +42,10 @@ type Options struct {
 	// Charon is strongSwan's daemon; default strongswan.DefaultCharon.
 	// When it is missing the node runs without the strongSwan driver.
 	Charon string
+	// Dnsmasq is the DHCP server; default dhcp.DefaultDnsmasq. When it is
+	// missing the node serves no DHCP and does not register as a DHCP
+	// agent.
+	Dnsmasq string
 	// Heartbeat and Resync periods; zero: the agent's defaults.
 	Heartbeat, Resync time.Duration
 	Logger            *slog.Logger
@@ -86,6 +91,16 @@ func New(opts Options) (*Node, error) {
 	n.closers = append(n.closers, func() { rt.Close() })
 	var L2 agent.L2 = sw
 	var L3 agent.L3 = rt
+	serveDHCP := false
+	if err := dhcp.Available(opts.Dnsmasq); err != nil {
+		opts.Logger.Warn("DHCP unavailable: dnsmasq not found; this node registers no DHCP agent", "error", err)
+	} else if opts.StateDir == "" {
+		opts.Logger.Warn("DHCP unavailable: no state dir")
+	} else {
+		L2 = dhcp.Wrap(L2, dhcp.Options{NetnsDir: opts.NetnsDir, StateDir: filepath.Join(opts.StateDir, "dhcp"),
+			Dnsmasq: opts.Dnsmasq, Logger: opts.Logger})
+		serveDHCP = true
+	}
 	if opts.WrapL2 != nil {
 		L2 = opts.WrapL2(L2)
 	}
@@ -98,6 +113,7 @@ func New(opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.Agent, err = agent.New(agent.Options{Endpoint: opts.Endpoint, L2: L2, L3: L3, VPN: vpn, Configurations: n.Configurations,
+		DHCP: serveDHCP, DHCPConfigurations: map[string]any{"dhcp_driver": "dnsmasq"},
 		Heartbeat: opts.Heartbeat, Resync: opts.Resync, Logger: opts.Logger})
 	if err != nil {
 		n.Close()

@@ -132,3 +132,62 @@ func (t *tx) PortsOnHost(ctx context.Context, host string) ([]model.Port, error)
 	}
 	return ps, nil
 }
+
+// NetworkAgents returns the ids of the DHCP agents serving a network, in
+// agent order.
+func (t *tx) NetworkAgents(ctx context.Context, networkID string) ([]string, error) {
+	ids, err := queryAll(ctx, t, `SELECT a.id FROM agents a JOIN network_dhcp_agent_bindings b ON b.agent_id = a.id
+		WHERE b.network_id = ? ORDER BY a.seq`, scanOne[string], networkID)
+	if err != nil {
+		return nil, fmt.Errorf("DHCP agents of network %s: %w", networkID, err)
+	}
+	return ids, nil
+}
+
+// AgentNetworks returns the ids of the networks a DHCP agent serves, in
+// network order.
+func (t *tx) AgentNetworks(ctx context.Context, agentID string) ([]string, error) {
+	ids, err := queryAll(ctx, t, `SELECT n.id FROM networks n JOIN network_dhcp_agent_bindings b ON b.network_id = n.id
+		WHERE b.agent_id = ? ORDER BY n.seq`, scanOne[string], agentID)
+	if err != nil {
+		return nil, fmt.Errorf("networks of DHCP agent %s: %w", agentID, err)
+	}
+	return ids, nil
+}
+
+func (t *tx) NetworkLoads(ctx context.Context) (map[string]int, error) {
+	type load struct {
+		agent string
+		n     int
+	}
+	ls, err := queryAll(ctx, t, "SELECT agent_id, COUNT(*) FROM network_dhcp_agent_bindings GROUP BY agent_id",
+		func(s scanner) (l load, err error) {
+			err = s.Scan(&l.agent, &l.n)
+			return l, err
+		})
+	if err != nil {
+		return nil, fmt.Errorf("network loads: %w", err)
+	}
+	m := make(map[string]int, len(ls))
+	for _, l := range ls {
+		m[l.agent] = l.n
+	}
+	return m, nil
+}
+
+// BindNetwork records the binding unless it exists; a missing network or
+// agent gives ErrReferenced.
+func (t *tx) BindNetwork(ctx context.Context, networkID, agentID string) error {
+	return t.atomic1(ctx, "bind network "+networkID+" to DHCP agent "+agentID, func() error {
+		_, err := t.exec(ctx, `INSERT INTO network_dhcp_agent_bindings (network_id, agent_id) VALUES (?, ?)
+			ON CONFLICT (network_id, agent_id) DO NOTHING`, networkID, agentID)
+		return err
+	})
+}
+
+// UnbindNetwork removes the binding; ErrNotFound if there was none.
+func (t *tx) UnbindNetwork(ctx context.Context, networkID, agentID string) error {
+	return t.atomic1(ctx, "unbind network "+networkID+" from DHCP agent "+agentID, func() error {
+		return t.execOne(ctx, "DELETE FROM network_dhcp_agent_bindings WHERE network_id = ? AND agent_id = ?", networkID, agentID)
+	})
+}

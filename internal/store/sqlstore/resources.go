@@ -47,12 +47,13 @@ var ports = &table[model.Port]{
 	name: "ports", noun: "port",
 	cols: cols("id", "project_id", "network_id", "name", "admin_state_up", "status", "mac_address", "device_id",
 		"device_owner", "port_security_enabled", "allowed_address_pairs", "binding_host_id", "binding_profile",
-		"binding_vnic_type", "binding_vif_type", "binding_vif_details", "router_id"),
+		"binding_vnic_type", "binding_vif_type", "binding_vif_details", "router_id", "extra_dhcp_opts"),
 	fields: func(p *model.Port) []any {
 		return append([]any{&p.ID, &p.ProjectID, &p.NetworkID, &p.Name, &p.AdminStateUp, &p.Status, &p.MACAddress,
 			&p.DeviceID, &p.DeviceOwner, &p.PortSecurityEnabled, pairsCol(&p.AllowedAddressPairs), &p.BindingHostID,
 			jsonCol[map[string]any]{&p.BindingProfile}, &p.BindingVNICType, &p.BindingVIFType,
-			jsonCol[map[string]any]{&p.BindingVIFDetails}, &p.RouterID}, stdFields(&p.Standard)...)
+			jsonCol[map[string]any]{&p.BindingVIFDetails}, &p.RouterID,
+			jsonCol[[]model.ExtraDHCPOpt]{&p.ExtraDHCPOpts}}, stdFields(&p.Standard)...)
 	},
 	page: pageAttrs("id", "project_id", "name", "description", "network_id", "admin_state_up#", "status", "mac_address",
 		"device_id", "device_owner", "port_security_enabled#", "binding:host_id=binding_host_id",
