@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/neutrino-net/neutrino/api/agentv1"
 	"github.com/neutrino-net/neutrino/internal/testenv"
 )
 
@@ -185,7 +187,7 @@ func TestVPNMoonSun(t *testing.T) {
 	testenv.RequireCharon(t)
 	e, h := oneNode(t)
 	t.Logf("IPsec data plane: %s (%s)", dataPlane, dataPlaneWhy)
-	agents := e.call("GET", "/v2.0/agents?host="+h.name, nil, http.StatusOK)["agents"].([]any)
+	agents := e.call("GET", "/v2.0/agents?host="+h.name+"&agent_type="+url.QueryEscape(agentv1.AgentTypeL3), nil, http.StatusOK)["agents"].([]any)
 	if conf, _ := agents[0].(map[string]any)["configurations"].(map[string]any); conf["ipsec_data_plane"] != dataPlane {
 		t.Errorf("/v2.0/agents configurations %v, want ipsec_data_plane %q", conf, dataPlane)
 	}
@@ -517,7 +519,7 @@ func underlay(t *testing.T, a, b *host) {
 // agentID returns the id of a host's L3 agent.
 func (e *env) agentID(h *host) string {
 	e.t.Helper()
-	agents := e.call("GET", "/v2.0/agents?host="+h.name, nil, http.StatusOK)["agents"].([]any)
+	agents := e.call("GET", "/v2.0/agents?host="+h.name+"&agent_type="+url.QueryEscape(agentv1.AgentTypeL3), nil, http.StatusOK)["agents"].([]any)
 	if len(agents) != 1 {
 		e.t.Fatalf("host %s: %d agents", h.name, len(agents))
 	}
