@@ -474,7 +474,9 @@ func TestLabGuestDHCP(t *testing.T) {
 
 // TestLabGuestSLAAC: router advertisements from a real radvd give the
 // guest its IPv6 address (EUI-64 of the port's MAC in the advertised
-// prefix), a default route and the advertised MTU.
+// prefix), a default route and the advertised MTU. The guest also shares
+// the host's root: a program of this machine (this test binary,
+// dynamically linked or not) runs in it from /host.
 func TestLabGuestSLAAC(t *testing.T) {
 	t.Parallel()
 	l := requireGuests(t)
@@ -494,9 +496,17 @@ func TestLabGuestSLAAC(t *testing.T) {
 	}
 	n.startDaemon(t, filepath.Join(dir, "radvd.log"), radvd, "-n", "-C", conf, "-p", filepath.Join(dir, "radvd.pid"), "-m", "stderr")
 	mac, _ := net.ParseMAC("fa:16:3e:00:00:03")
-	g := startTestGuest(t, l, GuestOptions{Name: "slaac", NICs: []NIC{{Tap: "tapslaac", MAC: mac, Netns: n.path}}, NoDHCP: true})
+	g := startTestGuest(t, l, GuestOptions{Name: "slaac", NICs: []NIC{{Tap: "tapslaac", MAC: mac, Netns: n.path}},
+		NoDHCP: true, ShareHost: true})
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
+	self, err := filepath.Abs(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := mustRun(t, ctx, g, quote("/host"+self)+" -test.list '^TestParseReply$'"); out != "TestParseReply\n" {
+		t.Errorf("this test binary from /host listed %q", out)
+	}
 	addr, err := g.WaitIPv6(ctx, "eth0")
 	if err != nil {
 		t.Fatal(err)
