@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -102,7 +103,7 @@ type Guest struct {
 	conn    net.Conn
 	exited  chan struct{} // QEMU exited (after cmd.Wait)
 	console *ring
-	qemuErr bytes.Buffer
+	qemuErr lockedBuffer
 	drained chan struct{} // the console reader is done
 
 	sem      chan struct{} // one command at a time
@@ -181,11 +182,11 @@ func (l *Lab) StartGuest(ctx context.Context, opts GuestOptions) (g *Guest, err 
 			}
 		}
 	}()
-	args := []string{"-nodefaults", "-no-user-config", "-machine", "q35", "-accel", "tcg,tb-size=32",
+	args := []string{"-nodefaults", "-no-user-config", "-machine", "q35", "-accel", "tcg,tb-size=64",
 		"-cpu", "max", "-smp", strconv.Itoa(opts.CPUs), "-m", strconv.Itoa(opts.MemoryMiB),
 		"-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
 		"-kernel", l.Kernel, "-initrd", initrd,
-		"-append", "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/sbin/init",
+		"-append", "console=ttyS0 quiet mitigations=off loglevel=3 panic=-1 rdinit=/sbin/init",
 		"-device", "virtio-serial-pci,id=vs,bus=pcie.0,addr=0x8",
 		"-chardev", "socket,id=cmd,path=" + sock,
 		"-device", "virtserialport,bus=vs.0,chardev=cmd,name=" + cmdPort}
@@ -204,21 +205,45 @@ func (l *Lab) StartGuest(ctx context.Context, opts GuestOptions) (g *Guest, err 
 	g.cmd = exec.Command(l.QEMU, args...)
 	g.cmd.ExtraFiles = taps
 	g.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	g.cmd.Stderr = &lockedWriter{w: &g.qemuErr}
-	out, err := g.cmd.StdoutPipe()
+	g.cmd.Stderr = &g.qemuErr
+	// The console's pipe is ours, not exec's: Wait would close it before
+	// the reader has the last lines.
+	out, outW, err := os.Pipe()
 	if err != nil {
 		return g, err
 	}
-	if err := g.cmd.Start(); err != nil {
+	defer outW.Close()
+	g.cmd.Stdout = outW
+	// Pdeathsig belongs to the thread that forks, not the process: the
+	// Go runtime ends a thread when a goroutine locked to it (a namespace
+	// change, namespace.Do) returns, and a thread that had forked QEMU
+	// may be handed to one. QEMU is forked from a thread locked to this
+	// goroutine until QEMU exits: killed with this process, never before.
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := g.cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		_ = g.cmd.Wait()
+		close(g.exited)
+	}()
+	err = <-started
+	outW.Close()
+	if err != nil {
 		g.cmd = nil
+		out.Close()
 		close(g.drained)
 		return g, fmt.Errorf("start qemu: %w", err)
 	}
 	go func() {
 		g.readConsole(out, opts.Console)
+		out.Close()
 		close(g.drained)
 	}()
-	go func() { _ = g.cmd.Wait(); close(g.exited) }()
 
 	// QEMU connects to the channel's socket as it starts.
 	accepted := make(chan net.Conn, 1)
@@ -621,15 +646,22 @@ func (r *ring) String() string {
 	return string(r.buf)
 }
 
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+// lockedBuffer is QEMU's standard error, read while QEMU may write.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
 }
 
-func (l *lockedWriter) Write(p []byte) (int, error) {
+func (l *lockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.w.Write(p)
+	return l.buf.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
 
 // moduleOrder returns names and their dependencies (from modules.dep) in

@@ -296,9 +296,18 @@ func TestLabGuestTapAndCommands(t *testing.T) {
 			t.Fatal("the kernel message did not reach the console")
 		}
 	}
-	// Binary-safe output and a large one.
-	if out := mustRun(t, ctx, g, "printf 'a\\000b\\n'; seq 1 20000 | tail -n 1"); out != "a\x00b\n20000\n" {
-		t.Fatalf("output %q", out)
+	// Binary-safe output, a large output and a large script.
+	var want strings.Builder
+	want.WriteString("a\x00b\n")
+	for i := 1; i <= 20000; i++ {
+		fmt.Fprintf(&want, "%d\n", i)
+	}
+	if out := mustRun(t, ctx, g, "printf 'a\\000b\\n'; seq 1 20000"); out != want.String() {
+		t.Fatalf("output of %d bytes, want %d", len(out), want.Len())
+	}
+	big := strings.Repeat("0123456789abcdef", 8192)
+	if out := mustRun(t, ctx, g, "x='"+big+"'; echo ${#x}"); out != "131072\n" {
+		t.Fatalf("a 128 KiB script: %q", out)
 	}
 	// Concurrent commands are serialised, each getting its own output.
 	var wg sync.WaitGroup
@@ -341,10 +350,15 @@ func TestLabGuestTapAndCommands(t *testing.T) {
 		"test -d /sys/class/net/eth0.100 -a -d /sys/class/net/ipvl0 -a -d /sys/class/net/macv0 && "+
 		"unshare -n sh -c '! ip link show eth0 >/dev/null 2>&1 && ip link show lo >/dev/null'")
 
-	// Close leaves nothing running.
+	// Close leaves nothing running (other tests' guests may: look for
+	// this one's QEMU and its process group).
+	pid := g.PID()
 	g.Close()
-	if left := ourQEMUs(); len(left) > 0 {
-		t.Fatalf("QEMU processes left after Close: %v", left)
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+		t.Fatalf("QEMU (pid %d) still there after Close", pid)
+	}
+	if err := unix.Kill(-pid, 0); err == nil {
+		t.Fatalf("QEMU's process group %d still has processes after Close", pid)
 	}
 }
 
@@ -543,13 +557,13 @@ func BenchmarkGuestBoot(b *testing.B) {
 	l := requireGuests(b)
 	n := newTestNet(b)
 	n.bridge(b, "brbench", "192.0.2.1/24")
+	var taps []string
+	for i := 0; i < 3; i++ {
+		taps = append(taps, fmt.Sprintf("tapbench%d", i))
+		n.tap(b, taps[i], "brbench")
+	}
 	for _, parallel := range []int{1, 3} {
 		b.Run(fmt.Sprintf("guests=%d", parallel), func(b *testing.B) {
-			var taps []string
-			for i := 0; i < parallel; i++ {
-				taps = append(taps, fmt.Sprintf("tapbench%d", i))
-				n.tap(b, taps[i], "brbench")
-			}
 			var total time.Duration
 			var rss, pss int64
 			boots := 0
