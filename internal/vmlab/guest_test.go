@@ -86,17 +86,6 @@ func TestGlobalIPv6(t *testing.T) {
 	}
 }
 
-// requireGuests returns the lab, or ends the test: guests need root, the
-// kernel's bridges and TUN, QEMU and the lab's kernel.
-func requireGuests(tb testing.TB) *Lab {
-	tb.Helper()
-	testenv.RequireKernel(tb, testenv.Bridge)
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		testenv.Missing(tb, "no /dev/net/tun (the tun module): %v", err)
-	}
-	return Require(tb)
-}
-
 // testNet is a network namespace standing for a compute host's network:
 // bridges with taps, as the linuxbridge agent lays them out.
 type testNet struct {
@@ -186,26 +175,6 @@ func (n *testNet) startDaemon(tb testing.TB, logPath string, name string, args .
 	})
 }
 
-// startTestGuest boots a guest that is closed when the test ends, its
-// console logged if the test failed.
-func startTestGuest(tb testing.TB, l *Lab, opts GuestOptions) *Guest {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	g, err := l.StartGuest(ctx, opts)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		if tb.Failed() {
-			tb.Logf("%s's console:\n%s", g.Name, g.Console())
-		}
-		g.Close()
-	})
-	tb.Logf("guest %s answered %s after start", g.Name, g.BootTime.Round(time.Millisecond))
-	return g
-}
-
 func mustRun(t *testing.T, ctx context.Context, g *Guest, script string) string {
 	t.Helper()
 	out, err := g.MustRun(ctx, script)
@@ -223,7 +192,7 @@ func mustRun(t *testing.T, ctx context.Context, g *Guest, script string) string 
 // what containers inside it need (802.1q, ipvlan, macvlan, namespaces).
 func TestLabGuestTapAndCommands(t *testing.T) {
 	t.Parallel()
-	l := requireGuests(t)
+	RequireGuests(t)
 	n := newTestNet(t)
 	n.bridge(t, "br0", "192.0.2.1/24")
 	// The linuxbridge agent's name: "tap" and the port id's first 11
@@ -231,7 +200,7 @@ func TestLabGuestTapAndCommands(t *testing.T) {
 	tap := "tap" + "3f2a9c1e-7b4d-4c1e-9d0a-5b6c7d8e9f00"[:11]
 	tapIndex := n.tap(t, tap, "br0")
 	mac, _ := net.ParseMAC("fa:16:3e:00:00:01")
-	g := startTestGuest(t, l, GuestOptions{Name: "static", NICs: []NIC{{Tap: tap, MAC: mac, Netns: n.path}}, NoDHCP: true})
+	g := StartTestGuest(t, GuestOptions{Name: "static", NICs: []NIC{{Tap: tap, MAC: mac, Netns: n.path}}, NoDHCP: true})
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 
@@ -410,7 +379,7 @@ func hasRoute(routes []route4, iface, dst, gw string) bool {
 // network as RFC 3442 says.
 func TestLabGuestDHCP(t *testing.T) {
 	t.Parallel()
-	l := requireGuests(t)
+	l := RequireGuests(t)
 	n := newTestNet(t)
 	n.bridge(t, "bra", "192.0.2.1/24")
 	n.bridge(t, "brb", "198.51.100.1/24")
@@ -431,7 +400,7 @@ func TestLabGuestDHCP(t *testing.T) {
 	}
 	macA, _ := net.ParseMAC("fa:16:3e:00:00:0a")
 	macB, _ := net.ParseMAC("fa:16:3e:00:00:0b")
-	g := startTestGuest(t, l, GuestOptions{Name: "dhcp", NICs: []NIC{
+	g := StartTestGuest(t, GuestOptions{Name: "dhcp", NICs: []NIC{
 		{Tap: "tapdhcpa", MAC: macA, Netns: n.path}, {Tap: "tapdhcpb", MAC: macB, Netns: n.path}}})
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
@@ -493,7 +462,7 @@ func TestLabGuestDHCP(t *testing.T) {
 // dynamically linked or not) runs in it from /host.
 func TestLabGuestSLAAC(t *testing.T) {
 	t.Parallel()
-	l := requireGuests(t)
+	RequireGuests(t)
 	radvd := testenv.RequireCommand(t, "radvd", "radvd")
 	n := newTestNet(t)
 	n.bridge(t, "brs", "2001:db8:1::1/64")
@@ -510,7 +479,7 @@ func TestLabGuestSLAAC(t *testing.T) {
 	}
 	n.startDaemon(t, filepath.Join(dir, "radvd.log"), radvd, "-n", "-C", conf, "-p", filepath.Join(dir, "radvd.pid"), "-m", "stderr")
 	mac, _ := net.ParseMAC("fa:16:3e:00:00:03")
-	g := startTestGuest(t, l, GuestOptions{Name: "slaac", NICs: []NIC{{Tap: "tapslaac", MAC: mac, Netns: n.path}},
+	g := StartTestGuest(t, GuestOptions{Name: "slaac", NICs: []NIC{{Tap: "tapslaac", MAC: mac, Netns: n.path}},
 		NoDHCP: true, ShareHost: true})
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
@@ -554,7 +523,7 @@ func TestLabGuestSLAAC(t *testing.T) {
 // one guest and for three started at once (each on its own tap); it
 // reports QEMU's resident and proportional memory per guest.
 func BenchmarkGuestBoot(b *testing.B) {
-	l := requireGuests(b)
+	l := RequireGuests(b)
 	n := newTestNet(b)
 	n.bridge(b, "brbench", "192.0.2.1/24")
 	var taps []string
