@@ -201,7 +201,7 @@ func TestLabGuestTapAndCommands(t *testing.T) {
 	tapIndex := n.tap(t, tap, "br0")
 	mac, _ := net.ParseMAC("fa:16:3e:00:00:01")
 	g := StartTestGuest(t, GuestOptions{Name: "static", NICs: []NIC{{Tap: tap, MAC: mac, Netns: n.path}}, NoDHCP: true})
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
 
 	// The guest's own IPv6 start-up traffic (DAD, router solicitation)
@@ -402,14 +402,17 @@ func TestLabGuestDHCP(t *testing.T) {
 	macB, _ := net.ParseMAC("fa:16:3e:00:00:0b")
 	g := StartTestGuest(t, GuestOptions{Name: "dhcp", NICs: []NIC{
 		{Tap: "tapdhcpa", MAC: macA, Netns: n.path}, {Tap: "tapdhcpb", MAC: macB, Netns: n.path}}})
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
 
-	a, err := g.WaitIPv4(ctx, "eth0")
+	// A lease takes a few seconds; a minute is a failure.
+	leaseCtx, cancelLease := context.WithTimeout(ctx, time.Minute)
+	defer cancelLease()
+	a, err := g.WaitIPv4(leaseCtx, "eth0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := g.WaitIPv4(ctx, "eth1")
+	b, err := g.WaitIPv4(leaseCtx, "eth1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -481,7 +484,7 @@ func TestLabGuestSLAAC(t *testing.T) {
 	mac, _ := net.ParseMAC("fa:16:3e:00:00:03")
 	g := StartTestGuest(t, GuestOptions{Name: "slaac", NICs: []NIC{{Tap: "tapslaac", MAC: mac, Netns: n.path}},
 		NoDHCP: true, ShareHost: true})
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
 	self, err := filepath.Abs(os.Args[0])
 	if err != nil {
@@ -490,7 +493,10 @@ func TestLabGuestSLAAC(t *testing.T) {
 	if out := mustRun(t, ctx, g, quote("/host"+self)+" -test.list '^TestParseReply$'"); out != "TestParseReply\n" {
 		t.Errorf("this test binary from /host listed %q", out)
 	}
-	addr, err := g.WaitIPv6(ctx, "eth0")
+	// An advertisement comes every 3-5 s; a minute is a failure.
+	raCtx, cancelRA := context.WithTimeout(ctx, time.Minute)
+	defer cancelRA()
+	addr, err := g.WaitIPv6(raCtx, "eth0")
 	if err != nil {
 		t.Fatal(err)
 	}
