@@ -214,25 +214,11 @@ func (l *Lab) StartGuest(ctx context.Context, opts GuestOptions) (g *Guest, err 
 	}
 	defer outW.Close()
 	g.cmd.Stdout = outW
-	// Pdeathsig belongs to the thread that forks, not the process: the
-	// Go runtime ends a thread when a goroutine locked to it (a namespace
-	// change, namespace.Do) returns, and a thread that had forked QEMU
-	// may be handed to one. QEMU is forked from a thread locked to this
-	// goroutine until QEMU exits: killed with this process, never before.
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := g.cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		_ = g.cmd.Wait()
-		close(g.exited)
-	}()
-	err = <-started
+	waited, err := startPinned(g.cmd)
 	outW.Close()
+	if err == nil {
+		go func() { <-waited; close(g.exited) }()
+	}
 	if err != nil {
 		g.cmd = nil
 		out.Close()
@@ -279,6 +265,31 @@ func (l *Lab) StartGuest(ctx context.Context, opts GuestOptions) (g *Guest, err 
 		g.Ifnames = append(g.Ifnames, name)
 	}
 	return g, nil
+}
+
+// startPinned starts cmd and waits for it from a goroutine locked to its
+// OS thread until cmd exits; the channel gets Wait's error. Pdeathsig
+// belongs to the thread that forks, not the process, and the Go runtime
+// ends a thread when a goroutine locked to it (a namespace change,
+// namespace.Do) returns: an unpinned thread that had forked QEMU may be
+// handed to one, and QEMU killed with it. Pinned, QEMU dies with this
+// process, never before.
+func startPinned(cmd *exec.Cmd) (<-chan error, error) {
+	started, waited := make(chan error, 1), make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		waited <- cmd.Wait()
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return waited, nil
 }
 
 // parseHello reads the guest's "ready eth0=<mac> eth1=<mac>" line.
