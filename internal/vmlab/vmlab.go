@@ -206,13 +206,19 @@ func (l *Lab) Run(ctx context.Context, r Run) (int, error) {
 		"-virtfs", "local,path="+l.Modules+",mount_tag=modules,security_model=none,readonly=on,multidevs=remap")
 	cmd.Stdin = nil
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	out, err := cmd.StdoutPipe()
+	// The console's pipe is ours: Wait, called as QEMU exits (see
+	// startPinned), would close exec's before the relay has read it all.
+	out, outW, err := os.Pipe()
 	if err != nil {
 		return -1, err
 	}
-	var qemuErr bytes.Buffer
+	defer out.Close()
+	cmd.Stdout = outW
+	var qemuErr lockedBuffer
 	cmd.Stderr = &qemuErr
-	if err := cmd.Start(); err != nil {
+	qemuWaited, err := startPinned(cmd)
+	outW.Close()
+	if err != nil {
 		return -1, fmt.Errorf("vmlab: start qemu: %w", err)
 	}
 	kill := func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
@@ -222,7 +228,7 @@ func (l *Lab) Run(ctx context.Context, r Run) (int, error) {
 	waited := make(chan error, 1)
 	go func() {
 		err := <-copied
-		if werr := cmd.Wait(); err == nil {
+		if werr := <-qemuWaited; err == nil {
 			err = werr
 		}
 		waited <- err

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The full-kernel lab's parts (internal/vmlab): QEMU, a static busybox for
-# the VM's initramfs, kmod, iperf3 for the lab's throughput benchmark, and
+# the VM's initramfs (and the guests' udhcpd in tests), kmod, iperf3 for the
+# lab's throughput benchmark, radvd (router advertisements for the guests'
+# SLAAC test), and
 # Debian's own kernel (the version linux-image-amd64 depends on),
 # downloaded and unpacked into a cache directory, never installed.
 #
@@ -20,7 +22,7 @@ export DEBIAN_FRONTEND=noninteractive
 dir=${NEUTRINO_VMLAB_DIR:-/var/cache/neutrino/vmlab}
 
 need=()
-for pkg in qemu-system-x86 busybox-static kmod iperf3 xz-utils; do
+for pkg in qemu-system-x86 busybox-static kmod iperf3 xz-utils radvd; do
     pkg_installed "$pkg" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
