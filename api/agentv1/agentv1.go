@@ -471,12 +471,15 @@ func RouterNamespace(routerID string) string { return RouterNamespacePrefix + ro
 // DHCPNamespace is the network namespace of a network's DHCP server.
 func DHCPNamespace(networkID string) string { return DHCPNamespacePrefix + networkID }
 
-// DeviceName is a device name for a prefix and an id: as much of the id as
-// fits in Linux's 15 bytes.
+// DeviceIDLen is how much of an id a device name keeps: the reference's
+// (its devices are named prefix + the id's first 11 characters, 14 bytes
+// in all), so that a compute service creates a VM's tap as "tap" + 11
+// characters of its port id, as for the reference's linuxbridge agent.
+const DeviceIDLen = 11
+
+// DeviceName is a device name for a prefix and an id: the id's first
+// DeviceIDLen characters, or as many as fit in Linux's 15 bytes.
 func DeviceName(prefix, id string) string {
-	n := 15 - len(prefix)
-	if len(id) < n {
-		n = len(id)
-	}
+	n := min(DeviceIDLen, 15-len(prefix), len(id))
 	return prefix + id[:n]
 }

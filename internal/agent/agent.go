@@ -35,6 +35,12 @@ type L2 interface {
 	NetworkReady(networkID string) bool
 }
 
+// L2Changes is an L2 that notices, between states, that it should apply
+// the current one again (a VM's tap appeared).
+type L2Changes interface {
+	Changes() <-chan struct{}
+}
+
 // IsTerminal reports whether retrying cannot fix err: every error joined
 // in it has a Terminal() bool method that says true (the layers' errors
 // for a desired state that cannot be realised as given). A worker records
@@ -168,6 +174,20 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.wg.Add(2)
 	go func() { defer a.wg.Done(); a.heartbeats(ctx) }()
 	go func() { defer a.wg.Done(); a.runL2(ctx) }()
+	if c, ok := a.opts.L2.(L2Changes); ok && c.Changes() != nil {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-c.Changes():
+					a.l2.again()
+				}
+			}
+		}()
+	}
 	a.trigger()
 	resync := time.NewTicker(a.opts.Resync)
 	defer resync.Stop()
@@ -418,9 +438,19 @@ type l2Worker struct {
 	// tried is the generation of the last state L2 finished applying,
 	// whether it worked or not.
 	tried atomic.Uint64
+	force atomic.Bool // apply even an applied generation again
 }
 
 func newL2Worker() *l2Worker { return &l2Worker{wake: make(chan struct{}, 1)} }
+
+// again makes the L2 goroutine apply the current state once more.
+func (l *l2Worker) again() {
+	l.force.Store(true)
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
 
 func (l *l2Worker) set(networks []agentv1.Network, ports []agentv1.Port, gen uint64) {
 	l.mu.Lock()
@@ -443,7 +473,7 @@ func (a *Agent) runL2(ctx context.Context) {
 		l.mu.Lock()
 		networks, ports, gen := l.networks, l.ports, l.gen
 		l.mu.Unlock()
-		if gen == 0 || (gen == done && backoff == 0) {
+		if gen == 0 || (gen == done && backoff == 0 && !l.force.Swap(false)) {
 			continue
 		}
 		err := a.opts.L2.Apply(ctx, networks, ports)

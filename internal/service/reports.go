@@ -111,9 +111,14 @@ func (s *Service) reportPorts(ctx context.Context, tx store.Tx, r agentv1.Status
 			continue
 		}
 		p.Status = status
-		p.BindingVIFType = "unbound"
+		p.BindingVIFType, p.BindingVIFDetails = "unbound", map[string]any{}
 		if status == model.StatusActive {
+			// As the reference's linuxbridge mechanism binds: a compute
+			// service plugs the VM's tap, named "tap" + the port id's
+			// first 11 characters, and the agent puts it on the
+			// network's bridge with its filters.
 			p.BindingVIFType = "bridge"
+			p.BindingVIFDetails = map[string]any{"port_filter": true, "connectivity": "l2"}
 		}
 		s.touch(&p.Standard)
 		if err := tx.UpdatePort(ctx, p); err != nil {

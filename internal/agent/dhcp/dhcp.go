@@ -62,6 +62,14 @@ type Layer struct {
 	applied map[string]string // network id -> what its dnsmasq runs with (args + files)
 }
 
+// Changes passes on the wrapped L2's signals (agent.L2Changes).
+func (l *Layer) Changes() <-chan struct{} {
+	if c, ok := l.L2.(agent.L2Changes); ok {
+		return c.Changes()
+	}
+	return nil
+}
+
 // Available reports whether the dnsmasq binary is there.
 func Available(bin string) error {
 	if bin == "" {

@@ -79,6 +79,8 @@ func (f *fakeDP) setFilter(_ context.Context, tag string, rules []portRules) err
 
 func (f *fakeDP) close() error { return nil }
 
+func (f *fakeDP) releaseTap(_ context.Context, name string) error { return f.do("release " + name) }
+
 func (f *fakeDP) flushFlows(_ context.Context, addrs []netip.Prefix) error {
 	return f.do(fmt.Sprintf("flush flows %v", addrs))
 }
@@ -148,7 +150,7 @@ func TestReconcileScript(t *testing.T) {
 
 	// Ids whose device names would clash: the first one wins.
 	clash := []agentv1.Port{ports[0], ports[1], testPort("p6-long-id-aaab", "n1", false), testPort("p6-long-id-aaaa", "n1", false)}
-	step("clash", []agentv1.Network{n1}, clash, false, "p6-long-id-aaab is ignored: its device name tapp6-long-id-a is p6-long-id-aaaa's",
+	step("clash", []agentv1.Network{n1}, clash, false, "p6-long-id-aaab is ignored: its device name tapp6-long-id- is p6-long-id-aaaa's",
 		"ensure port p6-long-id-aaaa")
 	if !l.PortReady("p6-long-id-aaaa") || l.PortReady("p6-long-id-aaab") {
 		t.Error("clash: want the first id wired and the second not")
@@ -156,7 +158,7 @@ func TestReconcileScript(t *testing.T) {
 	// A vanished link is noticed and made again, with the ports a vanished
 	// bridge had.
 	delete(f.kinds, "vxlan-n1")
-	step("vanished", []agentv1.Network{n1}, ports[:2], false, "", "ensure network n1", "delete tapp6-long-id-a")
+	step("vanished", []agentv1.Network{n1}, ports[:2], false, "", "ensure network n1", "delete tapp6-long-id-")
 	delete(f.kinds, "brqn1")
 	step("bridge vanished", []agentv1.Network{n1}, ports[:2], false, "", "ensure network n1", "ensure port p1", "ensure port p4")
 

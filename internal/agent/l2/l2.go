@@ -71,6 +71,28 @@ type L2 struct {
 	smu      sync.RWMutex
 	ready    map[string]bool // ports wired and up
 	netReady map[string]bool // networks whose bridge is in place
+	guests   map[string]bool // wanted VM taps, by name: whether wired
+
+	changes chan struct{} // a wanted VM tap came or went
+	done    chan struct{}
+}
+
+// Changes signals when a VM's tap that a port waits for appears, or a
+// wired one goes away: the caller should Apply again.
+func (l *L2) Changes() <-chan struct{} { return l.changes }
+
+// tapEvent notes a tap that came or went.
+func (l *L2) tapEvent(name string, present bool) {
+	l.smu.RLock()
+	wired, wanted := l.guests[name]
+	l.smu.RUnlock()
+	if !wanted || wired == present {
+		return
+	}
+	select {
+	case l.changes <- struct{}{}:
+	default:
+	}
 }
 
 // dataplane is the kernel as L2 uses it; linux implements it and the unit
@@ -91,6 +113,8 @@ type dataplane interface {
 	setFilter(ctx context.Context, tag string, rules []portRules) error
 	// flushFlows forgets the tracked connections from or to addresses.
 	flushFlows(ctx context.Context, addrs []netip.Prefix) error
+	// releaseTap detaches a VM's tap (which its hypervisor owns).
+	releaseTap(ctx context.Context, name string) error
 	close() error
 }
 
@@ -109,7 +133,12 @@ func New(opts Options) (*L2, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newL2(opts.Logger, dp), nil
+	l := newL2(opts.Logger, dp)
+	if err := dp.watchTaps(l.done, l.tapEvent); err != nil {
+		dp.close()
+		return nil, err
+	}
+	return l, nil
 }
 
 func newL2(log *slog.Logger, dp dataplane) *L2 {
@@ -120,11 +149,21 @@ func newL2(log *slog.Logger, dp dataplane) *L2 {
 		ports:    map[string]*agentv1.Port{},
 		ready:    map[string]bool{},
 		netReady: map[string]bool{},
+		guests:   map[string]bool{},
+		changes:  make(chan struct{}, 1),
+		done:     make(chan struct{}),
 	}
 }
 
 // Close releases the handles L2 holds; it leaves the data plane in place.
-func (l *L2) Close() error { return l.dp.close() }
+func (l *L2) Close() error {
+	select {
+	case <-l.done:
+	default:
+		close(l.done)
+	}
+	return l.dp.close()
+}
 
 // PortReady reports whether the port is wired and administratively up, so
 // the agent can report it ACTIVE.
@@ -240,7 +279,10 @@ func (l *L2) reconcile(ctx context.Context, networks []agentv1.Network, ports []
 			return errors.Join(append(errs, err)...)
 		}
 		l.ports[id] = nil
-		if err := l.dp.ensurePort(ctx, p, old); err != nil {
+		if err := l.dp.ensurePort(ctx, p, old); errors.Is(err, errNoTap) {
+			l.log.DebugContext(ctx, "port waits for its VM's tap", "port", id, "tap", agentv1.DeviceName(agentv1.TapPrefix, id))
+			continue
+		} else if err != nil {
 			errs = append(errs, fmt.Errorf("port %s: %w", id, err))
 			continue
 		}
@@ -253,7 +295,11 @@ func (l *L2) reconcile(ctx context.Context, networks []agentv1.Network, ports []
 		if _, ok := wantPorts[id]; ok {
 			continue
 		}
-		if err := l.dp.deleteLink(ctx, agentv1.DeviceName(agentv1.TapPrefix, id)); err != nil {
+		remove := l.dp.deleteLink
+		if p := l.ports[id]; p != nil && p.Netns == "" {
+			remove = l.dp.releaseTap
+		}
+		if err := remove(ctx, agentv1.DeviceName(agentv1.TapPrefix, id)); err != nil {
 			errs = append(errs, fmt.Errorf("delete port %s: %w", id, err))
 			continue
 		}
@@ -297,6 +343,12 @@ func (l *L2) updateReady() {
 	for id, n := range l.nets {
 		if n != nil {
 			l.netReady[id] = true
+		}
+	}
+	clear(l.guests)
+	for id, p := range l.ports {
+		if p == nil || p.Netns == "" {
+			l.guests[agentv1.DeviceName(agentv1.TapPrefix, id)] = p != nil
 		}
 	}
 }

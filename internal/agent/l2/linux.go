@@ -140,6 +140,9 @@ func (k *linux) deleteLink(ctx context.Context, name string) error {
 	if l == nil || err != nil {
 		return err
 	}
+	if l.Type() == "tuntap" {
+		return k.releaseTap(ctx, name) // a VM's: its hypervisor's to delete
+	}
 	if l.Type() == "bridge" && strings.HasPrefix(name, agentv1.BridgePrefix) {
 		// Its uplinks go back as they were before the bridge goes.
 		if err := k.releaseUplinks(name); err != nil {
@@ -293,7 +296,7 @@ func (k *linux) syncFDB(vx netlink.Link, peers []netip.Addr) error {
 
 func (k *linux) ensurePort(ctx context.Context, p agentv1.Port, old *agentv1.Port) error {
 	if p.Netns == "" {
-		return errors.New("no namespace")
+		return k.ensureGuestTap(p)
 	}
 	mac, err := net.ParseMAC(p.MAC)
 	if err != nil {
@@ -593,4 +596,57 @@ func (k *linux) flushFlows(ctx context.Context, addrs []netip.Prefix) error {
 		k.log.DebugContext(ctx, "security groups: connections flushed", "entries", n)
 	}
 	return errors.Join(errs...)
+}
+
+// errNoTap says a guest port's tap is not there (yet): the compute
+// service creates it when it starts the VM.
+var errNoTap = errors.New("waiting for the VM's tap")
+
+// ensureGuestTap attaches a VM's tap, created by QEMU or libvirt under
+// the port's device name, to its network's bridge. Its MAC and the
+// guest's configuration are the hypervisor's and the guest's.
+func (k *linux) ensureGuestTap(p agentv1.Port) error {
+	br, err := linkByName(k.h, agentv1.DeviceName(agentv1.BridgePrefix, p.NetworkID))
+	if err != nil || br == nil {
+		return errors.Join(fmt.Errorf("bridge of network %s not found", p.NetworkID), err)
+	}
+	tap, err := linkByName(k.h, agentv1.DeviceName(agentv1.TapPrefix, p.PortID))
+	if err != nil {
+		return err
+	}
+	if tap == nil {
+		return errNoTap
+	}
+	if tap.Type() != "tuntap" {
+		return fmt.Errorf("%s is a %s, not a VM's tap", tap.Attrs().Name, tap.Type())
+	}
+	return k.converge(k.h, "", tap, p.MTU, br.Attrs().Index, p.AdminStateUp)
+}
+
+// releaseTap takes a VM's tap off its bridge and leaves it to its
+// hypervisor.
+func (k *linux) releaseTap(ctx context.Context, name string) error {
+	tap, err := linkByName(k.h, name)
+	if err != nil || tap == nil || tap.Attrs().MasterIndex == 0 {
+		return err
+	}
+	return k.write("link set "+name+" nomaster", func() error { return k.h.LinkSetNoMaster(tap) })
+}
+
+// watchTaps calls fn with the name of each tap that appears or goes
+// away in the host namespace, until done is closed.
+func (k *linux) watchTaps(done <-chan struct{}, fn func(name string, present bool)) error {
+	ch := make(chan netlink.LinkUpdate, 64)
+	if err := netlink.LinkSubscribeWithOptions(ch, done, netlink.LinkSubscribeOptions{Namespace: &k.host}); err != nil {
+		return fmt.Errorf("watch links: %w", err)
+	}
+	go func() {
+		for u := range ch {
+			if u.Link == nil || u.Link.Type() != "tuntap" || !strings.HasPrefix(u.Link.Attrs().Name, agentv1.TapPrefix) {
+				continue
+			}
+			fn(u.Link.Attrs().Name, u.Header.Type == unix.RTM_NEWLINK)
+		}
+	}()
+	return nil
 }

@@ -66,7 +66,7 @@ func TestAnnounceIncomplete(t *testing.T) {
 		}
 	}
 	waitAnnounced(l)
-	want := announceOps("qr-"+portA[:12], "fa:16:3e:00:00:a1", "10.0.1.1", "2001:db8:1::1")
+	want := announceOps("qr-"+portA[:11], "fa:16:3e:00:00:a1", "10.0.1.1", "2001:db8:1::1")
 	if d := diffOps(want, anns()); d != "" {
 		t.Errorf("announcements of the Apply adding A: %s", d)
 	}
@@ -184,11 +184,11 @@ func TestAnnounceCarryOver(t *testing.T) {
 		addrs    []string
 		rounds   int
 	}{
-		{"qr-" + portA[:12], "fa:16:3e:00:00:a1", []string{"10.0.1.1", "2001:db8:1::1"}, 1}, // cut short
-		{"qr-" + portA[:12], "fa:16:3e:00:01:a1", []string{"10.0.1.1", "2001:db8:1::1"}, 1}, // cut short
-		{"qr-" + portA[:12], "fa:16:3e:00:02:a1", []string{"10.0.1.1", "2001:db8:1::1"}, announceCount},
-		{"qr-" + portB[:12], "fa:16:3e:00:00:b1", []string{"10.0.2.1", "2001:db8:2::1"}, announceCount},
-		{"qg-" + portGW[:12], "fa:16:3e:00:00:e1", []string{"203.0.113.10"}, announceCount},
+		{"qr-" + portA[:11], "fa:16:3e:00:00:a1", []string{"10.0.1.1", "2001:db8:1::1"}, 1}, // cut short
+		{"qr-" + portA[:11], "fa:16:3e:00:01:a1", []string{"10.0.1.1", "2001:db8:1::1"}, 1}, // cut short
+		{"qr-" + portA[:11], "fa:16:3e:00:02:a1", []string{"10.0.1.1", "2001:db8:1::1"}, announceCount},
+		{"qr-" + portB[:11], "fa:16:3e:00:00:b1", []string{"10.0.2.1", "2001:db8:2::1"}, announceCount},
+		{"qg-" + portGW[:11], "fa:16:3e:00:00:e1", []string{"203.0.113.10"}, announceCount},
 	} {
 		for _, op := range announceOps(tc.dev, tc.mac, tc.addrs...) {
 			if got[op] < 1 || got[op] > tc.rounds || (tc.rounds == announceCount && got[op] != tc.rounds) {

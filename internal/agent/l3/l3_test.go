@@ -116,18 +116,18 @@ func TestDesired(t *testing.T) {
 	for _, r := range s.nft {
 		rules = append(rules, r.chain+": "+r.String())
 	}
-	want := []string{"0.0.0.0/0 via 203.0.113.1 dev qg-1e000000-000", "10.9.0.0/16 via 10.0.2.20 via 10.0.2.30", "::/0 via fe80::1 dev qg-1e000000-000"}
+	want := []string{"0.0.0.0/0 via 203.0.113.1 dev qg-1e000000-00", "10.9.0.0/16 via 10.0.2.20 via 10.0.2.30", "::/0 via fe80::1 dev qg-1e000000-00"}
 	if d := cmp.Diff(want, routes); d != "" {
 		t.Errorf("routes (-want +got):\n%s", d)
 	}
 	wantRules := []string{
 		`forward: iifname "ipsec0" accept`,
 		`forward: oifname "ipsec0" accept`,
-		`postrouting: oifname "qg-1e000000-000" ip saddr 10.0.1.0/24 ip daddr 192.168.0.0/16 accept`,
-		`postrouting: oifname "qg-1e000000-000" ip daddr 10.0.1.0/24 accept`,
-		`postrouting: oifname "qg-1e000000-000" ip daddr 10.0.2.0/24 accept`,
-		`postrouting: oifname "qg-1e000000-000" ip saddr 10.0.1.0/24 snat ip to 203.0.113.10`,
-		`postrouting: oifname "qg-1e000000-000" ip saddr 10.0.2.0/24 snat ip to 203.0.113.10`,
+		`postrouting: oifname "qg-1e000000-00" ip saddr 10.0.1.0/24 ip daddr 192.168.0.0/16 accept`,
+		`postrouting: oifname "qg-1e000000-00" ip daddr 10.0.1.0/24 accept`,
+		`postrouting: oifname "qg-1e000000-00" ip daddr 10.0.2.0/24 accept`,
+		`postrouting: oifname "qg-1e000000-00" ip saddr 10.0.1.0/24 snat ip to 203.0.113.10`,
+		`postrouting: oifname "qg-1e000000-00" ip saddr 10.0.2.0/24 snat ip to 203.0.113.10`,
 	}
 	if d := cmp.Diff(wantRules, rules); d != "" {
 		t.Errorf("nft rules (-want +got):\n%s", d)
@@ -237,7 +237,7 @@ func TestDiff(t *testing.T) {
 	ops, anns := record(l), recordAnnounces(l)
 	r := testRouter("r1")
 	e.apply(l, r, "first apply")
-	tapA := e.index(e.host, "rtr"+portA[:12])
+	tapA := e.index(e.host, "rtr"+portA[:11])
 	waitAnnounced(l)
 	ops()
 	anns()
@@ -269,25 +269,25 @@ func TestDiff(t *testing.T) {
 	step("remove all routes", "route del 10.98.0.0/16")
 
 	r.Interfaces[1].Addresses = []netip.Prefix{pfx("10.0.3.1/24"), pfx("2001:db8:2::1/64")}
-	announced = announceOps("qr-"+portB[:12], "fa:16:3e:00:00:b1", "10.0.3.1")
-	step("renumber B", "addr add 10.0.3.1/24 dev qr-1b000000-000", "nft rebuild table inet neutrino-nat",
-		"addr del 10.0.2.1/24 dev qr-1b000000-000")
+	announced = announceOps("qr-"+portB[:11], "fa:16:3e:00:00:b1", "10.0.3.1")
+	step("renumber B", "addr add 10.0.3.1/24 dev qr-1b000000-00", "nft rebuild table inet neutrino-nat",
+		"addr del 10.0.2.1/24 dev qr-1b000000-00")
 
 	r.Interfaces = append(r.Interfaces[:1], agentv1.Interface{PortID: portB2, NetworkID: netB, MAC: "fa:16:3e:00:00:b2",
 		Addresses: []netip.Prefix{pfx("10.0.2.1/24")}})
-	announced = announceOps("qr-"+portB2[:12], "fa:16:3e:00:00:b2", "10.0.2.1")
-	step("swap B's port", "link add rtr1b200000-000 type veth peer qr-1b200000-000 master brqb0000000-000",
-		"link set up qr-1b200000-000", "addr add 10.0.2.1/24 dev qr-1b200000-000", "nft rebuild table inet neutrino-nat",
-		"link del qr-1b000000-000")
+	announced = announceOps("qr-"+portB2[:11], "fa:16:3e:00:00:b2", "10.0.2.1")
+	step("swap B's port", "link add rtr1b200000-00 type veth peer qr-1b200000-00 master brqb0000000-00",
+		"link set up qr-1b200000-00", "addr add 10.0.2.1/24 dev qr-1b200000-00", "nft rebuild table inet neutrino-nat",
+		"link del qr-1b000000-00")
 
 	r.Interfaces = r.Interfaces[:1]
-	step("remove B", "nft rebuild table inet neutrino-nat", "link del qr-1b200000-000")
-	for _, name := range []string{"rtr" + portB[:12], "rtr" + portB2[:12]} {
+	step("remove B", "nft rebuild table inet neutrino-nat", "link del qr-1b200000-00")
+	for _, name := range []string{"rtr" + portB[:11], "rtr" + portB2[:11]} {
 		if _, err := e.handle(e.host).LinkByName(name); err == nil {
 			t.Errorf("%s still in the host namespace", name)
 		}
 	}
-	if got := e.index(e.host, "rtr"+portA[:12]); got != tapA {
+	if got := e.index(e.host, "rtr"+portA[:11]); got != tapA {
 		t.Errorf("A's veth was recreated (index %d, was %d)", got, tapA)
 	}
 	e.echo(e.outside)
@@ -363,7 +363,7 @@ func TestSweep(t *testing.T) {
 	e.echo(e.outside)
 	e.reach(e.udp(e.vmA), aPort(vmB4), vmA4.String())
 	e.reach(e.udp(e.vmA), aPort(out4), gwIP.String())
-	qrA := e.index(e.ns(r1.ID), "qr-"+portA[:12])
+	qrA := e.index(e.ns(r1.ID), "qr-"+portA[:11])
 	old.Close() // the agent stops; its routers keep running
 
 	east, north := e.loop(e.udp(e.vmA), aPort(vmB4)), e.loop(e.udp(e.vmA), aPort(out4))
@@ -376,7 +376,7 @@ func TestSweep(t *testing.T) {
 	}
 	e.apply(l, r1, "adopting apply")
 	t.Logf("sweep and adopting apply: %v", time.Since(start))
-	want := []string{"link del qg-2e000000-000", "nft delete table inet neutrino-nat", "netns del qrouter-r2"}
+	want := []string{"link del qg-2e000000-00", "nft delete table inet neutrino-nat", "netns del qrouter-r2"}
 	if d := cmp.Diff(want, ops()); d != "" {
 		t.Errorf("sweep and adopting apply: kernel writes (-want +got):\n%s", d)
 	}
@@ -399,7 +399,7 @@ func TestSweep(t *testing.T) {
 	if _, err := os.Stat(other); err != nil {
 		t.Errorf("a file Neutrino does not own was swept: %v", err)
 	}
-	if got := e.index(e.ns(r1.ID), "qr-"+portA[:12]); got != qrA {
+	if got := e.index(e.ns(r1.ID), "qr-"+portA[:11]); got != qrA {
 		t.Errorf("adopted veth recreated (index %d, was %d)", got, qrA)
 	}
 }
