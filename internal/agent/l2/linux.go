@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+	mdnetlink "github.com/mdlayher/netlink"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -533,7 +534,7 @@ func prefixNet(p netip.Prefix) *net.IPNet {
 
 // nft opens an nftables connection in the host namespace.
 func (k *linux) nft() (*nftables.Conn, error) {
-	c, err := nftables.New(nftables.WithNetNSFd(int(k.host)))
+	c, err := nftables.New(nftables.WithNetNSFd(int(k.host)), nftables.WithSockOptions(bigReadBuffer))
 	if err != nil {
 		return nil, fmt.Errorf("nftables: %w", err)
 	}
@@ -649,4 +650,21 @@ func (k *linux) watchTaps(done <-chan struct{}, fn func(name string, present boo
 		}
 	}()
 	return nil
+}
+
+// bigReadBuffer lets a ruleset's replacement be acknowledged in full: the
+// kernel acknowledges every rule of the batch, and with hundreds of them
+// the default receive buffer overflows (ENOBUFS) before they are read.
+func bigReadBuffer(c *mdnetlink.Conn) error {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 32<<20)
+	}); err != nil {
+		return err
+	}
+	return serr
 }

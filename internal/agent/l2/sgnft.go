@@ -76,7 +76,9 @@ func queueFirewall(c *nftables.Conn, rules []portRules) error {
 	// unfirewalled port): it gets it, and no foreign bits survive.
 	brAdd(mark, markIs(markOurs, markOurs), setMark(0, markOurs))
 	for _, r := range fws {
-		brAdd(mark, iif(r.Tap), setMark(0, markOurs|uint32(r.FW.Index)<<16))
+		// (Its packets have our bit: the ingress field is clear or set by
+		// a port's rule above.)
+		brAdd(mark, iif(r.Tap), setMark(markIngress, markOurs|uint32(r.FW.Index)<<16))
 		brAdd(mark, oif(r.Tap), markIs(markOurs, markOurs), setMark(markOurs|markEgress, uint32(r.FW.Index)))
 		brAdd(mark, oif(r.Tap), markIs(markOurs, 0), setMark(0, markOurs|uint32(r.FW.Index)))
 	}
