@@ -136,7 +136,8 @@ func Conf(o Options) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Written by neutrino for the pluto of %s.\nconfig setup\n", o.Dir)
 	fmt.Fprintf(&b, "\tlogfile=%s\n\tlogappend=yes\n\tlogtime=yes\n", o.path(LogFile))
-	b.WriteString("\tdnssec-enable=no\n\tuniqueids=yes\n")
+	// pluto 4.10 drops IKEv1 unless told to accept it.
+	b.WriteString("\tdnssec-enable=no\n\tuniqueids=yes\n\tikev1-policy=accept\n")
 	if o.Debug != "" {
 		fmt.Fprintf(&b, "\tplutodebug=\"%s\"\n", o.Debug)
 	}
@@ -353,11 +354,15 @@ func (p *Pluto) LogTail(n int) string {
 	return "\npluto.log:\n" + strings.Join(lines, "\n")
 }
 
-// logAbout returns the last n lines of the log that name connection name.
-func (p *Pluto) logAbout(name string, n int) string {
+// logAbout returns the last n lines of the log from offset at on that
+// name connection name.
+func (p *Pluto) logAbout(name string, at int64, n int) string {
 	b, err := os.ReadFile(p.opts.path(LogFile))
 	if err != nil {
 		return ""
+	}
+	if at <= int64(len(b)) {
+		b = b[at:]
 	}
 	var hits []string
 	for _, l := range strings.Split(string(b), "\n") {
@@ -406,10 +411,14 @@ func (p *Pluto) Load(ctx context.Context, name, conf, secrets string) error {
 	if _, err := p.whackLocked(ctx, "--rereadsecrets"); err != nil {
 		return err
 	}
+	var logAt int64
+	if fi, err := os.Stat(p.LogPath()); err == nil {
+		logAt = fi.Size()
+	}
 	out, err := p.run(ctx, "addconn", "--config", cf, "--ctlsocket", p.Socket(), name)
 	if err != nil {
 		// addconn prints little; pluto logs why it refused.
-		return fmt.Errorf("libreswan: addconn %s: %w%s", name, err, p.logAbout(name, 3))
+		return fmt.Errorf("libreswan: addconn %s: %w%s", name, err, p.logAbout(name, logAt, 3))
 	}
 	if bad := addconnFailed(out); bad != "" {
 		return fmt.Errorf("libreswan: addconn %s: %s", name, bad)
