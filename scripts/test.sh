@@ -55,7 +55,7 @@ if ! $short; then
     # (internal/vmlab), cached after the first run.
     while IFS= read -r line; do
         [ -n "$line" ] && export "${line?}"
-    done < <(bash scripts/ci/postgres.sh; bash scripts/ci/keystone.sh | grep KEYSTONE; bash scripts/ci/vmlab.sh)
+    done < <(bash scripts/ci/postgres.sh; bash scripts/ci/keystone.sh | grep KEYSTONE; bash scripts/ci/vmlab.sh; bash scripts/ci/libreswan.sh)
     log "postgres: ${NEUTRINO_TEST_POSTGRES%%@*}@...  keystone: ${NEUTRINO_TEST_KEYSTONE}  lab: ${NEUTRINO_VMLAB_DIR}"
 fi
 

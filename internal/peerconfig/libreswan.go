@@ -108,6 +108,11 @@ func libreswan(s site) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if !s.ikev2 && p.espGroup >= 19 {
+		// pluto 4.10: "ESP DH algorithm 'dh19' is not supported by IKEv1".
+		return "", &UnsupportedError{lsFormat, "IPsec pfs group" + strconv.Itoa(p.espGroup) + " with IKEv1",
+			"Libreswan's IKEv1 offers the elliptic-curve groups for IKE only, not for PFS in Quick Mode"}
+	}
 	espAuth, err := lsIntegrity(p.espAuth, false, s.ikev2)
 	if err != nil {
 		return "", err
@@ -135,6 +140,10 @@ func libreswan(s site) (string, error) {
 	w.line("# Left is this device, right is Neutrino. Put the first part in")
 	w.line("# /etc/ipsec.d/%s.conf and the second in /etc/ipsec.d/%s.secrets", s.name, s.name)
 	w.line("# (mode 0600), then run: ipsec auto --add %s && ipsec auto --up %s", s.name, s.name)
+	if !s.ikev2 {
+		w.line("# IKEv1: Libreswan 4.10 drops IKEv1 unless ipsec.conf's config setup")
+		w.line("# says ikev1-policy=accept.")
+	}
 	w.line("")
 	w.line("# /etc/ipsec.d/%s.conf", s.name)
 	w.line("conn %s", s.name)

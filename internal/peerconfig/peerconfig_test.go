@@ -125,9 +125,10 @@ func TestRender(t *testing.T) {
 			absent: []string{`s3cr"et`, "aggressive"},
 		},
 		{
-			name: "ikev1 aggressive", format: "libreswan", edit: v1,
+			name: "ikev1 aggressive", format: "libreswan",
+			edit: func(c *agentv1.IPsecConnection) { v1(c); c.IPsec.PFS = "group15" },
 			want: []string{"\tikev2=no\n", "\taggressive=yes\n", "\tike=aes256-sha1;modp1536\n",
-				"\tphase2alg=aes_gcm_c128-null;dh19\n", "\tdpdaction=restart\n", "\trightid=@gw.cloud.example\n",
+				"\tphase2alg=aes_gcm_c128-null;modp3072\n", "ikev1-policy=accept", "\tdpdaction=restart\n", "\trightid=@gw.cloud.example\n",
 				"\trightsubnets={10.1.0.0/24 10.2.0.0/16}\n", "\tleftsubnet=192.168.50.0/24\n",
 				"@office.example.org @gw.cloud.example : PSK 0s"},
 		},
@@ -308,6 +309,9 @@ func TestRejects(t *testing.T) {
 		{formats: []string{"libreswan"}, edit: func(c *agentv1.IPsecConnection) { c.PeerID = "CN=x/O=y" }, unsafe: "peer_id"},
 		{formats: []string{"libreswan"}, edit: func(c *agentv1.IPsecConnection) { c.IKE.PFS = "group2" }, what: "group2"},
 		{formats: []string{"libreswan"}, edit: func(c *agentv1.IPsecConnection) { c.IPsec.PFS = "group27" }, what: "group27"},
+		{formats: []string{"libreswan"}, edit: func(c *agentv1.IPsecConnection) {
+			c.IKE.IKEVersion, c.IPsec.PFS = "v1", "group19"
+		}, what: "group19 with IKEv1"},
 		{formats: []string{"libreswan"}, edit: func(c *agentv1.IPsecConnection) { c.IKE.EncryptionAlgorithm = "aes-128-ccm-16" }, what: "aes-128-ccm-16"},
 		{formats: []string{"libreswan"}, edit: func(c *agentv1.IPsecConnection) { c.IKE.AuthAlgorithm = "aes-cmac" }, what: "aes-cmac"},
 		{formats: []string{"libreswan"}, edit: func(c *agentv1.IPsecConnection) {

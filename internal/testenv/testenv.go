@@ -252,3 +252,25 @@ func RequireCommand(tb testing.TB, name, install string) string {
 	}
 	return p
 }
+
+// RequireLibreswan ends the test unless it runs as root with Libreswan's
+// pluto, whack and addconn and NSS's certutil available, and returns the
+// root of the Libreswan tree: $NEUTRINO_LIBRESWAN_DIR (an unpacked
+// package, as scripts/ci/libreswan.sh prints it; Debian's libreswan
+// conflicts with strongSwan) or "/" for an installed one.
+func RequireLibreswan(tb testing.TB) string {
+	tb.Helper()
+	RequireRoot(tb)
+	root := os.Getenv("NEUTRINO_LIBRESWAN_DIR")
+	if root == "" {
+		root = "/"
+	}
+	for _, p := range []string{"usr/libexec/ipsec/pluto", "usr/libexec/ipsec/whack", "usr/libexec/ipsec/addconn"} {
+		if _, err := os.Stat(root + "/" + p); err != nil {
+			Missing(tb, "no Libreswan under %q: run sudo bash scripts/ci/libreswan.sh and export the "+
+				"NEUTRINO_LIBRESWAN_DIR it prints: %v", root, err)
+		}
+	}
+	RequireCommand(tb, "certutil", "libnss3-tools")
+	return root
+}

@@ -33,6 +33,7 @@ func TestLabKernel(t *testing.T) {
 		{"VXLANTwoHosts", TestVXLANTwoHosts},
 		{"FloatingIPs", TestFloatingIPs},
 		{"VPNUnmanagedPeer", TestVPNUnmanagedPeer},
+		{"VPNLibreswanPeer", vpnUnmanagedLibreswan},
 	} {
 		t.Run(tc.name, tc.run)
 	}
