@@ -503,6 +503,9 @@ func commandScript(r Run, kver, marker string) string {
 	if dir == "" {
 		dir = "/"
 	}
+	// What a Neutrino host loads at boot (modules-load.d): security
+	// groups need br_netfilter, which nothing loads on demand.
+	b.WriteString("modprobe -q br_netfilter 2>/dev/null\n")
 	fmt.Fprintf(&b, "cd %s || { echo 'vmlab: no directory %s'; echo %s exit=126; echo o > /proc/sysrq-trigger; sleep 5; }\n",
 		quote(dir), dir, marker)
 	args := make([]string, len(r.Args))

@@ -33,6 +33,8 @@ func TestLabKernel(t *testing.T) {
 		{"VXLANTwoHosts", TestVXLANTwoHosts},
 		{"FloatingIPs", TestFloatingIPs},
 		{"VPNUnmanagedPeer", TestVPNUnmanagedPeer},
+		{"SecurityGroups", TestSecurityGroups},
+		{"DHCPv4", TestDHCPv4},
 		{"VPNLibreswanPeer", vpnUnmanagedLibreswan},
 	} {
 		t.Run(tc.name, tc.run)

@@ -108,6 +108,7 @@ func vpnUnmanagedLibreswan(t *testing.T) {
 	vmPort := e.port(tenant, object{"name": "vm"})
 	vm := h.vm("vm")
 	e.plugAll(h, []port{vmPort}, []*vmNS{vm})
+	e.allowIngress(e.defaultGroup(), off.lan.Masked().String())
 	ping := newPinger(t, vm, vmPort.ip, off.hostIP)
 	if !ping.Silent(20*time.Millisecond, 500*time.Millisecond) {
 		t.Fatal("the VM reaches the office LAN before any VPN")
