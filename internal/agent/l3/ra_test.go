@@ -273,3 +273,51 @@ func listenNDP(tb testing.TB, ns netns.NsHandle) *ndp.Conn {
 	tb.Fatalf("NDP listener: %v", err)
 	return nil
 }
+
+// BenchmarkRASLAAC: a router interface with a slaac subnet is applied;
+// how long until a host on the network has its SLAAC address (appeared:
+// ms/address; usable after its DAD: ms/usable).
+func BenchmarkRASLAAC(b *testing.B) {
+	e := newEnv(b)
+	vm := e.vm("vmS", netA, nil)
+	l := e.l3(nil)
+	h := e.handle(vm)
+	eth, err := h.LinkByName("eth0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	want := eui64(raPrefixA, eth.Attrs().HardwareAddr)
+	var appeared, usable time.Duration
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		id := "bench-" + strconv.Itoa(i)
+		start := time.Now()
+		if err := l.Apply(e.ctx, raRouter(id, agentv1.IPv6SLAAC)); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			if _, ok := findAddr(h, eth, want); ok {
+				break
+			}
+			if time.Since(start) > 10*time.Second {
+				b.Fatalf("no SLAAC address after 10s")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		appeared += time.Since(start)
+		waitAddr(b, h, eth, want, 10*time.Second)
+		usable += time.Since(start)
+		b.StopTimer()
+		if err := l.Delete(e.ctx, id); err != nil {
+			b.Fatal(err)
+		}
+		if a, ok := findAddr(h, eth, want); ok {
+			if err := h.AddrDel(eth, &a); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(appeared.Milliseconds())/float64(b.N), "ms/address")
+	b.ReportMetric(float64(usable.Milliseconds())/float64(b.N), "ms/usable")
+}
