@@ -207,6 +207,31 @@ type Interface struct {
 	// lengths (e.g. 10.0.0.1/24).
 	Addresses []netip.Prefix `json:"addresses"`
 	MTU       int            `json:"mtu"`
+	// IPv6Subnets are, on a router's internal interface, its IPv6
+	// subnets: what the router's advertisements on it say.
+	IPv6Subnets []IPv6Subnet `json:"ipv6_subnets,omitempty"`
+}
+
+// IPv6 modes of a subnet (ipv6_ra_mode and ipv6_address_mode).
+const (
+	IPv6SLAAC           = "slaac"
+	IPv6DHCPv6Stateful  = "dhcpv6-stateful"
+	IPv6DHCPv6Stateless = "dhcpv6-stateless"
+)
+
+// IPv6Subnet is one IPv6 subnet of a router interface. The router sends
+// router advertisements for it when RAMode is set: the prefix with the
+// autonomous flag for slaac and dhcpv6-stateless, the managed flag for
+// dhcpv6-stateful, the other-configuration flag for both DHCPv6 modes,
+// and the network's MTU.
+type IPv6Subnet struct {
+	ID          string       `json:"id"`
+	Prefix      netip.Prefix `json:"prefix"`
+	RAMode      string       `json:"ipv6_ra_mode,omitempty"`
+	AddressMode string       `json:"ipv6_address_mode,omitempty"`
+	MTU         int          `json:"mtu"`
+	// DNS are the subnet's IPv6 dns_nameservers (RDNSS on slaac subnets).
+	DNS []netip.Addr `json:"dns_nameservers,omitempty"`
 }
 
 // Gateway is a router's external interface.

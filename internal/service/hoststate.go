@@ -159,6 +159,9 @@ func (b *stateBuilder) router(id string) (*agentv1.Router, error) {
 		}
 		switch p.DeviceOwner {
 		case model.OwnerRouterInterface:
+			if in.IPv6Subnets, err = b.ipv6Subnets(p); err != nil {
+				return nil, err
+			}
 			out.Interfaces = append(out.Interfaces, in)
 		case model.OwnerRouterGateway:
 			if r.Gateway != nil && r.Gateway.PortID == p.ID {
@@ -180,6 +183,33 @@ func (b *stateBuilder) router(id string) (*agentv1.Router, error) {
 		for _, f := range fs {
 			out.FloatingIPs = append(out.FloatingIPs, agentv1.FloatingIP{ID: f.ID, FloatingIP: f.FloatingIPAddress, FixedIP: f.FixedIPAddress})
 		}
+	}
+	return out, nil
+}
+
+// ipv6Subnets are the IPv6 subnets of a router interface, with what its
+// router advertisements need.
+func (b *stateBuilder) ipv6Subnets(p *model.Port) ([]agentv1.IPv6Subnet, error) {
+	n, err := b.network(p.NetworkID)
+	if err != nil {
+		return nil, err
+	}
+	var out []agentv1.IPv6Subnet
+	for _, ip := range p.FixedIPs {
+		sn, err := b.subnet(ip.SubnetID)
+		if err != nil {
+			return nil, err
+		}
+		if sn.IPVersion != 6 || slices.ContainsFunc(out, func(s agentv1.IPv6Subnet) bool { return s.ID == sn.ID }) {
+			continue
+		}
+		s := agentv1.IPv6Subnet{ID: sn.ID, Prefix: sn.CIDR.Masked(), RAMode: sn.IPv6RAMode, AddressMode: sn.IPv6AddressMode, MTU: n.MTU}
+		for _, d := range sn.DNSNameservers {
+			if a, err := netip.ParseAddr(d); err == nil && a.Is6() {
+				s.DNS = append(s.DNS, a)
+			}
+		}
+		out = append(out, s)
 	}
 	return out, nil
 }

@@ -482,6 +482,9 @@ func (s *Service) AddInterface(ctx context.Context, routerID string, req Interfa
 				if err != nil {
 					return err
 				}
+				if sn.IPVersion == 6 && sn.IPv6RAMode == "" && sn.IPv6AddressMode != "" {
+					return badRouter("IPv6 subnet %s configured to receive RAs from an external router cannot be added to Neutron Router", sn.ID)
+				}
 				if err := s.checkInterfaceSubnet(ctx, tx, r, existing, sn); err != nil {
 					return err
 				}
@@ -503,6 +506,9 @@ func (s *Service) AddInterface(ctx context.Context, routerID string, req Interfa
 				// As the reference: a globally shared subnet is another
 				// project's, not one to wire into one's own router.
 				return badRouter("Cannot add interface to router because subnet %s is not owned by project making the request", sn.ID)
+			}
+			if sn.IPVersion == 6 && sn.IPv6RAMode == "" && sn.IPv6AddressMode != "" {
+				return badRouter("IPv6 subnet %s configured to receive RAs from an external router cannot be added to Neutron Router", sn.ID)
 			}
 			if err := s.checkInterfaceSubnet(ctx, tx, r, existing, sn); err != nil {
 				return err

@@ -67,7 +67,12 @@ func checkSubnet(sn *model.Subnet) error {
 		return invalidOp("ipv6_ra_mode set to '%s' with ipv6_address_mode set to '%s' is not valid. If both attributes are set, they must be the same value",
 			sn.IPv6RAMode, sn.IPv6AddressMode)
 	}
-	if sn.Auto() && sn.CIDR.Bits() != 64 {
+	if !v4 && !sn.EnableDHCP && (sn.IPv6RAMode != "" || sn.IPv6AddressMode != "") {
+		return invalidOp("ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False")
+	}
+	// As the reference's is_auto_address_subnet: either mode makes
+	// hosts build their address from the prefix (EUI-64).
+	if (sn.Auto() || sn.IPv6RAMode == agentv1.IPv6SLAAC || sn.IPv6RAMode == agentv1.IPv6DHCPv6Stateless) && !v4 && sn.CIDR.Bits() != 64 {
 		return invalidOp("Invalid CIDR %s for IPv6 address mode. OpenStack uses the EUI-64 address format, which requires the prefix to be /64", sn.CIDR)
 	}
 	if gw := sn.GatewayIP; gw.IsValid() {
@@ -244,6 +249,9 @@ func (s *Service) UpdateSubnet(ctx context.Context, id string, change func(*mode
 		}
 		sn := *old
 		change(&sn)
+		if old.EnableDHCP && !sn.EnableDHCP && (sn.IPv6RAMode != "" || sn.IPv6AddressMode != "") {
+			return invalidOp("Cannot disable enable_dhcp with ipv6 attributes set")
+		}
 		if err := checkSubnet(&sn); err != nil {
 			return err
 		}

@@ -107,6 +107,9 @@ type L3 struct {
 
 	announces  atomic.Uint64   // gratuitous ARP and NA frames sent; not writes
 	onAnnounce func(op string) // test hook
+
+	ras  atomic.Uint64    // router advertisements sent; not writes
+	onRA func(dst string) // test hook
 }
 
 // router is the per-router state: the open namespace and what was applied.
@@ -123,7 +126,8 @@ type router struct {
 	// table as last written (see flushFloating).
 	floating map[string]bool
 
-	announcer *announcer // the address announcements under way, if any
+	announcer *announcer           // the address announcements under way, if any
+	ra        map[string]*raSender // router advertisement senders by device
 }
 
 // New returns an L3. It does no kernel work.
@@ -194,6 +198,7 @@ func (l *L3) Delete(ctx context.Context, routerID string) error {
 	l.mu.Unlock()
 	rt.applied = nil
 	rt.stopAnnounce()
+	rt.stopRA(true) // while the devices are still there
 
 	log := l.log.With("router", routerID)
 	path := l.nsPath(routerID)
@@ -366,6 +371,7 @@ type spec struct {
 	links  []linkSpec
 	routes []routeSpec
 	nft    nftSpec
+	ras    []raSpec // router advertisements, by device
 }
 
 // linkSpec is one router port: a veth whose router end dev lives in the
@@ -425,6 +431,13 @@ func desired(r agentv1.Router, exempt []ExemptPair) (*spec, error) {
 	for _, ifc := range r.Interfaces {
 		if err := addLink(agentv1.InternalDevicePrefix, ifc); err != nil {
 			return nil, err
+		}
+		ra, ok, err := raSpecOf(agentv1.DeviceName(agentv1.InternalDevicePrefix, ifc.PortID), ifc)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			s.ras = append(s.ras, ra)
 		}
 	}
 	routes := map[netip.Prefix]*routeSpec{}
@@ -486,6 +499,7 @@ func desired(r agentv1.Router, exempt []ExemptPair) (*spec, error) {
 	}
 	sortRoutes(s.routes)
 	sortLinks(s.links)
+	slices.SortFunc(s.ras, func(a, b raSpec) int { return strings.Compare(a.dev, b.dev) })
 	s.nft = natRules(r, exempt)
 	return s, nil
 }
@@ -500,6 +514,7 @@ func (l *L3) Close() error {
 	for _, rt := range routers { // lock order: router, then l.mu
 		rt.mu.Lock()
 		rt.stopAnnounce()
+		rt.stopRA(false) // the next agent takes over; the hosts keep the router
 		rt.close()
 		rt.applied = nil
 		rt.mu.Unlock()

@@ -407,7 +407,7 @@ func TestSweep(t *testing.T) {
 // env is one test's world: a throw-away host namespace with the bridges,
 // VM and outside namespaces, and a namespace directory of its own.
 type env struct {
-	t                 *testing.T
+	t                 testing.TB
 	ctx               context.Context
 	host              netns.NsHandle
 	dir               string
@@ -417,7 +417,7 @@ type env struct {
 	routerNS          map[string]netns.NsHandle
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	// Router namespaces are bind-mounted, so Mounting too.
 	testenv.RequireKernel(t, testenv.Bridge, testenv.Veth, testenv.NFTNAT, testenv.Mounting)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)

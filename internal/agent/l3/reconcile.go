@@ -80,6 +80,7 @@ func (l *L3) reconcile(ctx context.Context, log *slog.Logger, id string, rt *rou
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	l.ensureRA(log, rt, want.ras, links)
 	oldRoutes, err := l.ensureRoutes(rt.nl, want.routes)
 	errs = append(errs, err, l.ensureNFT(rt, want.nft))
 
