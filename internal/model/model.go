@@ -76,7 +76,9 @@ type Subnet struct {
 // Auto reports whether addresses on this subnet are derived from the MAC
 // (SLAAC or DHCPv6-stateless) rather than allocated from the pools.
 func (s *Subnet) Auto() bool {
-	return s.IPVersion == 6 && (s.IPv6AddressMode == "slaac" || s.IPv6AddressMode == "dhcpv6-stateless")
+	auto := func(m string) bool { return m == "slaac" || m == "dhcpv6-stateless" }
+	// As the reference: an RA mode alone decides when no address mode is set.
+	return s.IPVersion == 6 && (auto(s.IPv6AddressMode) || (s.IPv6AddressMode == "" && auto(s.IPv6RAMode)))
 }
 
 // FixedIP is one address of a port.

@@ -106,9 +106,12 @@ func TestLabGuests(t *testing.T) {
 	subA := e.subnet(netA, "10.10.0.0/24", object{"dns_nameservers": []any{"192.0.2.53"},
 		"host_routes": []any{object{"destination": "198.51.100.0/24", "nexthop": "10.10.0.254"}}})
 	subB := e.subnet(netB, "10.20.0.0/24", nil)
+	slaac := object{"ip_version": 6, "ipv6_ra_mode": "slaac", "ipv6_address_mode": "slaac"}
+	subA6, subB6 := e.subnet(netA, "2001:db8:10::/64", slaac), e.subnet(netB, "2001:db8:20::/64", slaac)
 	r := e.router("r", "")
-	e.addInterface(r, subA)
-	e.addInterface(r, subB)
+	for _, s := range []string{subA, subB, subA6, subB6} {
+		e.addInterface(r, s)
+	}
 
 	p1, p2 := e.port(netA, object{"name": "g1"}), e.port(netA, object{"name": "g2"})
 	def := e.defaultGroup()
@@ -169,6 +172,25 @@ func TestLabGuests(t *testing.T) {
 	}
 	t.Logf("three guests booted and leased their ports' addresses %s after the binding", time.Since(start).Round(time.Millisecond))
 
+	// SLAAC from the router's advertisements: exactly the port's address.
+	v6 := make([]string, len(ports))
+	for i, g := range guests {
+		for _, f := range e.get("port", ports[i].id)["fixed_ips"].([]any) {
+			if a := f.(map[string]any)["ip_address"].(string); strings.Contains(a, ":") {
+				v6[i] = a
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), guestTimeout)
+		addr, err := g.WaitIPv6(ctx, g.Ifnames[0])
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: no SLAAC address: %v", g.Name, err)
+		}
+		if addr.Addr().String() != v6[i] {
+			t.Errorf("%s configured %s by SLAAC, its port has %s", g.Name, addr, v6[i])
+		}
+	}
+
 	// The default group: g1 and g2 reach each other; g3 (web only) is not
 	// a member, so it cannot reach g1; g1 reaches g3 (web lets ICMP in
 	// from the default group, and replies are tracked).
@@ -176,10 +198,29 @@ func TestLabGuests(t *testing.T) {
 		from     *vmlab.Guest
 		to       string
 		expected bool
-	}{{g1, p2.ip, true}, {g2, p1.ip, true}, {g1, p3.ip, true}, {g3, p1.ip, false}, {g3, "10.20.0.1", true}} {
+	}{{g1, p2.ip, true}, {g2, p1.ip, true}, {g1, p3.ip, true}, {g3, p1.ip, false}, {g3, "10.20.0.1", true},
+		// IPv6: the default group lets its members in; web has no ICMPv6 rule.
+		{g1, v6[1], true}, {g2, v6[0], true}, {g1, "2001:db8:10::1", true}, {g1, v6[2], false}, {g3, v6[0], false}} {
 		if got := guestReaches(t, c.from, c.to, ""); got != c.expected {
 			t.Errorf("%s -> %s: reached %v, want %v", c.from.Name, c.to, got, c.expected)
 		}
+	}
+
+	// Membership follows ports: g3 joins the default group, so g1 lets it in.
+	e.update("port", p3.id, object{"security_groups": []any{web, def}})
+	reached := false
+	for deadline := time.Now().Add(10 * time.Second); !reached && time.Now().Before(deadline); {
+		reached = guestReaches(t, g3, p1.ip, "")
+	}
+	if !reached {
+		t.Error("g3 joined the default group, but still cannot reach g1")
+	}
+	e.update("port", p3.id, object{"security_groups": []any{web}})
+	for deadline := time.Now().Add(10 * time.Second); reached && time.Now().Before(deadline); {
+		reached = guestReaches(t, g3, p1.ip, "")
+	}
+	if reached {
+		t.Error("g3 left the default group, but still reaches g1")
 	}
 
 	// TCP: web lets 8080 in from anywhere, nothing else.
