@@ -52,7 +52,7 @@ func TestRASpec(t *testing.T) {
 			t.Fatalf("%s: %d RA specs, want 1", tc.mode, len(s.ras))
 		}
 		ra := s.ras[0]
-		if ra.dev != "qr-"+portA[:12] || ra.managed != tc.m || ra.other != tc.o || ra.mtu != 1450 ||
+		if ra.dev != agentv1.DeviceName(agentv1.InternalDevicePrefix, portA) || ra.managed != tc.m || ra.other != tc.o || ra.mtu != 1450 ||
 			len(ra.prefixes) != 1 || ra.prefixes[0].auto != tc.a || ra.prefixes[0].prefix != raPrefixA || (len(ra.dns) == 1) != tc.dns {
 			t.Errorf("%s: spec %+v", tc.mode, ra)
 		}
