@@ -201,7 +201,7 @@ func (l *Lab) Run(ctx context.Context, r Run) (int, error) {
 	cmd := exec.Command(l.QEMU, "-machine", "q35,accel=tcg", "-cpu", "max", "-smp", strconv.Itoa(cpus),
 		"-m", strconv.Itoa(mem), "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot", "-nic", "none",
 		"-kernel", l.Kernel, "-initrd", initrd,
-		"-append", "console=ttyS0 quiet loglevel=5 panic=-1 softlockup_panic=1 rdinit=/init",
+		"-append", "console=ttyS0 quiet loglevel=1 panic=-1 softlockup_panic=1 rdinit=/init",
 		"-virtfs", "local,path=/,mount_tag=root,security_model=none,readonly=on,multidevs=remap",
 		"-virtfs", "local,path="+l.Modules+",mount_tag=modules,security_model=none,readonly=on,multidevs=remap")
 	cmd.Stdin = nil
