@@ -224,6 +224,10 @@ func Render(c ipsec.Connection) (Conn, error) {
 	line("\tright=%s", peer)
 	line("\trightid=%s", peerID)
 	subnets(line, "right", peerNets)
+	// No updown script: the router routes the peer's networks itself
+	// and L3 exempts them from SNAT; the script (several shells per SA
+	// event) would only slow every SA change.
+	line("\tleftupdown=%%disabled")
 	line("\tauthby=secret")
 	if ikev2 {
 		line("\tikev2=insist")

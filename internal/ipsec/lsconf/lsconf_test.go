@@ -53,7 +53,7 @@ func TestRenderMapsEveryValue(t *testing.T) {
 			"rightid": "203.0.113.1", "rightsubnet": "192.168.50.0/24", "authby": "secret", "ikev2": "insist",
 			"ike": "aes128-sha2_256;modp2048", "ikelifetime": "3600s", "phase2": "esp", "phase2alg": "aes128-sha2_256;modp2048",
 			"pfs": "yes", "salifetime": "3600s", "type": "tunnel", "dpddelay": "30s", "dpdtimeout": "120s", "dpdaction": "hold",
-			"mtu": "1500", "auto": "start", "rekeymargin": "180s"}, []string{"aggressive"}},
+			"mtu": "1500", "auto": "start", "rekeymargin": "180s", "leftupdown": "%disabled"}, []string{"aggressive"}},
 		{"ikev1 aggressive, response-only, ids, several subnets", func(c *ipsec.Connection) {
 			c.IKE.IKEVersion, c.IKE.Phase1NegotiationMode, c.Initiator = "v1", "aggressive", "response-only"
 			c.LocalID, c.PeerID = "moon.example", "sun@example.org"
@@ -152,7 +152,7 @@ func FuzzRender(f *testing.F) {
 	f.Add("5a83b33e", "203.0.113.1", "peer.example", "me", "psk", "10.0.0.0/24", "aes-128", "bi-directional")
 	f.Add("x", "x\nconn y", "a\"b", "#c", "p\n%any : PSK x", "10.0.0.0/24\n", "aes-256-gcm-16", "response-only")
 	allowed := map[string]bool{"left": true, "leftid": true, "leftsubnet": true, "leftsubnets": true, "right": true,
-		"rightid": true, "rightsubnet": true, "rightsubnets": true, "authby": true, "ikev2": true, "aggressive": true,
+		"rightid": true, "rightsubnet": true, "leftupdown": true, "rightsubnets": true, "authby": true, "ikev2": true, "aggressive": true,
 		"ike": true, "ikelifetime": true, "phase2": true, "phase2alg": true, "pfs": true, "salifetime": true,
 		"rekeymargin": true, "type": true, "dpddelay": true, "dpdtimeout": true, "dpdaction": true, "mtu": true, "auto": true}
 	f.Fuzz(func(t *testing.T, id, peer, peerID, localID, psk, cidr, enc, initiator string) {
