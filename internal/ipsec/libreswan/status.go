@@ -172,6 +172,10 @@ const (
 	ReasonAuth        = "authentication failed: the pre-shared keys or identities differ"
 	ReasonNoProposal  = "no proposal chosen: the peer accepts none of our algorithms"
 	ReasonUnreachable = "peer unreachable: no answer to IKE messages"
+	// ReasonAuthV1 is an IKEv1 initiator's view of a PSK mismatch: the
+	// peer cannot decrypt our Main Mode authentication (encrypted with a
+	// key derived from the PSK) and does not answer it.
+	ReasonAuthV1 = "authentication failed: the peer does not answer our IKEv1 authentication (the pre-shared keys likely differ)"
 )
 
 // LogEvent is what one pluto log line says about a connection.
@@ -202,6 +206,7 @@ var failures = []struct {
 	{"probable authentication failure", ReasonAuth, rankAuth},
 	{"mismatch of preshared secrets", ReasonAuth, rankAuth},
 	{"INVALID_HASH_INFORMATION", ReasonAuth, rankAuth},
+	{"STATE_MAIN_I3: retransmission", ReasonAuthV1, rankAuth},
 	{"timeout exceeded after", ReasonUnreachable, rankUnreachable},
 	{"No route to host", ReasonUnreachable, rankUnreachable},
 	{"Network is unreachable", ReasonUnreachable, rankUnreachable},

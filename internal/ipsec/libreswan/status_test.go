@@ -126,6 +126,8 @@ func TestParseLogLine(t *testing.T) {
 		{`Dec  5 17:50:31.228172: packet from 203.0.113.10:500: ISAKMP_v2_IKE_SA_INIT message received on 203.0.113.1:500 but no suitable connection found with IKEv2 policy`,
 			LogEvent{Peer: "203.0.113.10", Reason: ReasonNoProposal, Rank: rankNoProposal}},
 		{`Dec  5 17:50:31.228172: forgetting secrets`, LogEvent{}},
+		{`Dec  5 17:51:09.401847: "c" #21: STATE_MAIN_I3: retransmission; will wait 0.5 seconds for response`,
+			LogEvent{Conn: "c", Serial: 21, Reason: ReasonAuthV1, Rank: rankAuth}},
 		{`Dec  5 17:51:52.1: "c" #18: probable authentication failure (mismatch of preshared secrets?): malformed payload in packet`,
 			LogEvent{Conn: "c", Serial: 18, Reason: ReasonAuth, Rank: rankAuth}},
 	} {
