@@ -193,16 +193,23 @@ func (r *router) ensurePluto(ctx context.Context) error {
 	if r.pluto != nil && r.pluto.Alive() {
 		return nil
 	}
+	died := false
 	if r.pluto != nil {
 		r.log.Warn("pluto is gone; starting a new one", "pid", r.pluto.Pid())
 		r.discard(ctx)
+		died = true
 	}
 	p, err := Adopt(ctx, r.opts)
 	adopted := err == nil
 	if errors.Is(err, ErrNotRunning) {
-		// A pluto that died left its SAs and policies in the kernel.
-		if err := flushXFRM(r.opts.Netns); err != nil {
-			return err
+		// A pluto that died (seen now, or before an agent restart: its
+		// pid file is left) left its SAs and policies in the kernel. A
+		// first start flushes nothing: another driver may own states
+		// in the namespace.
+		if _, serr := os.Stat(filepath.Join(r.opts.Dir, PidFile)); died || serr == nil {
+			if err := flushXFRM(r.opts.Netns); err != nil {
+				return err
+			}
 		}
 		p, err = Start(ctx, r.opts)
 	}
