@@ -207,6 +207,7 @@ var failures = []struct {
 	{"mismatch of preshared secrets", ReasonAuth, rankAuth},
 	{"INVALID_HASH_INFORMATION", ReasonAuth, rankAuth},
 	{"STATE_MAIN_I3: retransmission", ReasonAuthV1, rankAuth},
+	{"Possible authentication failure", ReasonAuthV1, rankAuth},
 	{"timeout exceeded after", ReasonUnreachable, rankUnreachable},
 	{"No route to host", ReasonUnreachable, rankUnreachable},
 	{"Network is unreachable", ReasonUnreachable, rankUnreachable},

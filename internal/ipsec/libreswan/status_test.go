@@ -128,6 +128,8 @@ func TestParseLogLine(t *testing.T) {
 		{`Dec  5 17:50:31.228172: forgetting secrets`, LogEvent{}},
 		{`Dec  5 17:51:09.401847: "c" #21: STATE_MAIN_I3: retransmission; will wait 0.5 seconds for response`,
 			LogEvent{Conn: "c", Serial: 21, Reason: ReasonAuthV1, Rank: rankAuth}},
+		{`Dec  5 17:52:10.1: "c" #21: STATE_MAIN_I3: 60 second timeout exceeded after 7 retransmits.  Possible authentication failure: no acceptable response to our first encrypted message`,
+			LogEvent{Conn: "c", Serial: 21, Reason: ReasonAuthV1, Rank: rankAuth}},
 		{`Dec  5 17:51:52.1: "c" #18: probable authentication failure (mismatch of preshared secrets?): malformed payload in packet`,
 			LogEvent{Conn: "c", Serial: 18, Reason: ReasonAuth, Rank: rankAuth}},
 	} {
