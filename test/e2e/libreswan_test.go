@@ -293,6 +293,20 @@ func vpnLibreswanStrongswan(t *testing.T) {
 			t.Errorf("charons: sun %d, moon %d; want one on sun only", h.vpn.Pid(sun.router), h.vpn.Pid(moon.router))
 		}
 		e.update("ipsec_site_connection", sc, object{"psk": "other"})
+		e.waitConn(sc, "DOWN", vpnTimeout)
+		if version == "v1" {
+			// charon drops its IKEv1 SAs without a Delete pluto acts on:
+			// pluto's IPsec SA stays installed (ACTIVE, truthfully) until
+			// DPD gives up on the peer. MoonSun checks Libreswan's own
+			// IKEv1 PSK mismatch.
+			if _, ok := stops(ping, reachTimeout); !ok {
+				t.Errorf("IKEv1: traffic passes with different PSKs")
+			}
+			t.Logf("IKEv1: strongSwan side's PSK changed: Libreswan side %v", e.get("ipsec_site_connection", mc)["status"])
+			e.deleteConn(mc)
+			e.deleteConn(sc)
+			continue
+		}
 		e.waitConn(mc, "DOWN", vpnTimeout)
 		reason := failureReason(e, mc, wantReason(version))
 		if reason == "" || strings.HasPrefix(reason, "negotiating") || !strings.Contains(reason, wantReason(version)) {
@@ -315,4 +329,47 @@ func TestLabLsw(t *testing.T) {
 	}
 	t.Run("MoonSun", vpnLibreswanMoonSun)
 	t.Run("Mixed", vpnLibreswanStrongswan)
+	t.Run("Office", vpnLibreswanOffice)
+}
+
+// vpnLibreswanOffice: a Libreswan router against an office pluto Neutrino
+// does not manage, loaded from the connection's libreswan peer-config
+// export, IKEv2 and IKEv1: ping both ways, ACTIVE, delete stops traffic.
+func vpnLibreswanOffice(t *testing.T) {
+	lswReady(t)
+	e, h, off0, _, tenant, r := officeSite(t, false)
+	h.plutoLogs(t)
+	off := startPlutoOffice(t, off0)
+	sub := e.get("network", tenant)["subnets"].([]any)[0].(string)
+	vmPort := e.port(tenant, object{"name": "vm"})
+	vm := h.vm("vm")
+	e.plugAll(h, []port{vmPort}, []*vmNS{vm})
+	e.allowIngress(e.defaultGroup(), off.lan.Masked().String())
+	ping := newPinger(t, vm, vmPort.ip, off.hostIP)
+	esp := e.create("ipsecpolicy", object{"name": "esp", "auth_algorithm": "sha256"})["id"].(string)
+	svc := e.lswService(&site{router: r, subnet: sub}, "lsw-office")
+	for _, version := range []string{"v2", "v1"} {
+		ike := e.create("ikepolicy", object{"name": "ike-" + version, "ike_version": version, "auth_algorithm": "sha256"})["id"].(string)
+		start := time.Now()
+		conn := e.connection("office-"+version, svc, ike, esp, off.wan.Addr().String(), "lsw-0ff1ce-"+version,
+			object{"peer_cidrs": []any{off.lan.Masked().String()}})
+		name := off.load(t, e.peerConfig(conn, "libreswan"))
+		e.waitConn(conn, "ACTIVE", vpnTimeout)
+		if _, ok := ping.Reach(20*time.Millisecond, reachTimeout); !ok {
+			t.Fatalf("IKE%s: the VM cannot reach the office through the Libreswan router", version)
+		}
+		back := newPinger(t, off.lanHost, off.hostIP, vmPort.ip)
+		if _, ok := back.Reach(20*time.Millisecond, reachTimeout); !ok {
+			t.Fatalf("IKE%s: the office cannot reach the VM", version)
+		}
+		t.Logf("IKE%s: Libreswan router <-> office pluto from the export: ACTIVE and ping both ways %s after the POST",
+			version, time.Since(start).Round(time.Millisecond))
+		if err := off.pluto.Delete(t.Context(), name); err != nil {
+			t.Fatal(err)
+		}
+		e.deleteConn(conn)
+		if _, ok := stops(ping, reachTimeout); !ok {
+			t.Fatalf("IKE%s: traffic still flows after the delete", version)
+		}
+	}
 }
