@@ -157,7 +157,10 @@ func (r *router) apply(ctx context.Context) error {
 		// adds the new one; only this connection is touched.
 		if err := p.Load(ctx, id, w.conn.Conf, w.conn.Secrets); err != nil {
 			failures = append(failures, fmt.Errorf("connection %s: %w", id, err))
-			r.setReason(id, reason{text: err.Error(), rank: 100})
+			// pluto refused what lsconf rendered: the connection cannot run.
+			r.smu.Lock()
+			r.errs[id] = "pluto refused the connection: " + err.Error()
+			r.smu.Unlock()
 			continue
 		}
 		r.clearReason(id)
@@ -173,12 +176,6 @@ func (r *router) apply(ctx context.Context) error {
 		failures = append(failures, err)
 	}
 	return errors.Join(failures...)
-}
-
-func (r *router) setReason(id string, why reason) {
-	r.smu.Lock()
-	defer r.smu.Unlock()
-	r.reasons[id] = why
 }
 
 func (r *router) clearReason(id string) {

@@ -257,6 +257,10 @@ func ParseLogLine(line string) LogEvent {
 	switch {
 	case strings.Contains(text, "initiating ") && strings.Contains(text, " connection") && !strings.Contains(text, "to replace"):
 		ev.Initiating = true
+	case strings.Contains(text, "rekeyed Child SA"):
+		ev.Up, ev.Child, ev.Rekey = true, true, true
+	case strings.Contains(text, "rekeyed IKE SA"):
+		ev.Up, ev.Rekey = true, true
 	case strings.Contains(text, "established Child SA") || strings.Contains(text, "IPsec SA established"):
 		ev.Up, ev.Child = true, true
 	case strings.Contains(text, "established IKE SA") || strings.Contains(text, "ISAKMP SA established") ||

@@ -119,6 +119,8 @@ func TestParseLogLine(t *testing.T) {
 			LogEvent{Conn: "c", Serial: 8, Up: true, Child: true}},
 		{`Dec  5 17:50:26.266566: "c/2x1" #2: responder established IKE SA; authenticated peer using authby=secret`,
 			LogEvent{Conn: "c", Serial: 2, Up: true}},
+		{`Dec  5 18:50:26.1: "c" #9: initiator rekeyed Child SA #8 using #7; IPsec tunnel [...]`,
+			LogEvent{Conn: "c", Serial: 9, Up: true, Child: true, Rekey: true}},
 		{`Dec  5 17:50:13.456262: "c" #2: deleting state (STATE_V2_ESTABLISHED_IKE_SA) aged 11.45197s`,
 			LogEvent{Conn: "c", Serial: 2, Down: true}},
 		{`Dec  5 17:51:08.874510: "c" #21: initiating IKEv1 Main Mode connection`,
