@@ -203,6 +203,27 @@ func lswMoonSun(t *testing.T, root, version string) {
 		untouched(t)
 	})
 
+	t.Run("AgentRestart", func(t *testing.T) {
+		before := map[string]plutoOf{moon.router: h.plutoSettled(t, root, moon.router), sun.router: h.plutoSettled(t, root, sun.router)}
+		h.stopAgent()
+		h.startAgent()
+		h.waitRegistered()
+		// The new agent adopts both plutos and re-adds nothing: same
+		// pids, same SAs, while it resyncs.
+		for end := time.Now().Add(labSlack(5 * time.Second)); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+			for r, b := range before {
+				if now := h.pluto(t, root, r); fmt.Sprint(now) != fmt.Sprint(b) {
+					t.Fatalf("router %s after the agent restart: pluto %+v, was %+v", r[:8], now, b)
+				}
+			}
+		}
+		if _, ok := ping.Reach(20*time.Millisecond, reachTimeout); !ok {
+			t.Fatal("no traffic after the agent restart")
+		}
+		e.waitConn(moonConn, "ACTIVE", vpnTimeout)
+		untouched(t)
+	})
+
 	t.Run("LiveChange", func(t *testing.T) {
 		before := h.plutoSettled(t, root, moon.router).states[moonConn]
 		start := time.Now()
