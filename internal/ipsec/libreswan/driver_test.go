@@ -1,7 +1,9 @@
 package libreswan
 
 import (
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,4 +27,31 @@ func TestConformance(t *testing.T) {
 		},
 		RouterDir: func(env drivertest.Env, id string) string { return filepath.Join(env.StateDir, "libreswan", id) },
 	})
+}
+
+// TestNoServicesTouchesNothing: the agent calls every driver for every
+// router; a router without Libreswan services costs nothing and cannot
+// fail, however long the state dir's path.
+func TestNoServicesTouchesNothing(t *testing.T) {
+	state := filepath.Join(t.TempDir(), strings.Repeat("long-", 20))
+	d, err := NewDriver(DriverOptions{StateDir: state, NetnsDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	const id = "a70e16cb-fc22-4351-a256-fb571e312941"
+	for i := 0; i < 2; i++ {
+		if err := d.Apply(t.Context(), id, nil); err != nil {
+			t.Fatalf("apply none: %v", err)
+		}
+	}
+	if err := d.Delete(t.Context(), id); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if entries, _ := os.ReadDir(state); len(entries) != 0 {
+		t.Errorf("state dir holds %d entries for a router without services", len(entries))
+	}
+	if st := d.Status(id); len(st) != 0 {
+		t.Errorf("status %v", st)
+	}
 }

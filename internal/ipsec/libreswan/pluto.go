@@ -98,11 +98,6 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Root, err = filepath.Abs(o.Root); err != nil {
 		return o, err
 	}
-	// sun_path holds 108 bytes with its NUL: pluto cannot bind a longer
-	// control socket path and would never answer.
-	if n := len(o.path(CtlSocket)); n > 107 {
-		return o, fmt.Errorf("libreswan: control socket path %s is %d bytes, longer than a unix socket allows (107)", o.path(CtlSocket), n)
-	}
 	if strings.ContainsAny(o.Debug, "\n\"") {
 		return o, fmt.Errorf("libreswan: bad plutodebug %q", o.Debug)
 	}
@@ -229,6 +224,11 @@ func Start(ctx context.Context, opts Options) (*Pluto, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	// sun_path holds 108 bytes with its NUL: pluto cannot bind a longer
+	// control socket path and would never answer.
+	if n := len(opts.path(CtlSocket)); n > 107 {
+		return nil, fmt.Errorf("libreswan: control socket path %s is %d bytes, longer than a unix socket allows (107)", opts.path(CtlSocket), n)
 	}
 	if _, err := Find(opts.Root); err != nil {
 		return nil, err

@@ -266,6 +266,13 @@ func (r *router) stop(ctx context.Context) error {
 	r.detach()
 	p := r.pluto
 	if p == nil {
+		if _, err := os.Stat(r.opts.Dir); os.IsNotExist(err) {
+			// Never ran here (a router without Libreswan services): the
+			// agent calls every driver for every router.
+			return nil
+		}
+	}
+	if p == nil {
 		var err error
 		p, err = Adopt(ctx, r.opts)
 		if errors.Is(err, ErrNotRunning) {
