@@ -36,6 +36,9 @@ func TestLabKernel(t *testing.T) {
 		{"SecurityGroups", TestSecurityGroups},
 		{"DHCPv4", TestDHCPv4},
 		{"VPNLibreswanPeer", vpnUnmanagedLibreswan},
+		{"Lsw", vpnLibreswanMoonSun},
+		{"LswMixed", vpnLibreswanStrongswan},
+		{"LswOffice", vpnLibreswanOffice},
 	} {
 		t.Run(tc.name, tc.run)
 	}
