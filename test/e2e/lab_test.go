@@ -7,11 +7,15 @@ import (
 	"github.com/neutrino-net/neutrino/internal/vmlab"
 )
 
-// TestLabKernel runs the whole end-to-end suite again on Debian's own
-// kernel in the full-kernel lab (internal/vmlab), where the agent must
-// detect the kernel's IPsec (xfrm) by itself: the VPN tests then check
-// ESP states in the router namespaces and ESP on the wire, and the L2/L3
-// tests run on a second kernel.
+// TestLabKernel runs the end-to-end tests that need what this machine's
+// kernel lacks again on Debian's own kernel in the full-kernel lab
+// (internal/vmlab), where the agent must detect the kernel's IPsec (xfrm)
+// by itself: the VPN tests then check ESP states in the router
+// namespaces and ESP on the wire, Libreswan's pluto runs at all, and NAT
+// and the security groups' br_netfilter path run on a second kernel. The
+// plain L2/L3 tests (routing, SNAT, anti-spoofing, deletes, VXLAN, DHCP)
+// run on this machine's kernel only: CI's time goes where it proves
+// something.
 func TestLabKernel(t *testing.T) {
 	if !vmlab.Enter(t) {
 		return
@@ -25,16 +29,9 @@ func TestLabKernel(t *testing.T) {
 	}{
 		{"VPNMoonSun", TestVPNMoonSun},
 		{"VPNRouterMoves", TestVPNRouterMoves},
-		{"RouterBetweenNetworks", TestRouterBetweenNetworks},
-		{"SNAT", TestSNAT},
-		{"PortSecurity", TestPortSecurity},
-		{"DeleteLeavesNothing", TestDeleteLeavesNothing},
-		{"DeleteAllAtOnce", TestDeleteAllAtOnce},
-		{"VXLANTwoHosts", TestVXLANTwoHosts},
 		{"FloatingIPs", TestFloatingIPs},
 		{"VPNUnmanagedPeer", TestVPNUnmanagedPeer},
 		{"SecurityGroups", TestSecurityGroups},
-		{"DHCPv4", TestDHCPv4},
 		{"VPNLibreswanPeer", vpnUnmanagedLibreswan},
 		{"Lsw", vpnLibreswanMoonSun},
 		{"LswMixed", vpnLibreswanStrongswan},
