@@ -33,9 +33,6 @@ func TestLabKernel(t *testing.T) {
 		{"VPNUnmanagedPeer", TestVPNUnmanagedPeer},
 		{"SecurityGroups", TestSecurityGroups},
 		{"VPNLibreswanPeer", vpnUnmanagedLibreswan},
-		{"Lsw", vpnLibreswanMoonSun},
-		{"LswMixed", vpnLibreswanStrongswan},
-		{"LswOffice", vpnLibreswanOffice},
 	} {
 		t.Run(tc.name, tc.run)
 	}

@@ -332,12 +332,7 @@ func (r *routerVPN) stop(ctx context.Context) error {
 			return err
 		}
 	}
-	// Only a router where a charon ran (its state dir is there) has
-	// charon's states to flush: another driver (Libreswan's pluto) may
-	// own the namespace's XFRM states of a router without strongSwan
-	// services, and an Apply with none must leave them alone.
-	_, statErr := os.Stat(r.opts.Dir)
-	if r.opts.DataPlane == DataPlaneXFRM && (d != nil || statErr == nil) {
+	if r.opts.DataPlane == DataPlaneXFRM {
 		if err := FlushXFRM(r.opts.Netns); err != nil {
 			return err
 		}
