@@ -254,14 +254,8 @@ func (s *Service) RouterAgents(ctx context.Context, routerID string) ([]AgentVie
 		if err != nil {
 			return err
 		}
-		for _, id := range ids {
-			a, err := tx.GetAgent(ctx, id)
-			if err != nil {
-				return err
-			}
-			out = append(out, AgentView{Agent: *a, Alive: s.alive(a)})
-		}
-		return nil
+		out, err = s.agentViews(ctx, tx, ids)
+		return err
 	})
 	return out, err
 }
@@ -275,4 +269,17 @@ func (s *Service) HostsOfRouter(ctx context.Context, routerID string) ([]string,
 		return err
 	})
 	return hosts, err
+}
+
+// agentViews reads agents by id, with whether each is alive.
+func (s *Service) agentViews(ctx context.Context, tx store.Tx, ids []string) ([]AgentView, error) {
+	out := make([]AgentView, 0, len(ids))
+	for _, id := range ids {
+		a, err := tx.GetAgent(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, AgentView{Agent: *a, Alive: s.alive(a)})
+	}
+	return out, nil
 }

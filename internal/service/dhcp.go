@@ -400,14 +400,8 @@ func (s *Service) NetworkDHCPAgents(ctx context.Context, networkID string) ([]Ag
 		if err != nil {
 			return err
 		}
-		for _, id := range ids {
-			a, err := tx.GetAgent(ctx, id)
-			if err != nil {
-				return err
-			}
-			out = append(out, AgentView{Agent: *a, Alive: s.alive(a)})
-		}
-		return nil
+		out, err = s.agentViews(ctx, tx, ids)
+		return err
 	})
 	return out, err
 }
