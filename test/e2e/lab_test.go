@@ -33,6 +33,9 @@ func TestLabKernel(t *testing.T) {
 		{"VPNUnmanagedPeer", TestVPNUnmanagedPeer},
 		{"SecurityGroups", TestSecurityGroups},
 		{"VPNLibreswanPeer", vpnUnmanagedLibreswan},
+		{"Lsw", vpnLibreswanMoonSun},
+		{"LswMixed", vpnLibreswanStrongswan},
+		{"LswOffice", vpnLibreswanOffice},
 	} {
 		t.Run(tc.name, tc.run)
 	}
