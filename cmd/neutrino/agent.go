@@ -57,6 +57,7 @@ func defaultHost() string {
 type agentFlags struct {
 	host, busURL, token, underlay, netnsDir, logLevel string
 	stateDir, dataPlane, metricsListen, charon        string
+	libreswan                                         string
 	busTLSCA, mappings                                string
 	resync                                            time.Duration
 	// busTLS, when set, verifies the bus server instead of busTLSCA
@@ -76,6 +77,7 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.dataPlane, "ipsec-dataplane", envDefault("NEUTRINO_IPSEC_DATAPLANE", "auto"), "IPsec data plane: auto (detect), xfrm (kernel ESP) or libipsec (userspace ESP over TUN) (NEUTRINO_IPSEC_DATAPLANE)")
 	fs.StringVar(&f.metricsListen, "metrics-listen", envDefault("NEUTRINO_METRICS_LISTEN", ""), "address for Prometheus /metrics, e.g. 127.0.0.1:9697; empty: off (NEUTRINO_METRICS_LISTEN)")
 	fs.StringVar(&f.charon, "charon", envDefault("NEUTRINO_CHARON", strongswan.DefaultCharon), "the strongSwan charon binary (NEUTRINO_CHARON)")
+	fs.StringVar(&f.libreswan, "libreswan-dir", envDefault("NEUTRINO_LIBRESWAN_DIR", "/"), "the root of the Libreswan installation (its usr/libexec/ipsec/pluto) (NEUTRINO_LIBRESWAN_DIR)")
 	fs.StringVar(&f.mappings, "physical-interface-mappings", envDefault("NEUTRINO_PHYSICAL_INTERFACE_MAPPINGS", ""), "physnet:interface,... the host interfaces that carry flat and VLAN networks (NEUTRINO_PHYSICAL_INTERFACE_MAPPINGS)")
 	fs.DurationVar(&f.resync, "resync", 30*time.Second, "period of full state fetches")
 }
@@ -127,6 +129,7 @@ func newAgent(ctx context.Context, f agentFlags, log *slog.Logger) (*agent.Agent
 	}
 	n, err := node.New(node.Options{Endpoint: agent.Endpoint{Host: f.host, BusURL: f.busURL, Token: f.token, BusTLS: busTLS,
 		UnderlayIP: underlay}, HostNS: host, NetnsDir: f.netnsDir, StateDir: f.stateDir, DataPlane: f.dataPlane, Charon: f.charon,
+		Libreswan:                 f.libreswan,
 		PhysicalInterfaceMappings: mappings, Resync: f.resync, Logger: log})
 	if err == nil && f.metricsListen != "" {
 		if _, err = serveMetrics(ctx, f.metricsListen, log, n.Collectors...); err != nil {

@@ -146,7 +146,7 @@ func localAgent(ctx context.Context, cfg *config.Config, srv *app.Server, log *s
 	f := agentFlags{host: defaultHost(), busURL: srv.BusURL, token: token, busTLS: srv.BusTLS,
 		underlay: "127.0.0.1", netnsDir: "/var/run/netns", resync: 30 * time.Second,
 		stateDir: filepath.Join(cfg.DataDir, "agent"), dataPlane: cfg.IPsecDataPlane, metricsListen: cfg.AgentMetrics,
-		charon: strongswan.DefaultCharon, mappings: mappingsFlag(cfg.PhysicalInterfaceMappings)}
+		charon: strongswan.DefaultCharon, libreswan: envDefault("NEUTRINO_LIBRESWAN_DIR", "/"), mappings: mappingsFlag(cfg.PhysicalInterfaceMappings)}
 	a, closeFn, err := newAgent(ctx, f, log)
 	if err != nil {
 		return "", err

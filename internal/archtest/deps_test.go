@@ -29,7 +29,8 @@ var serverSide = []string{mod + "internal/store", mod + "internal/service", mod 
 
 // dataPlane is what only the agent links: the kernel and daemon
 // libraries and the device drivers. The pure configuration mappings under
-// internal/ipsec (swconf) are shared: the server renders peer configs.
+// internal/ipsec (swconf, lsconf) are shared: the server renders peer configs
+// and checks what a provider can run.
 var dataPlane = []string{"github.com/vishvananda/netlink", "github.com/vishvananda/netns", "github.com/google/nftables",
 	"github.com/strongswan/govici", mod + "internal/agent", mod + "internal/ipsec/strongswan", mod + "internal/ipsec/libreswan",
 	mod + "internal/namespace"}
@@ -57,6 +58,7 @@ func TestDependencyRules(t *testing.T) {
 		{pkg: "internal/agent/node", forbidden: serverSide},
 		{pkg: "internal/ipsec", forbidden: serverSide},
 		{pkg: "internal/ipsec/strongswan", forbidden: append(serverSide, mod+"internal/agent")},
+		{pkg: "internal/ipsec/libreswan", forbidden: append(serverSide, mod+"internal/agent", mod+"internal/ipsec/strongswan")},
 		// The bus carries messages; it knows neither side's internals.
 		{pkg: "internal/bus", forbidden: append(serverSide, dataPlane...)},
 		// The server's side of the bus: the service, never the data plane.
@@ -65,6 +67,7 @@ func TestDependencyRules(t *testing.T) {
 		{pkg: "internal/app", forbidden: dataPlane},
 		// The configuration mappings both sides share are pure.
 		{pkg: "internal/ipsec/swconf", forbidden: append(slices.Clone(serverSide), dataPlane...)},
+		{pkg: "internal/ipsec/lsconf", forbidden: append(slices.Clone(serverSide), dataPlane...)},
 		{pkg: "internal/peerconfig", forbidden: append(slices.Clone(serverSide), dataPlane...)},
 	} {
 		got := deps(t, tc.pkg)

@@ -2,81 +2,24 @@ package peerconfig
 
 import (
 	"encoding/base64"
-	"fmt"
+	"errors"
 	"net/netip"
-	"strconv"
 
-	"github.com/neutrino-net/neutrino/internal/ipsec/swconf"
+	"github.com/neutrino-net/neutrino/internal/ipsec/lsconf"
 )
 
-// Libreswan 4.x (Debian 12) keywords, from ipsec.conf(5) and "ipsec
-// algparse": AES-CBC is aes<bits>, AES-CTR aes_ctr<bits>, the AEAD
-// ciphers aes_{gcm,ccm}_{a,b,c}<bits> for 8, 12 and 16 byte ICVs.
+// The Libreswan keywords of the API's algorithms are lsconf's, shared
+// with the Libreswan device driver (Neutrino's own side).
 
 const lsFormat = "libreswan"
 
-// lsICV names the AEAD ICV lengths.
-var lsICV = map[int]string{8: "a", 12: "b", 16: "c"}
-
-// lsCipher returns the Libreswan keyword of c for IKE (ike true) or ESP.
-func lsCipher(c cipher, ike, ikev2 bool) (string, error) {
-	switch {
-	case c.mode == "3des":
-		return "3des", nil
-	case c.mode == "cbc":
-		return "aes" + strconv.Itoa(c.bits), nil
-	case ike && !ikev2 && c.mode != "cbc":
-		return "", &UnsupportedError{lsFormat, "IKE encryption " + c.api, "Libreswan's IKEv1 offers only CBC ciphers for IKE"}
-	case ike && c.mode == "ccm":
-		return "", &UnsupportedError{lsFormat, "IKE encryption " + c.api, "Libreswan offers CCM for ESP only"}
-	case c.mode == "ctr":
-		return "aes_ctr" + strconv.Itoa(c.bits), nil
+// lsErr turns lsconf's *UnsupportedError into this package's.
+func lsErr(err error) error {
+	var u *lsconf.UnsupportedError
+	if errors.As(err, &u) {
+		return &UnsupportedError{lsFormat, u.What, u.Why}
 	}
-	return "aes_" + c.mode + "_" + lsICV[c.icv] + strconv.Itoa(c.bits), nil
-}
-
-// lsIntegrity returns the Libreswan keyword of an API auth_algorithm.
-func lsIntegrity(a string, ike, ikev2 bool) (string, error) {
-	switch a {
-	case "sha1":
-		return "sha1", nil
-	case "sha256", "sha384", "sha512":
-		return "sha2_" + a[3:], nil
-	case "aes-xcbc":
-		if ike && !ikev2 {
-			return "", &UnsupportedError{lsFormat, "IKE auth_algorithm aes-xcbc", "Libreswan offers AES-XCBC in IKEv2 only"}
-		}
-		return "aes_xcbc", nil
-	case "aes-cmac":
-		if ike {
-			return "", &UnsupportedError{lsFormat, "IKE auth_algorithm aes-cmac", "Libreswan offers AES-CMAC for ESP/AH only"}
-		}
-		return "aes_cmac", nil
-	}
-	return "", fmt.Errorf("peerconfig: unknown auth_algorithm %q", a)
-}
-
-// lsGroup returns the Libreswan keyword of a DH group.
-func lsGroup(n int) (string, error) {
-	switch n {
-	case 5:
-		return "modp1536", nil
-	case 14:
-		return "modp2048", nil
-	case 15:
-		return "modp3072", nil
-	case 16:
-		return "modp4096", nil
-	case 17:
-		return "modp6144", nil
-	case 18:
-		return "modp8192", nil
-	case 19, 20, 21, 31:
-		return "dh" + strconv.Itoa(n), nil
-	case 2:
-		return "", &UnsupportedError{lsFormat, "pfs group2", "Libreswan 4 is built without MODP1024 (USE_DH2) by default"}
-	}
-	return "", &UnsupportedError{lsFormat, "pfs group" + strconv.Itoa(n), "Libreswan 4 does not implement this DH group"}
+	return err
 }
 
 // libreswan renders an ipsec.conf conn section and its ipsec.secrets
@@ -92,47 +35,17 @@ func libreswan(s site) (string, error) {
 			return "", &UnsafeValueError{v.field, v.value}
 		}
 	}
-	ikeEnc, err := lsCipher(p.ikeCipher, true, s.ikev2)
-	if err != nil {
-		return "", err
-	}
-	ikeAuth, err := lsIntegrity(p.ikeAuth, true, s.ikev2)
-	if err != nil {
-		return "", err
-	}
-	ikeGroup, err := lsGroup(p.ikeGroup)
-	if err != nil {
-		return "", err
-	}
-	espGroup, err := lsGroup(p.espGroup)
-	if err != nil {
-		return "", err
-	}
-	if !s.ikev2 && p.espGroup >= 19 {
-		// pluto 4.10: "ESP DH algorithm 'dh19' is not supported by IKEv1".
-		return "", &UnsupportedError{lsFormat, "IPsec pfs group" + strconv.Itoa(p.espGroup) + " with IKEv1",
-			"Libreswan's IKEv1 offers the elliptic-curve groups for IKE only, not for PFS in Quick Mode"}
-	}
-	espAuth, err := lsIntegrity(p.espAuth, false, s.ikev2)
-	if err != nil {
-		return "", err
-	}
-	var phase2alg string
-	switch p.protocol {
-	case "esp":
-		enc, err := lsCipher(p.espCipher, false, s.ikev2)
-		if err != nil {
-			return "", err
-		}
-		if p.espCipher.aead() {
-			phase2alg = enc + "-null;" + espGroup
-		} else {
-			phase2alg = enc + "-" + espAuth + ";" + espGroup
-		}
-	case "ah":
-		phase2alg = espAuth + ";" + espGroup
-	default:
+	if p.protocol == "ah-esp" {
 		return "", &UnsupportedError{lsFormat, "transform_protocol " + p.protocol, "Libreswan negotiates either ESP or AH, not both"}
+	}
+	c := s.c
+	ike, err := lsconf.IKEAlg(c.IKE.EncryptionAlgorithm, c.IKE.AuthAlgorithm, c.IKE.PFS, s.ikev2)
+	if err != nil {
+		return "", lsErr(err)
+	}
+	phase2alg, err := lsconf.Phase2Alg(p.protocol, c.IPsec.EncryptionAlgorithm, c.IPsec.AuthAlgorithm, c.IPsec.PFS, s.ikev2)
+	if err != nil {
+		return "", lsErr(err)
 	}
 
 	var w writer
@@ -148,10 +61,10 @@ func libreswan(s site) (string, error) {
 	w.line("# /etc/ipsec.d/%s.conf", s.name)
 	w.line("conn %s", s.name)
 	w.line("\tleft=%s", s.localAddr)
-	w.line("\tleftid=%s", swconf.Identity(s.localID))
+	w.line("\tleftid=%s", lsconf.Identity(s.localID))
 	subnets(&w, "left", s.localTS)
 	w.line("\tright=%s", s.remoteIP)
-	w.line("\trightid=%s", swconf.Identity(s.remoteID))
+	w.line("\trightid=%s", lsconf.Identity(s.remoteID))
 	subnets(&w, "right", s.remoteTS)
 	w.line("\tauthby=secret")
 	if s.ikev2 {
@@ -162,7 +75,7 @@ func libreswan(s site) (string, error) {
 	if s.aggressive {
 		w.line("\taggressive=yes")
 	}
-	w.line("\tike=%s-%s;%s", ikeEnc, ikeAuth, ikeGroup)
+	w.line("\tike=%s", ike)
 	w.line("\tikelifetime=%ds", p.ikeLife)
 	w.line("\tphase2=%s", p.protocol)
 	w.line("\tphase2alg=%s", phase2alg)
@@ -178,7 +91,7 @@ func libreswan(s site) (string, error) {
 	w.line("\tauto=start")
 	w.line("")
 	w.line("# /etc/ipsec.d/%s.secrets", s.name)
-	w.line("%s %s : PSK 0s%s", swconf.Identity(s.localID), swconf.Identity(s.remoteID),
+	w.line("%s %s : PSK 0s%s", lsconf.Identity(s.localID), lsconf.Identity(s.remoteID),
 		base64.StdEncoding.EncodeToString([]byte(s.psk)))
 	return w.String(), nil
 }

@@ -279,7 +279,7 @@ func (s *Service) checkConnection(ctx context.Context, tx store.Tx, c caller, co
 	if ikeErr != nil && !errors.As(ikeErr, &missing) {
 		return nil, ikeErr
 	}
-	if err := s.opts.Providers.driver(v.Provider).ValidateConnection(ike, ipsec, conn); err != nil {
+	if err := validateConnection(s.opts.Providers.driver(v.Provider), v.Provider, ike, ipsec, conn); err != nil {
 		return nil, err
 	}
 	if ikeErr != nil {

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/neutrino-net/neutrino/internal/ipsec"
+	"github.com/neutrino-net/neutrino/internal/ipsec/lsconf"
 	"github.com/neutrino-net/neutrino/internal/model"
 )
 
@@ -124,6 +127,47 @@ func (p *Providers) driver(name string) VPNDriver {
 type IPsecDriver struct {
 	// Notifier tells agents; nil until agents exist.
 	Notifier func(ctx context.Context, routerID string)
+	// Kind is the device driver ("strongswan", "libreswan"): Libreswan
+	// cannot do some values the API accepts (lsconf.Supported).
+	Kind string
+}
+
+// ProviderValidator is a VPNDriver whose refusals name the provider the
+// VPN service uses.
+type ProviderValidator interface {
+	ValidateForProvider(provider string, ike *model.IKEPolicy, ipsec *model.IPsecPolicy, conn *model.IPsecSiteConnection) error
+}
+
+// validateConnection runs d's validation, naming provider when d can.
+func validateConnection(d VPNDriver, provider string, ike *model.IKEPolicy, ipsec *model.IPsecPolicy, conn *model.IPsecSiteConnection) error {
+	if pv, ok := d.(ProviderValidator); ok {
+		return pv.ValidateForProvider(provider, ike, ipsec, conn)
+	}
+	return d.ValidateConnection(ike, ipsec, conn)
+}
+
+// ValidateForProvider implements ProviderValidator: the checks of
+// ValidateConnection, then, for Libreswan, the values it cannot do,
+// refused with a 400 naming the value and the provider.
+func (d IPsecDriver) ValidateForProvider(provider string, ike *model.IKEPolicy, ipsecp *model.IPsecPolicy, conn *model.IPsecSiteConnection) error {
+	if err := d.ValidateConnection(ike, ipsecp, conn); err != nil {
+		return err
+	}
+	if d.Kind != "libreswan" || ike == nil {
+		return nil
+	}
+	err := lsconf.Supported(
+		ipsec.IKEPolicy{AuthAlgorithm: ike.AuthAlgorithm, EncryptionAlgorithm: ike.EncryptionAlgorithm,
+			Phase1NegotiationMode: ike.Phase1NegotiationMode, IKEVersion: ike.IKEVersion, PFS: ike.PFS, LifetimeSeconds: ike.Lifetime.Value},
+		ipsec.IPsecPolicy{TransformProtocol: ipsecp.TransformProtocol, AuthAlgorithm: ipsecp.AuthAlgorithm,
+			EncryptionAlgorithm: ipsecp.EncryptionAlgorithm, EncapsulationMode: ipsecp.EncapsulationMode, PFS: ipsecp.PFS,
+			LifetimeSeconds: ipsecp.Lifetime.Value})
+	var u *lsconf.UnsupportedError
+	if errors.As(err, &u) {
+		return errInvalid("IpsecValidationFailure", "VPN service provider %s (device driver libreswan) does not support %s: %s.",
+			provider, u.What, u.Why)
+	}
+	return nil
 }
 
 // ValidateConnection implements VPNDriver.
@@ -151,7 +195,7 @@ var DefaultServiceProviders = []string{"VPN:strongswan:strongswan:default", "VPN
 // DriverKinds returns the registered driver kinds, each with notifier.
 func DriverKinds(notify func(ctx context.Context, routerID string)) map[string]VPNDriver {
 	return map[string]VPNDriver{
-		"strongswan": IPsecDriver{Notifier: notify},
-		"libreswan":  IPsecDriver{Notifier: notify},
+		"strongswan": IPsecDriver{Notifier: notify, Kind: "strongswan"},
+		"libreswan":  IPsecDriver{Notifier: notify, Kind: "libreswan"},
 	}
 }

@@ -11,10 +11,11 @@ import (
 // kernel lacks again on Debian's own kernel in the full-kernel lab
 // (internal/vmlab), where the agent must detect the kernel's IPsec (xfrm)
 // by itself: the VPN tests then check ESP states in the router
-// namespaces and ESP on the wire, Libreswan's pluto runs at all, and NAT
-// and the security groups' br_netfilter path run on a second kernel. The
-// plain L2/L3 tests (routing, SNAT, anti-spoofing, deletes, VXLAN, DHCP)
-// run on this machine's kernel only: CI's time goes where it proves
+// namespaces and ESP on the wire, the Libreswan driver runs at all (its
+// pluto needs ESP), and NAT and the security groups' br_netfilter path
+// run on a second kernel. The plain L2/L3 tests (routing, SNAT,
+// anti-spoofing, deletes, VXLAN, DHCP) and strongSwan's router move run
+// on this machine's kernel only: CI's time goes where it proves
 // something.
 func TestLabKernel(t *testing.T) {
 	if !vmlab.Enter(t) {
@@ -28,11 +29,13 @@ func TestLabKernel(t *testing.T) {
 		run  func(*testing.T)
 	}{
 		{"VPNMoonSun", TestVPNMoonSun},
-		{"VPNRouterMoves", TestVPNRouterMoves},
 		{"FloatingIPs", TestFloatingIPs},
 		{"VPNUnmanagedPeer", TestVPNUnmanagedPeer},
 		{"SecurityGroups", TestSecurityGroups},
-		{"VPNLibreswanPeer", vpnUnmanagedLibreswan},
+		{"Lsw", vpnLibreswanMoonSun},
+		{"LswMoves", vpnLibreswanMoves},
+		{"LswMixed", vpnLibreswanStrongswan},
+		{"LswOffice", vpnUnmanagedLibreswan},
 	} {
 		t.Run(tc.name, tc.run)
 	}

@@ -94,15 +94,17 @@ func logSize(p *libreswan.Pluto) int {
 	return int(fi.Size())
 }
 
-// vpnUnmanagedLibreswan is TestVPNUnmanagedPeer with Libreswan's pluto
-// at the office instead of strongSwan, loaded from the libreswan
-// peer-config export: IKEv2 and IKEv1, each with pings both ways through
-// the tunnel, ACTIVE in the API, DOWN with a reason after a PSK change on
-// the Neutrino side and ACTIVE again once the office loads the new
-// export. pluto needs the kernel's ESP: it runs in TestLabKernel only.
+// vpnUnmanagedLibreswan: a Libreswan router (the libreswan provider)
+// against Libreswan's pluto at an office Neutrino does not manage, loaded
+// from the connection's libreswan peer-config export: IKEv2 and IKEv1,
+// each with pings both ways through the tunnel, ACTIVE in the API, DOWN
+// with a reason after a PSK change on the Neutrino side and ACTIVE again
+// once the office loads the new export, and a delete that stops traffic.
+// pluto needs the kernel's ESP: it runs in TestLabKernel only.
 func vpnUnmanagedLibreswan(t *testing.T) {
-	testenv.RequireLibreswan(t)
+	lswReady(t)
 	e, h, off0, _, tenant, r := officeSite(t, false)
+	h.plutoLogs(t)
 	off := startPlutoOffice(t, off0)
 	sub := e.get("network", tenant)["subnets"].([]any)[0].(string)
 	vmPort := e.port(tenant, object{"name": "vm"})
@@ -114,7 +116,7 @@ func vpnUnmanagedLibreswan(t *testing.T) {
 		t.Fatal("the VM reaches the office LAN before any VPN")
 	}
 	esp := e.create("ipsecpolicy", object{"name": "esp", "auth_algorithm": "sha256"})["id"].(string)
-	svc := e.vpnService(&site{router: r}, "to-office", sub)
+	svc := e.lswService(&site{router: r, subnet: sub}, "to-office")
 	ctx := context.Background()
 
 	for _, version := range []string{"v2", "v1"} {

@@ -531,6 +531,25 @@ func (e *env) agentID(h *host) string {
 // and the tunnel comes back.
 func TestVPNRouterMoves(t *testing.T) {
 	testenv.RequireCharon(t)
+	routerMoves(t, routerVPN{driver: "strongSwan", dir: "ipsec", ike: object{"name": "ike"},
+		service: func(e *env, s *site, name string) string { return e.vpnService(s, name, s.subnet) },
+		pid:     func(h *host, router string) int { return h.vpn.Pid(router) }})
+}
+
+// routerVPN is how a test makes a router's VPN service of one device
+// driver and finds that router's IKE daemon.
+type routerVPN struct {
+	driver, dir string // the daemon's name in messages; its state directory under the agent's
+	ike         object
+	service     func(e *env, s *site, name string) string
+	pid         func(h *host, router string) int // 0: no daemon for the router on h
+}
+
+// routerMoves: a router with an ACTIVE tunnel moves to another agent
+// (DELETE and POST l3-routers) and takes its VPN along: its IKE daemon
+// starts there, the tunnel is ACTIVE and carries traffic again, and
+// nothing of it is left on the first host.
+func routerMoves(t *testing.T, d routerVPN) {
 	e := newEnv(t)
 	h1, h2 := e.newHost("node-1", netip.MustParseAddr("192.0.2.1")), e.newHost("node-2", netip.MustParseAddr("192.0.2.2"))
 	underlay(t, h1, h2)
@@ -543,9 +562,9 @@ func TestVPNRouterMoves(t *testing.T) {
 	h2.startAgent() // after the routers were scheduled: both are on node-1
 	h2.waitRegistered()
 
-	ike := e.create("ikepolicy", object{"name": "ike"})["id"].(string)
+	ike := e.create("ikepolicy", d.ike)["id"].(string)
 	ipsec := e.create("ipsecpolicy", object{"name": "esp"})["id"].(string)
-	moonSvc, sunSvc := e.vpnService(moon, "moon-vpn", moon.subnet), e.vpnService(sun, "sun-vpn", sun.subnet)
+	moonSvc, sunSvc := d.service(e, moon, "moon-vpn"), d.service(e, sun, "sun-vpn")
 	moonConn := e.connection("m", moonSvc, ike, ipsec, sun.ext4, "k", object{"peer_cidrs": []any{sun.cidr}})
 	sunConn := e.connection("s", sunSvc, ike, ipsec, moon.ext4, "k", object{"peer_cidrs": []any{moon.cidr}})
 	e.waitConn(moonConn, "ACTIVE", vpnTimeout)
@@ -554,16 +573,16 @@ func TestVPNRouterMoves(t *testing.T) {
 	if _, ok := ping.Reach(20*time.Millisecond, reachTimeout); !ok {
 		t.Fatal("no traffic through the tunnel before the move")
 	}
-	if h1.vpn.Pid(moon.router) == 0 {
-		t.Fatal("moon's charon is not on node-1")
+	if d.pid(h1, moon.router) == 0 {
+		t.Fatalf("moon's %s is not on node-1", d.driver)
 	}
 
 	start := time.Now()
 	e.call("DELETE", "/v2.0/agents/"+e.agentID(h1)+"/l3-routers/"+moon.router, nil, http.StatusNoContent)
 	e.call("POST", "/v2.0/agents/"+e.agentID(h2)+"/l3-routers", object{"router_id": moon.router}, http.StatusCreated)
-	for deadline := time.Now().Add(vpnTimeout); h2.vpn.Pid(moon.router) == 0; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(vpnTimeout); d.pid(h2, moon.router) == 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatal("moon's charon did not start on node-2")
+			t.Fatalf("moon's %s did not start on node-2", d.driver)
 		}
 	}
 	e.waitConn(moonConn, "ACTIVE", vpnTimeout)
@@ -571,10 +590,10 @@ func TestVPNRouterMoves(t *testing.T) {
 		t.Fatal("no traffic through the tunnel after the move")
 	}
 	t.Logf("router moved to node-2: tunnel carries traffic again %s after the move", time.Since(start).Round(time.Millisecond))
-	if p := h1.vpn.Pid(moon.router); p != 0 {
-		t.Errorf("moon's charon %d still runs on node-1", p)
+	if p := d.pid(h1, moon.router); p != 0 {
+		t.Errorf("moon's %s %d still runs on node-1", d.driver, p)
 	}
-	if _, err := os.Stat(filepath.Join(h1.state, "ipsec", moon.router)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(h1.state, d.dir, moon.router)); !os.IsNotExist(err) {
 		t.Errorf("moon's IKE state is still on node-1: %v", err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/neutrino-net/neutrino/internal/agent/dhcp"
 	"github.com/neutrino-net/neutrino/internal/agent/l2"
 	"github.com/neutrino-net/neutrino/internal/agent/l3"
+	"github.com/neutrino-net/neutrino/internal/ipsec/libreswan"
 	"github.com/neutrino-net/neutrino/internal/ipsec/strongswan"
 )
 
@@ -42,6 +43,10 @@ type Options struct {
 	// Charon is strongSwan's daemon; default strongswan.DefaultCharon.
 	// When it is missing the node runs without the strongSwan driver.
 	Charon string
+	// Libreswan is the root of the Libreswan tree (usr/libexec/ipsec);
+	// default $NEUTRINO_LIBRESWAN_DIR, else "/". When pluto is missing
+	// there the node runs without the Libreswan driver.
+	Libreswan string
 	// Dnsmasq is the DHCP server; default dhcp.DefaultDnsmasq. When it is
 	// missing the node serves no DHCP and does not register as a DHCP
 	// agent.
@@ -60,6 +65,8 @@ type Node struct {
 	Agent *agent.Agent
 	// VPN is the strongSwan driver (nil when charon is missing).
 	VPN *strongswan.Driver
+	// Libreswan is the Libreswan device driver (nil when not available).
+	Libreswan *libreswan.Driver
 	// Configurations are what /v2.0/agents shows for the node.
 	Configurations map[string]any
 	// Collectors are the node's Prometheus metrics.
@@ -135,30 +142,62 @@ func (n *Node) vpnDrivers(opts Options) (map[string]agent.VPN, error) {
 	n.Configurations = map[string]any{"ipsec_data_plane": plane, "ipsec_data_plane_reason": why, "vpn_device_drivers": []string{},
 		"interface_mappings": mappings}
 	drivers := map[string]agent.VPN{}
-	if _, err := os.Stat(opts.Charon); err != nil {
-		opts.Logger.Warn("strongSwan device driver unavailable: charon not found; VPN services of strongSwan providers will be in ERROR",
-			"charon", opts.Charon, "error", err)
-		return drivers, nil
-	}
 	if opts.StateDir == "" {
 		return nil, errors.New("node: StateDir is required for the VPN device drivers")
 	}
-	drv, err := strongswan.NewDriver(strongswan.DriverOptions{StateDir: filepath.Join(opts.StateDir, "ipsec"),
-		NetnsDir: opts.NetnsDir, DataPlane: plane, Charon: opts.Charon, Logger: opts.Logger,
-		OnChange: func(routerID string) {
-			if n.Agent != nil {
-				n.Agent.VPNChanged(routerID)
-			}
-		}})
-	if err != nil {
-		return nil, fmt.Errorf("strongswan driver: %w", err)
+	onChange := func(routerID string) {
+		if n.Agent != nil {
+			n.Agent.VPNChanged(routerID)
+		}
 	}
-	n.VPN = drv
-	n.closers = append(n.closers, drv.Close)
-	n.Collectors = append(n.Collectors, drv)
-	drivers[strongswan.DriverName] = drv
-	n.Configurations["vpn_device_drivers"] = []string{strongswan.DriverName}
-	opts.Logger.Info("VPN device driver ready", "driver", strongswan.DriverName, "data_plane", plane, "why", why)
+	names := []string{}
+	if _, err := os.Stat(opts.Charon); err != nil {
+		opts.Logger.Warn("strongSwan device driver unavailable: charon not found; VPN services of strongSwan providers will be in ERROR",
+			"charon", opts.Charon, "error", err)
+	} else {
+		drv, err := strongswan.NewDriver(strongswan.DriverOptions{StateDir: filepath.Join(opts.StateDir, "ipsec"),
+			NetnsDir: opts.NetnsDir, DataPlane: plane, Charon: opts.Charon, Logger: opts.Logger, OnChange: onChange})
+		if err != nil {
+			return nil, fmt.Errorf("strongswan driver: %w", err)
+		}
+		n.VPN = drv
+		n.closers = append(n.closers, drv.Close)
+		n.Collectors = append(n.Collectors, drv)
+		drivers[strongswan.DriverName] = drv
+		names = append(names, strongswan.DriverName)
+		opts.Logger.Info("VPN device driver ready", "driver", strongswan.DriverName, "data_plane", plane, "why", why)
+	}
+	// Libreswan has no user-space ESP: without the kernel's, its services
+	// are ERROR with the reason.
+	root := opts.Libreswan
+	if root == "" {
+		root = os.Getenv("NEUTRINO_LIBRESWAN_DIR")
+	}
+	if root == "" {
+		root = "/"
+	}
+	if version, err := libreswan.Find(root); err != nil {
+		opts.Logger.Warn("Libreswan device driver unavailable: pluto not found; VPN services of Libreswan providers will be in ERROR",
+			"root", root, "error", err)
+	} else {
+		var unavailable string
+		if p, reason := strongswan.DetectDataPlane(); p != strongswan.DataPlaneXFRM {
+			unavailable = "Libreswan needs the kernel's IPsec (ESP) on this host: " + reason
+		}
+		drv, err := libreswan.NewDriver(libreswan.DriverOptions{StateDir: filepath.Join(opts.StateDir, "libreswan"),
+			NetnsDir: opts.NetnsDir, Root: root, Unavailable: unavailable, Logger: opts.Logger, OnChange: onChange})
+		if err != nil {
+			return nil, fmt.Errorf("libreswan driver: %w", err)
+		}
+		n.Libreswan = drv
+		n.closers = append(n.closers, drv.Close)
+		n.Collectors = append(n.Collectors, drv)
+		drivers[libreswan.DriverName] = drv
+		names = append(names, libreswan.DriverName)
+		n.Configurations["libreswan_version"] = version
+		opts.Logger.Info("VPN device driver ready", "driver", libreswan.DriverName, "version", version, "unavailable", unavailable)
+	}
+	n.Configurations["vpn_device_drivers"] = names
 	return drivers, nil
 }
 

@@ -154,6 +154,65 @@ type Pluto struct {
 
 	mu      sync.Mutex // serialises whack/addconn runs and file changes
 	stopped bool
+	// release ends the liveness watch of an adopted pluto (not our child).
+	release chan struct{}
+	relOnce sync.Once
+}
+
+// ErrNotRunning is Adopt's answer when no pluto runs for the directory.
+var ErrNotRunning = errors.New("libreswan: no pluto runs for this directory")
+
+// Adopt takes over the pluto that runs for opts.Dir (started by an
+// earlier agent): its pid file names a live process called pluto and it
+// answers whack on its control socket. It returns ErrNotRunning when there
+// is none; a pluto that is there but does not answer is an error. The
+// adopted pluto is watched by polling (it is not our child).
+func Adopt(ctx context.Context, opts Options) (*Pluto, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	pid, ok := livePid(opts)
+	if !ok {
+		return nil, ErrNotRunning
+	}
+	proc, err := os.FindProcess(pid) // a pidfd: signals cannot hit a reused pid
+	if err != nil {
+		return nil, ErrNotRunning
+	}
+	p := &Pluto{opts: opts, log: opts.Logger, pid: pid, proc: proc, done: make(chan struct{}), release: make(chan struct{})}
+	go p.watchAdopted()
+	if _, err := p.whack(ctx, "--status"); err != nil {
+		p.Release()
+		return nil, fmt.Errorf("libreswan: pluto pid %d runs for %s but does not answer: %w", pid, opts.Dir, err)
+	}
+	p.log.Info("pluto adopted", "dir", opts.Dir, "pid", pid)
+	return p, nil
+}
+
+// watchAdopted closes done when the adopted process is gone.
+func (p *Pluto) watchAdopted() {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.release:
+			return
+		case <-t.C:
+			if err := p.proc.Signal(syscall.Signal(0)); err != nil {
+				close(p.done)
+				return
+			}
+		}
+	}
+}
+
+// Release stops watching an adopted pluto, leaving it running (it then
+// no longer reports its death). For a started pluto it does nothing.
+func (p *Pluto) Release() {
+	if p.release != nil {
+		p.relOnce.Do(func() { close(p.release) })
+	}
 }
 
 // Start prepares Dir (config, empty secrets, NSS database) and starts
@@ -165,6 +224,11 @@ func Start(ctx context.Context, opts Options) (*Pluto, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	// sun_path holds 108 bytes with its NUL: pluto cannot bind a longer
+	// control socket path and would never answer.
+	if n := len(opts.path(CtlSocket)); n > 107 {
+		return nil, fmt.Errorf("libreswan: control socket path %s is %d bytes, longer than a unix socket allows (107)", opts.path(CtlSocket), n)
 	}
 	if _, err := Find(opts.Root); err != nil {
 		return nil, err
@@ -337,8 +401,27 @@ func (p *Pluto) Alive() bool {
 	case <-p.done:
 		return false
 	default:
-		return true
 	}
+	if p.release != nil && p.proc.Signal(syscall.Signal(0)) != nil {
+		return false // adopted and no longer watched: ask the process
+	}
+	return true
+}
+
+// waitGone waits until pluto has exited or d has passed; it reports
+// whether it exited.
+func (p *Pluto) waitGone(d time.Duration) bool {
+	deadline := time.After(d)
+	for p.Alive() {
+		select {
+		case <-p.done:
+			return true
+		case <-deadline:
+			return false
+		case <-time.After(pollInterval):
+		}
+	}
+	return true
 }
 
 // LogTail returns the last n lines of pluto's log, prefixed for an error.
@@ -540,11 +623,8 @@ func (p *Pluto) Stop(ctx context.Context) error {
 		if _, err := p.run(sctx, "whack", "--ctlsocket", p.Socket(), "--shutdown"); err != nil {
 			p.proc.Signal(unix.SIGTERM)
 		}
-		select {
-		case <-p.done:
-		case <-sctx.Done():
-		}
 		cancel()
+		p.waitGone(StopGrace)
 	}
 	if p.Alive() {
 		p.log.Warn("pluto ignored its shutdown, killing", "pid", p.pid, "dir", p.opts.Dir)
@@ -552,6 +632,7 @@ func (p *Pluto) Stop(ctx context.Context) error {
 			return err
 		}
 	}
+	p.Release()
 	os.Remove(p.opts.path(PidFile))
 	os.Remove(p.opts.path(CtlSocket))
 	p.log.Info("pluto stopped", "dir", p.opts.Dir, "pid", p.pid)
@@ -560,12 +641,10 @@ func (p *Pluto) Stop(ctx context.Context) error {
 
 func (p *Pluto) kill() error {
 	p.proc.Signal(unix.SIGKILL) // pidfd-based: cannot hit a reused pid
-	select {
-	case <-p.done:
+	if p.waitGone(StopGrace) {
 		return nil
-	case <-time.After(StopGrace):
-		return fmt.Errorf("libreswan: pluto pid %d still alive after SIGKILL", p.pid)
 	}
+	return fmt.Errorf("libreswan: pluto pid %d still alive after SIGKILL", p.pid)
 }
 
 func readPid(o Options) (int, error) {

@@ -332,7 +332,12 @@ func (r *routerVPN) stop(ctx context.Context) error {
 			return err
 		}
 	}
-	if r.opts.DataPlane == DataPlaneXFRM {
+	// Only a router where a charon ran (its state dir is there) has
+	// charon's states to flush: another driver (Libreswan's pluto) may
+	// own the namespace's XFRM states of a router without strongSwan
+	// services, and an Apply with none must leave them alone.
+	_, statErr := os.Stat(r.opts.Dir)
+	if r.opts.DataPlane == DataPlaneXFRM && (d != nil || statErr == nil) {
 		if err := FlushXFRM(r.opts.Netns); err != nil {
 			return err
 		}
