@@ -131,8 +131,19 @@ func newID() string { return uuid.NewString() }
 
 // write runs fn in a write transaction and translates store errors that
 // escaped the rules into API errors.
+// A request's If-Match constraint (WithRevisionConstraint) is checked
+// first, in the same transaction as the write it guards.
 func (s *Service) write(ctx context.Context, fn func(store.Tx) error) error {
-	return translate(s.st.Write(ctx, fn))
+	err := s.st.Write(ctx, func(tx store.Tx) error {
+		if err := s.checkRevision(ctx, tx); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+	if err == nil {
+		markRevisionChecked(ctx)
+	}
+	return translate(err)
 }
 
 func (s *Service) read(ctx context.Context, fn func(store.Tx) error) error {
