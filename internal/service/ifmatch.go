@@ -41,6 +41,10 @@ var revisioned = map[string]struct {
 		x, err := tx.GetSecurityGroup(ctx, id)
 		return stdOf(x, err, func() (string, *model.Standard) { return x.ProjectID, &x.Standard })
 	}},
+	"trunks": {"trunk:", func(ctx context.Context, tx store.Tx, id string) (string, *model.Standard, error) {
+		x, err := tx.GetTrunk(ctx, id)
+		return stdOf(x, err, func() (string, *model.Standard) { return x.ProjectID, &x.Standard })
+	}},
 }
 
 func stdOf[T any](x *T, err error, f func() (string, *model.Standard)) (string, *model.Standard, error) {

@@ -546,6 +546,9 @@ func (s *Service) DeletePort(ctx context.Context, id string) error {
 			return errConflict("L3PortInUse",
 				"Port %s has owner %s and therefore cannot be deleted directly via the port API.", id, p.DeviceOwner)
 		}
+		if err := trunkOfPort(ctx, tx, id); err != nil {
+			return err
+		}
 		bound, networkID = p.BindingHostID != "", p.NetworkID
 		// Its floating IPs stay, dissociated, as in the reference.
 		if routers, err = s.dissociatePort(ctx, tx, id); err != nil {
