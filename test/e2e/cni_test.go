@@ -1,0 +1,316 @@
+package e2e_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/vishvananda/netlink"
+
+	"github.com/neutrino-net/neutrino/internal/namespace"
+	"github.com/neutrino-net/neutrino/internal/testenv"
+)
+
+// cniBin builds cmd/neutrino-cni once per test binary run.
+var cniBin = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "ncni-bin")
+	if err != nil {
+		return "", err
+	}
+	out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "neutrino-cni"), "github.com/neutrino-net/neutrino/cmd/neutrino-cni").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build neutrino-cni: %v\n%s", err, out)
+	}
+	return dir, nil
+})
+
+// apiSocket serves the API on a unix socket: the plugin runs in the VM's
+// namespace, where the server's loopback address does not reach.
+func apiSocket(t *testing.T, api string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/tmp", "ncni") // short: unix socket paths have 108 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "api.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(api)
+	srv := &http.Server{Handler: httputil.NewSingleHostReverseProxy(u)}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close(); os.RemoveAll(dir) })
+	return sock
+}
+
+// cniRig runs the plugin as a container runtime would, through libcni,
+// from inside a VM namespace.
+type cniRig struct {
+	t    *testing.T
+	vm   *vmNS
+	cni  *libcni.CNIConfig
+	list *libcni.NetworkConfigList
+}
+
+func newCNIRig(t *testing.T, e *env, vm *vmNS, mode string) *cniRig {
+	t.Helper()
+	bin, err := cniBin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := map[string]any{"cniVersion": "1.1.0", "name": "pods", "plugins": []any{map[string]any{
+		"type": "neutrino-cni", "endpoint": "unix://" + apiSocket(t, e.api), "mode": mode,
+		"auth": map[string]any{"type": "noauth", "projectId": "fake_project_id"}, "stateDir": t.TempDir(),
+	}}}
+	data, _ := json.Marshal(conf)
+	list, err := libcni.NetworkConfFromBytes(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &cniRig{t: t, vm: vm, list: list, cni: libcni.NewCNIConfigWithCacheDir([]string{bin}, t.TempDir(), nil)}
+}
+
+func (r *cniRig) rt(c *vmNS, id string) *libcni.RuntimeConf {
+	return &libcni.RuntimeConf{ContainerID: id, NetNS: c.path, IfName: "eth0"}
+}
+
+// inVM runs fn on a thread in the VM's namespace: the plugin it starts
+// runs there, as it would inside the VM.
+func (r *cniRig) inVM(fn func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return namespace.Do(r.vm.ns, func() error { return fn(ctx) })
+}
+
+func (r *cniRig) add(c *vmNS, id string) (*current.Result, error) {
+	var res *current.Result
+	err := r.inVM(func(ctx context.Context) error {
+		out, err := r.cni.AddNetworkList(ctx, r.list, r.rt(c, id))
+		if err != nil {
+			return err
+		}
+		res, err = current.NewResultFromResult(out)
+		return err
+	})
+	return res, err
+}
+
+func (r *cniRig) mustAdd(c *vmNS, id string) (ip, mac string) {
+	r.t.Helper()
+	res, err := r.add(c, id)
+	if err != nil {
+		r.t.Fatalf("ADD %s: %v", id, err)
+	}
+	if len(res.IPs) != 1 || len(res.Interfaces) != 1 {
+		r.t.Fatalf("ADD %s: result %+v", id, res)
+	}
+	return res.IPs[0].Address.IP.String(), res.Interfaces[0].Mac
+}
+
+func (r *cniRig) del(c *vmNS, id string) error {
+	return r.inVM(func(ctx context.Context) error { return r.cni.DelNetworkList(ctx, r.list, r.rt(c, id)) })
+}
+
+func (r *cniRig) check(c *vmNS, id string) error {
+	return r.inVM(func(ctx context.Context) error { return r.cni.CheckNetworkList(ctx, r.list, r.rt(c, id)) })
+}
+
+func (r *cniRig) gc(valid ...string) error {
+	var args libcni.GCArgs
+	for _, id := range valid {
+		args.ValidAttachments = append(args.ValidAttachments, types.GCAttachment{ContainerID: id, IfName: "eth0"})
+	}
+	return r.inVM(func(ctx context.Context) error { return r.cni.GCNetworkList(ctx, r.list, &args) })
+}
+
+// pairs returns the VM port's allowed address pairs as "ip mac".
+func pairs(e *env, portID string) []string {
+	var out []string
+	for _, x := range e.get("port", portID)["allowed_address_pairs"].([]any) {
+		m := x.(map[string]any)
+		out = append(out, fmt.Sprint(m["ip_address"], " ", m["mac_address"]))
+	}
+	return out
+}
+
+// reservations counts the plugin's ports.
+func reservations(e *env) int {
+	n := 0
+	for _, x := range e.call("GET", "/v2.0/ports", nil, 200)["ports"].([]any) {
+		if strings.HasPrefix(x.(map[string]any)["name"].(string), "cni/pods/") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestCNIMacvlan drives neutrino-cni through libcni in macvlan mode on
+// a VM namespace whose NIC is a Neutrino port: containers reach each
+// other and the VM's neighbour, their pairs are on the VM port, a
+// spoofed source is dropped, DEL frees everything (twice is fine), GC
+// removes orphans, and ten concurrent ADDs all get their pair.
+func TestCNIMacvlan(t *testing.T) {
+	testenv.RequireKernel(t, testenv.Macvlan)
+	e, h := oneNode(t)
+	n := e.network("net", false)
+	e.subnet(n, "10.0.0.0/24", nil)
+	open := e.create("security_group", object{"name": "open"})["id"].(string)
+	e.allowIngress(open, "10.0.0.0/24")
+	pv := e.port(n, object{"name": "vm", "security_groups": []any{open}})
+	pn := e.port(n, object{"name": "neighbour", "security_groups": []any{open}})
+	vm, nb := h.vm("vm"), h.vm("nb")
+	e.plugAll(h, []port{pv, pn}, []*vmNS{vm, nb})
+	r := newCNIRig(t, e, vm, "macvlan")
+
+	c1, c2 := h.vm("c1"), h.vm("c2")
+	start := time.Now()
+	ip1, mac1 := r.mustAdd(c1, "c1")
+	t.Logf("first ADD (port lookup, reservation, pair, link): %s", time.Since(start).Round(time.Millisecond))
+	ip2, mac2 := r.mustAdd(c2, "c2")
+	if mac1 == pv.mac || mac1 == mac2 {
+		t.Fatalf("macvlan MACs: VM %s, c1 %s, c2 %s: want one per container", pv.mac, mac1, mac2)
+	}
+	want := []string{ip1 + " " + mac1, ip2 + " " + mac2}
+	if got := pairs(e, pv.id); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("VM port pairs = %v, want %v", got, want)
+	}
+	if _, ok := newPinger(t, c1, ip1, ip2).Reach(20*time.Millisecond, reachTimeout); !ok {
+		t.Fatalf("container c1 (%s) cannot reach container c2 (%s)", ip1, ip2)
+	}
+	if _, ok := newPinger(t, c2, ip2, pn.ip).Reach(20*time.Millisecond, reachTimeout); !ok {
+		t.Fatalf("container c2 (%s) cannot reach the neighbour VM (%s)", ip2, pn.ip)
+	}
+	if err := r.check(c1, "c1"); err != nil {
+		t.Fatalf("CHECK c1: %v", err)
+	}
+	// CHECK sees a pair that went missing.
+	e.update("port", pv.id, object{"allowed_address_pairs": []any{object{"ip_address": ip2, "mac_address": mac2}}})
+	if err := r.check(c1, "c1"); err == nil || !strings.Contains(err.Error(), "allowed address pair") {
+		t.Fatalf("CHECK c1 without its pair: %v, want a missing pair", err)
+	}
+	e.update("port", pv.id, object{"allowed_address_pairs": []any{object{"ip_address": ip1, "mac_address": mac1}, object{"ip_address": ip2, "mac_address": mac2}}})
+
+	// An address the plugin did not add is dropped.
+	const spoofed = "10.0.0.250"
+	addAddr(t, c1, "eth0", spoofed+"/24")
+	if !newPinger(t, c1, spoofed, pn.ip).Silent(100*time.Millisecond, time.Second) {
+		t.Fatalf("a reply to container c1's spoofed source %s, want it dropped", spoofed)
+	}
+
+	// DEL frees the pair and the address; a second DEL is fine.
+	for range 2 {
+		if err := r.del(c2, "c2"); err != nil {
+			t.Fatalf("DEL c2: %v", err)
+		}
+	}
+	if got := pairs(e, pv.id); len(got) != 1 || got[0] != ip1+" "+mac1 {
+		t.Fatalf("pairs after DEL c2 = %v", got)
+	}
+	taken := e.create("port", object{"network_id": n, "fixed_ips": []any{object{"ip_address": ip2}}})
+	e.call("DELETE", "/v2.0/ports/"+taken["id"].(string), nil, 204)
+	if link := linkIn(t, c2, "eth0"); link {
+		t.Fatalf("container c2 still has eth0 after DEL")
+	}
+
+	// GC keeps the valid attachments and removes the others.
+	c3, c4 := h.vm("c3"), h.vm("c4")
+	ip3, mac3 := r.mustAdd(c3, "c3")
+	r.mustAdd(c4, "c4")
+	if err := r.gc("c1", "c3"); err != nil {
+		t.Fatalf("GC: %v", err)
+	}
+	if got, want := pairs(e, pv.id), []string{ip1 + " " + mac1, ip3 + " " + mac3}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("pairs after GC = %v, want %v", got, want)
+	}
+	if n := reservations(e); n != 2 {
+		t.Fatalf("%d reservations after GC, want 2", n)
+	}
+	for _, c := range []struct {
+		ns *vmNS
+		id string
+	}{{c1, "c1"}, {c3, "c3"}, {c4, "c4"}} {
+		if err := r.del(c.ns, c.id); err != nil {
+			t.Fatalf("DEL %s: %v", c.id, err)
+		}
+	}
+
+	// Ten ADDs at once, the reference's limit of pairs: none is lost.
+	const many = 10
+	cs := make([]*vmNS, many+1)
+	for i := range cs {
+		cs[i] = h.vm(fmt.Sprintf("m%d", i))
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, many)
+	start = time.Now()
+	for i := range many {
+		wg.Go(func() { _, errs[i] = r.add(cs[i], fmt.Sprintf("m%d", i)) })
+	}
+	wg.Wait()
+	t.Logf("%d concurrent ADDs: %s", many, time.Since(start).Round(time.Millisecond))
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent ADD m%d: %v", i, err)
+		}
+	}
+	if got := pairs(e, pv.id); len(got) != many {
+		t.Fatalf("%d pairs after %d concurrent ADDs: %v", len(got), many, got)
+	}
+	// One more is past the limit: a clear error, and nothing left behind.
+	if _, err := r.add(cs[many], "m10"); err == nil || !strings.Contains(err.Error(), "AllowedAddressPairExhausted") {
+		t.Fatalf("ADD past the pair limit: %v", err)
+	}
+	if n := reservations(e); n != many {
+		t.Fatalf("%d reservations after a refused ADD, want %d", n, many)
+	}
+	for i := range many {
+		if err := r.del(cs[i], fmt.Sprintf("m%d", i)); err != nil {
+			t.Fatalf("DEL m%d: %v", i, err)
+		}
+	}
+	if got, n := pairs(e, pv.id), reservations(e); len(got) != 0 || n != 0 {
+		t.Fatalf("after DEL of all: pairs %v, %d reservations", got, n)
+	}
+}
+
+// addAddr adds an address to a link of a namespace.
+func addAddr(t *testing.T, v *vmNS, dev, prefix string) {
+	t.Helper()
+	h := v.handle(t)
+	defer h.Close()
+	l, err := h.LinkByName(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := netlink.ParseAddr(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.AddrAdd(l, a); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// linkIn reports whether the namespace has the link.
+func linkIn(t *testing.T, v *vmNS, dev string) bool {
+	t.Helper()
+	h := v.handle(t)
+	defer h.Close()
+	_, err := h.LinkByName(dev)
+	return err == nil
+}
