@@ -208,9 +208,9 @@ func (s *Service) checkPortSecurity(ctx context.Context, tx store.SecurityGroups
 		return errConflict("AddressPairAndPortSecurityRequired",
 			"Port Security must be enabled in order to have allowed address pairs on a port.")
 	}
-	if len(p.AllowedAddressPairs) > MaxAllowedAddressPairs {
+	if len(p.AllowedAddressPairs) > s.MaxAllowedAddressPairs() {
 		return errInvalid("AllowedAddressPairExhausted",
-			"The number of allowed address pair exceeds the maximum %d.", MaxAllowedAddressPairs)
+			"The number of allowed address pair exceeds the maximum %d.", s.MaxAllowedAddressPairs())
 	}
 	seen := map[model.AddressPair]bool{}
 	for i := range p.AllowedAddressPairs {

@@ -15,6 +15,8 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
+
+	"github.com/neutrino-net/neutrino/internal/service"
 )
 
 // rawIfMatch sends method path as project A with an If-Match header and
@@ -167,4 +169,25 @@ func TestIfMatchRace(t *testing.T) {
 		}
 		t.Logf("%d clients, %d conflicts retried", clients, conflicts)
 	})
+}
+
+// TestMaxPairs: max_allowed_address_pair raises the reference's limit of
+// ten pairs per port (a CNI VM needs one per container), on create and
+// on update alike.
+func TestMaxPairs(t *testing.T) {
+	e := newEnv(t, "sqlite", func(o *service.Options) { o.MaxAllowedAddressPairs = 12 })
+	n := must[*networks.Network](t)(networks.Create(ctx, e.a, networks.CreateOpts{Name: "n"}).Extract())
+	var pairs []ports.AddressPair
+	for i := range 12 {
+		pairs = append(pairs, ports.AddressPair{IPAddress: fmt.Sprintf("10.62.0.%d", i+1)})
+	}
+	p := must[*ports.Port](t)(ports.Create(ctx, e.a, ports.CreateOpts{NetworkID: n.ID, AllowedAddressPairs: pairs}).Extract())
+	if len(p.AllowedAddressPairs) != 12 {
+		t.Fatalf("%d pairs", len(p.AllowedAddressPairs))
+	}
+	more := append(slices.Clone(pairs), ports.AddressPair{IPAddress: "10.62.0.99"})
+	_, err := ports.Update(ctx, e.a, p.ID, ports.UpdateOpts{AllowedAddressPairs: &more}).Extract()
+	wantFault(t, err, 400, "AllowedAddressPairExhausted")
+	_, err = ports.Create(ctx, e.a, ports.CreateOpts{NetworkID: n.ID, AllowedAddressPairs: more}).Extract()
+	wantFault(t, err, 400, "AllowedAddressPairExhausted")
 }
