@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
@@ -22,6 +23,8 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/neutrino-net/neutrino/internal/namespace"
+	"github.com/neutrino-net/neutrino/internal/nstest"
+	"github.com/neutrino-net/neutrino/internal/service"
 	"github.com/neutrino-net/neutrino/internal/testenv"
 )
 
@@ -40,7 +43,7 @@ var cniBin = sync.OnceValues(func() (string, error) {
 
 // apiSocket serves the API on a unix socket: the plugin runs in the VM's
 // namespace, where the server's loopback address does not reach.
-func apiSocket(t *testing.T, api string) string {
+func apiSocket(t testing.TB, api string) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("/tmp", "ncni") // short: unix socket paths have 108 bytes
 	if err != nil {
@@ -61,13 +64,13 @@ func apiSocket(t *testing.T, api string) string {
 // cniRig runs the plugin as a container runtime would, through libcni,
 // from inside a VM namespace.
 type cniRig struct {
-	t    *testing.T
+	t    testing.TB
 	vm   *vmNS
 	cni  *libcni.CNIConfig
 	list *libcni.NetworkConfigList
 }
 
-func newCNIRig(t *testing.T, e *env, vm *vmNS, mode string) *cniRig {
+func newCNIRig(t testing.TB, e *env, vm *vmNS, mode string) *cniRig {
 	t.Helper()
 	bin, err := cniBin()
 	if err != nil {
@@ -313,4 +316,53 @@ func linkIn(t *testing.T, v *vmNS, dev string) bool {
 	defer h.Close()
 	_, err := h.LinkByName(dev)
 	return err == nil
+}
+
+// BenchmarkCNIMacvlan: ADD and DEL latency of 50 containers, one after
+// the other, in one VM, through libcni (each a plugin process: port
+// lookup from the cache, reservation, pair by If-Match, link, address).
+//
+//	go test -run '^$' -bench CNIMacvlan -benchtime 1x ./test/e2e/
+func BenchmarkCNIMacvlan(b *testing.B) {
+	testenv.RequireKernel(b, testenv.Macvlan)
+	const containers = 50
+	e := newEnvTuned(b, func(o *service.Options) { o.MaxAllowedAddressPairs = containers })
+	h := e.newHost("node-1", netip.MustParseAddr("192.0.2.1"))
+	h.startAgent()
+	h.waitRegistered()
+	n := e.network("net", false)
+	e.subnet(n, "10.0.0.0/24", nil)
+	pv := e.port(n, object{"name": "vm"})
+	vm := h.vm("vm")
+	e.plugAll(h, []port{pv}, []*vmNS{vm})
+	r := newCNIRig(b, e, vm, "macvlan")
+	cs := make([]*vmNS, containers)
+	for i := range cs {
+		cs[i] = h.vm(fmt.Sprintf("b%d", i))
+	}
+	var adds, dels []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		for i, c := range cs {
+			start := time.Now()
+			if _, err := r.add(c, fmt.Sprintf("b%d", i)); err != nil {
+				b.Fatalf("ADD b%d: %v", i, err)
+			}
+			adds = append(adds, time.Since(start))
+		}
+		if got := pairs(e, pv.id); len(got) != containers {
+			b.Fatalf("%d pairs after %d ADDs", len(got), containers)
+		}
+		for i, c := range cs {
+			start := time.Now()
+			if err := r.del(c, fmt.Sprintf("b%d", i)); err != nil {
+				b.Fatalf("DEL b%d: %v", i, err)
+			}
+			dels = append(dels, time.Since(start))
+		}
+	}
+	b.ReportMetric(nstest.Percentile(adds, 0.5), "add-p50-ms")
+	b.ReportMetric(nstest.Percentile(adds, 0.99), "add-p99-ms")
+	b.ReportMetric(nstest.Percentile(dels, 0.5), "del-p50-ms")
+	b.ReportMetric(nstest.Percentile(dels, 0.99), "del-p99-ms")
 }
