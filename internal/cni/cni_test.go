@@ -1,6 +1,7 @@
 package cni
 
 import (
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -110,5 +111,32 @@ func TestOrphans(t *testing.T) {
 	got := orphans("pods", ports, []Attachment{{"c1", "eth0"}})
 	if !slices.Equal(got, []string{"p2", "p3"}) {
 		t.Fatalf("orphans = %v", got)
+	}
+}
+
+func TestReadToken(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/token"
+	if err := os.WriteFile(path, []byte("gAAAA-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := readToken(path); err != nil || tok != "gAAAA-secret" {
+		t.Fatalf("readToken = %q, %v", tok, err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := readToken(path)
+	if err == nil || !strings.Contains(err.Error(), "readable by others") || strings.Contains(err.Error(), "secret") {
+		t.Fatalf("a world-readable token file: %v", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readToken(path); err == nil || !strings.Contains(err.Error(), "empty") {
+		t.Fatalf("an empty token file: %v", err)
 	}
 }

@@ -72,13 +72,19 @@ type cniRig struct {
 
 func newCNIRig(t testing.TB, e *env, vm *vmNS, mode string) *cniRig {
 	t.Helper()
+	return newCNIRigAs(t, e, vm, mode, "fake_project_id", "member")
+}
+
+// newCNIRigAs is newCNIRig with the plugin acting as project with roles.
+func newCNIRigAs(t testing.TB, e *env, vm *vmNS, mode, project, roles string) *cniRig {
+	t.Helper()
 	bin, err := cniBin()
 	if err != nil {
 		t.Fatal(err)
 	}
 	conf := map[string]any{"cniVersion": "1.1.0", "name": "pods", "plugins": []any{map[string]any{
 		"type": "neutrino-cni", "endpoint": "unix://" + apiSocket(t, e.api), "mode": mode,
-		"auth": map[string]any{"type": "noauth", "projectId": "fake_project_id"}, "stateDir": t.TempDir(),
+		"auth": map[string]any{"type": "noauth", "projectId": project, "roles": roles}, "stateDir": t.TempDir(),
 	}}}
 	data, _ := json.Marshal(conf)
 	list, err := libcni.NetworkConfFromBytes(data)
@@ -133,6 +139,10 @@ func (r *cniRig) check(c *vmNS, id string) error {
 	return r.inVM(func(ctx context.Context) error { return r.cni.CheckNetworkList(ctx, r.list, r.rt(c, id)) })
 }
 
+func (r *cniRig) status() error {
+	return r.inVM(func(ctx context.Context) error { return r.cni.GetStatusNetworkList(ctx, r.list) })
+}
+
 func (r *cniRig) gc(valid ...string) error {
 	var args libcni.GCArgs
 	for _, id := range valid {
@@ -181,6 +191,16 @@ func TestCNIMacvlan(t *testing.T) {
 	r := newCNIRig(t, e, vm, "macvlan")
 
 	c1, c2 := h.vm("c1"), h.vm("c2")
+	if err := r.status(); err != nil {
+		t.Fatalf("STATUS: %v", err)
+	}
+	// Another project's plugin cannot use this VM's port.
+	for _, as := range []struct{ roles, want string }{{"member", "no Networking API port has"}, {"admin", "not the caller's"}} {
+		other := newCNIRigAs(t, e, vm, "macvlan", "other-project", as.roles)
+		if _, err := other.add(c1, "x"); err == nil || !strings.Contains(err.Error(), as.want) {
+			t.Fatalf("ADD as another project's %s: %v, want %q", as.roles, err, as.want)
+		}
+	}
 	start := time.Now()
 	ip1, mac1 := r.mustAdd(c1, "c1")
 	t.Logf("first ADD (port lookup, reservation, pair, link): %s", time.Since(start).Round(time.Millisecond))
