@@ -1,10 +1,12 @@
 package cni
 
 import (
+	"context"
 	"os"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLoadConf(t *testing.T) {
@@ -139,4 +141,29 @@ func TestReadToken(t *testing.T) {
 	if _, err := readToken(path); err == nil || !strings.Contains(err.Error(), "empty") {
 		t.Fatalf("an empty token file: %v", err)
 	}
+}
+
+func TestFlockWaitsThenGivesUp(t *testing.T) {
+	path := t.TempDir() + "/lock"
+	a, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.OpenFile(path, os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := flock(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := flock(ctx, b); err == nil || !strings.Contains(err.Error(), "holds it") {
+		t.Fatalf("second lock while held: %v", err)
+	}
+	a.Close() // releases it
+	if err := flock(context.Background(), b); err != nil {
+		t.Fatalf("lock after release: %v", err)
+	}
+	b.Close()
 }

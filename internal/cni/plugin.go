@@ -67,15 +67,34 @@ func open(args *skel.CmdArgs) (*session, error) {
 		return nil, fmt.Errorf("lock: %w", err)
 	}
 	s.lock = f
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+	if err := flock(ctx, f); err != nil {
 		s.close()
-		return nil, fmt.Errorf("lock: %w", err)
+		return nil, err
 	}
 	if s.api, err = Dial(ctx, conf); err != nil {
 		s.close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// flock takes the lock on f, waiting at most until ctx ends: a plugin
+// stuck elsewhere in this VM fails this command instead of hanging it.
+func flock(ctx context.Context, f *os.File) error {
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			return fmt.Errorf("lock %s: %w", f.Name(), err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("lock %s: another neutrino-cni command of this VM holds it: %w", f.Name(), ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 func (s *session) close() {
