@@ -26,10 +26,16 @@ import (
 	"github.com/neutrino-net/neutrino/internal/nstest"
 	"github.com/neutrino-net/neutrino/internal/service"
 	"github.com/neutrino-net/neutrino/internal/testenv"
+	"github.com/neutrino-net/neutrino/internal/vmlab"
 )
 
 // cniBin builds cmd/neutrino-cni once per test binary run.
+// NEUTRINO_CNI_BIN, if set, names a directory that already has it (the
+// lab's guest uses the one its host built: compiling under TCG is slow).
 var cniBin = sync.OnceValues(func() (string, error) {
+	if dir := os.Getenv("NEUTRINO_CNI_BIN"); dir != "" {
+		return dir, nil
+	}
 	dir, err := os.MkdirTemp("", "ncni-bin")
 	if err != nil {
 		return "", err
@@ -179,6 +185,29 @@ func reservations(e *env) int {
 // removes orphans, and ten concurrent ADDs all get their pair.
 func TestCNIMacvlan(t *testing.T) {
 	testenv.RequireKernel(t, testenv.Macvlan)
+	testCNI(t, "macvlan")
+}
+
+// TestLabCNI runs the same in ipvlan (l2) mode on the lab's kernel: this
+// machine's has no ipvlan.
+func TestLabCNI(t *testing.T) {
+	if !vmlab.Inside() {
+		dir, err := cniBin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("NEUTRINO_CNI_BIN", dir)
+	}
+	if !vmlab.Enter(t) {
+		return
+	}
+	testenv.RequireKernel(t, testenv.IPVLAN)
+	t.Run("IPvlan", func(t *testing.T) { testCNI(t, "ipvlan") })
+}
+
+// testCNI is TestCNIMacvlan in a mode: macvlan gives each container its
+// own MAC, ipvlan the VM's, and the pairs carry that MAC.
+func testCNI(t *testing.T, mode string) {
 	e, h := oneNode(t)
 	n := e.network("net", false)
 	e.subnet(n, "10.0.0.0/24", nil)
@@ -188,7 +217,7 @@ func TestCNIMacvlan(t *testing.T) {
 	pn := e.port(n, object{"name": "neighbour", "security_groups": []any{open}})
 	vm, nb := h.vm("vm"), h.vm("nb")
 	e.plugAll(h, []port{pv, pn}, []*vmNS{vm, nb})
-	r := newCNIRig(t, e, vm, "macvlan")
+	r := newCNIRig(t, e, vm, mode)
 
 	c1, c2 := h.vm("c1"), h.vm("c2")
 	if err := r.status(); err != nil {
@@ -196,7 +225,7 @@ func TestCNIMacvlan(t *testing.T) {
 	}
 	// Another project's plugin cannot use this VM's port.
 	for _, as := range []struct{ roles, want string }{{"member", "no Networking API port has"}, {"admin", "not the caller's"}} {
-		other := newCNIRigAs(t, e, vm, "macvlan", "other-project", as.roles)
+		other := newCNIRigAs(t, e, vm, mode, "other-project", as.roles)
 		if _, err := other.add(c1, "x"); err == nil || !strings.Contains(err.Error(), as.want) {
 			t.Fatalf("ADD as another project's %s: %v, want %q", as.roles, err, as.want)
 		}
@@ -205,8 +234,11 @@ func TestCNIMacvlan(t *testing.T) {
 	ip1, mac1 := r.mustAdd(c1, "c1")
 	t.Logf("first ADD (port lookup, reservation, pair, link): %s", time.Since(start).Round(time.Millisecond))
 	ip2, mac2 := r.mustAdd(c2, "c2")
-	if mac1 == pv.mac || mac1 == mac2 {
+	switch {
+	case mode == "macvlan" && (mac1 == pv.mac || mac1 == mac2):
 		t.Fatalf("macvlan MACs: VM %s, c1 %s, c2 %s: want one per container", pv.mac, mac1, mac2)
+	case mode == "ipvlan" && (mac1 != pv.mac || mac2 != pv.mac):
+		t.Fatalf("ipvlan MACs: VM %s, c1 %s, c2 %s: want the VM's", pv.mac, mac1, mac2)
 	}
 	want := []string{ip1 + " " + mac1, ip2 + " " + mac2}
 	if got := pairs(e, pv.id); strings.Join(got, ",") != strings.Join(want, ",") {
