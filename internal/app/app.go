@@ -219,7 +219,8 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	m := metrics.New()
 	svc := service.New(db, service.Options{PhysnetMTU: cfg.PhysnetMTU, MACPrefix: cfg.MACPrefix, Segments: &cfg.Segments, Logger: log,
 		Providers: providers, Hint: hint.hint, AgentDownTime: cfg.AgentDownTime, ObserveReport: m.ObserveReport,
-		DHCPAgentsPerNetwork: cfg.DHCPAgentsPerNetwork, DHCPLeaseDuration: cfg.DHCPLeaseDuration})
+		DHCPAgentsPerNetwork: cfg.DHCPAgentsPerNetwork, DHCPLeaseDuration: cfg.DHCPLeaseDuration,
+		MaxAllowedAddressPairs: cfg.MaxAllowedAddressPairs})
 	var authn auth.Authenticator = auth.NoAuth{}
 	if cfg.Auth == "keystone" {
 		ks := auth.NewKeystone(cfg.KeystoneURL, cfg.KeystoneCacheTTL)

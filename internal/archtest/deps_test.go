@@ -69,6 +69,10 @@ func TestDependencyRules(t *testing.T) {
 		{pkg: "internal/ipsec/swconf", forbidden: append(slices.Clone(serverSide), dataPlane...)},
 		{pkg: "internal/ipsec/lsconf", forbidden: append(slices.Clone(serverSide), dataPlane...)},
 		{pkg: "internal/peerconfig", forbidden: append(slices.Clone(serverSide), dataPlane...)},
+		// The CNI plugin runs inside VMs and talks to the API like any
+		// client: never to the store, the bus or the agent.
+		{pkg: "internal/cni", forbidden: append(slices.Clone(serverSide), mod+"internal/bus", mod+"internal/agent", mod+"internal/control")},
+		{pkg: "cmd/neutrino-cni", forbidden: append(slices.Clone(serverSide), mod+"internal/bus", mod+"internal/agent", mod+"internal/control")},
 	} {
 		got := deps(t, tc.pkg)
 		for _, d := range got {

@@ -50,6 +50,7 @@ type Config struct {
 	L3AgentFailover           bool
 	DHCPAgentsPerNetwork      int
 	DHCPLeaseDuration         int
+	MaxAllowedAddressPairs    int
 	Agent                     string
 	IPsecDataPlane            string
 	AgentMetrics              string
@@ -238,6 +239,15 @@ var options = []option{
 				return fmt.Errorf("not an integer of at least 120: %q", v)
 			}
 			c.DHCPLeaseDuration = n
+			return nil
+		}},
+	{"max_allowed_address_pair", "10", "Most allowed address pairs a port may have (the reference's option; a CNI macvlan or ipvlan VM needs one per container).",
+		func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || n > 4096 {
+				return fmt.Errorf("not an integer from 0 to 4096: %q", v)
+			}
+			c.MaxAllowedAddressPairs = n
 			return nil
 		}},
 	{"agent", "auto", "neutrino up only: run a local agent (auto: when running as root; true; false).",

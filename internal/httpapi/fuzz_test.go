@@ -41,6 +41,9 @@ func FuzzRequest(f *testing.F) {
 	subID := id(call("POST", "/v2.0/subnets", `{"subnet": {"network_id": "`+netID+`", "ip_version": 4, "cidr": "10.0.0.0/28"}}`), "subnet")
 	rtrID := id(call("POST", "/v2.0/routers", `{"router": {}}`), "router")
 	portID := id(call("POST", "/v2.0/ports", `{"port": {"network_id": "`+netID+`"}}`), "port")
+	parentID := id(call("POST", "/v2.0/ports", `{"port": {"network_id": "`+netID+`"}}`), "port")
+	spID := id(call("POST", "/v2.0/ports", `{"port": {"network_id": "`+netID+`"}}`), "port")
+	trunkID := id(call("POST", "/v2.0/trunks", `{"trunk": {"port_id": "`+parentID+`"}}`), "trunk")
 	targets := []struct{ method, path string }{
 		{"POST", "/v2.0/networks"}, {"PUT", "/v2.0/networks/" + netID},
 		{"POST", "/v2.0/subnets"}, {"PUT", "/v2.0/subnets/" + subID},
@@ -51,6 +54,8 @@ func FuzzRequest(f *testing.F) {
 		{"PUT", "/v2.0/quotas/fuzz"}, {"GET", "/v2.0/ports?"},
 		{"POST", "/v2.0/vpn/ikepolicies"}, {"POST", "/v2.0/vpn/ipsecpolicies"}, {"POST", "/v2.0/vpn/vpnservices"},
 		{"POST", "/v2.0/vpn/endpoint-groups"}, {"POST", "/v2.0/vpn/ipsec-site-connections"}, {"GET", "/v2.0/vpn/ikepolicies?"},
+		{"POST", "/v2.0/trunks"}, {"PUT", "/v2.0/trunks/" + trunkID},
+		{"PUT", "/v2.0/trunks/" + trunkID + "/add_subports"}, {"PUT", "/v2.0/trunks/" + trunkID + "/remove_subports"},
 	}
 	seeds := []string{
 		`{"network": {"name": "x", "mtu": "1400", "admin_state_up": "true"}}`,
@@ -75,6 +80,16 @@ func FuzzRequest(f *testing.F) {
 	}
 	for i, s := range seeds {
 		f.Add(uint8(i), []byte(s))
+	}
+	// The trunk targets, each with a seed of its own.
+	trunkSeeds := []string{
+		`{"trunk": {"port_id": "` + spID + `", "sub_ports": [{"port_id": "` + portID + `", "segmentation_type": "vlan", "segmentation_id": "7"}]}}`,
+		`{"trunk": {"name": "t", "admin_state_up": "false"}}`,
+		`{"sub_ports": [{"port_id": "` + spID + `", "segmentation_type": "vlan", "segmentation_id": 4094}]}`,
+		`{"sub_ports": [{"port_id": "` + spID + `"}, {"port_id": "` + spID + `"}]}`,
+	}
+	for i, s := range trunkSeeds {
+		f.Add(uint8(len(targets)-len(trunkSeeds)+i), []byte(s))
 	}
 	f.Fuzz(func(t *testing.T, target uint8, body []byte) {
 		tg := targets[int(target)%len(targets)]

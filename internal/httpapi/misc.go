@@ -49,6 +49,7 @@ func extensionWire(e Extension) object {
 
 func (a *API) extensions() []Extension {
 	exts := append(slices.Clone(coreExtensions), vpnExtensions...)
+	exts = append(exts, revisionIfMatch, trunkExtension)
 	slices.SortFunc(exts, func(x, y Extension) int { return strings.Compare(x.Alias, y.Alias) })
 	return exts
 }
@@ -116,4 +117,5 @@ func (a *API) routes() {
 	m.HandleFunc("/v2.0/agents/{id}/dhcp-networks/{network_id}", a.dhcpNetwork)
 	a.quotaRoutes()
 	a.vpnRoutes()
+	a.trunkRoutes()
 }

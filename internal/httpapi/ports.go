@@ -173,14 +173,14 @@ func fixedIPsFrom(v any) []model.FixedIP {
 	return out
 }
 
-func checkFixedIPs(v values) error {
+func checkFixedIPs(v values, maxPairs int) error {
 	for _, x := range toList(v["fixed_ips"]) {
 		if len(x.(map[string]any)) == 0 {
 			return neutron.InvalidInput("fixed_ips", "Invalid data format for fixed IP: '{}'")
 		}
 	}
-	if n := len(toList(v["allowed_address_pairs"])); n > service.MaxAllowedAddressPairs {
-		return neutron.Invalid("AllowedAddressPairExhausted", "The number of allowed address pair exceeds the maximum %d.", service.MaxAllowedAddressPairs)
+	if n := len(toList(v["allowed_address_pairs"])); n > maxPairs {
+		return neutron.Invalid("AllowedAddressPairExhausted", "The number of allowed address pair exceeds the maximum %d.", maxPairs)
 	}
 	return nil
 }
@@ -253,7 +253,7 @@ func (a *API) ports() crud {
 			return portWire(p, isAdmin(r)), nil
 		},
 		create: func(r *http.Request, v values) (object, error) {
-			if err := checkFixedIPs(v); err != nil {
+			if err := checkFixedIPs(v, a.svc.MaxAllowedAddressPairs()); err != nil {
 				return nil, err
 			}
 			req := service.PortCreate{
@@ -273,7 +273,7 @@ func (a *API) ports() crud {
 			return portWire(out, isAdmin(r)), nil
 		},
 		update: func(r *http.Request, id string, v values) (object, error) {
-			if err := checkFixedIPs(v); err != nil {
+			if err := checkFixedIPs(v, a.svc.MaxAllowedAddressPairs()); err != nil {
 				return nil, err
 			}
 			out, err := a.svc.UpdatePort(r.Context(), id, func(p *model.Port) { applyPort(v, p) })

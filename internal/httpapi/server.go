@@ -200,11 +200,12 @@ func writeError(w http.ResponseWriter, e *neutron.Error) {
 
 // statusOf is the HTTP status of each kind of refusal of the service.
 var statusOf = map[service.Kind]int{
-	service.Invalid:     http.StatusBadRequest,
-	service.Forbidden:   http.StatusForbidden,
-	service.NotFound:    http.StatusNotFound,
-	service.Conflict:    http.StatusConflict,
-	service.Unavailable: http.StatusServiceUnavailable,
+	service.Invalid:            http.StatusBadRequest,
+	service.Forbidden:          http.StatusForbidden,
+	service.NotFound:           http.StatusNotFound,
+	service.Conflict:           http.StatusConflict,
+	service.Unavailable:        http.StatusServiceUnavailable,
+	service.PreconditionFailed: http.StatusPreconditionFailed,
 }
 
 // fail renders err: a refusal of the service with its kind's status and a
@@ -308,6 +309,13 @@ func (a *API) mount(path string, c crud) {
 	})
 	a.mux.HandleFunc(path+"/{id}", func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
+		if r.Method == http.MethodPut || r.Method == http.MethodDelete {
+			var err error
+			if r, err = withIfMatch(r, c.res.plural, id); err != nil {
+				a.fail(w, r, err)
+				return
+			}
+		}
 		switch r.Method {
 		case http.MethodGet:
 			o, err := c.show(r, id)

@@ -18,6 +18,8 @@ const (
 	Conflict
 	// Unavailable: nothing is left to allocate (e.g. no tenant network).
 	Unavailable
+	// PreconditionFailed: the client's If-Match does not hold.
+	PreconditionFailed
 )
 
 func (k Kind) String() string {
@@ -32,6 +34,8 @@ func (k Kind) String() string {
 		return "conflict"
 	case Unavailable:
 		return "unavailable"
+	case PreconditionFailed:
+		return "precondition failed"
 	}
 	return fmt.Sprintf("Kind(%d)", int(k))
 }

@@ -208,9 +208,9 @@ func (s *Service) checkPortSecurity(ctx context.Context, tx store.SecurityGroups
 		return errConflict("AddressPairAndPortSecurityRequired",
 			"Port Security must be enabled in order to have allowed address pairs on a port.")
 	}
-	if len(p.AllowedAddressPairs) > MaxAllowedAddressPairs {
+	if len(p.AllowedAddressPairs) > s.MaxAllowedAddressPairs() {
 		return errInvalid("AllowedAddressPairExhausted",
-			"The number of allowed address pair exceeds the maximum %d.", MaxAllowedAddressPairs)
+			"The number of allowed address pair exceeds the maximum %d.", s.MaxAllowedAddressPairs())
 	}
 	seen := map[model.AddressPair]bool{}
 	for i := range p.AllowedAddressPairs {
@@ -545,6 +545,9 @@ func (s *Service) DeletePort(ctx context.Context, id string) error {
 		if p.RouterID != "" || p.DeviceOwner == model.OwnerFloatingIP {
 			return errConflict("L3PortInUse",
 				"Port %s has owner %s and therefore cannot be deleted directly via the port API.", id, p.DeviceOwner)
+		}
+		if err := trunkOfPort(ctx, tx, id); err != nil {
+			return err
 		}
 		bound, networkID = p.BindingHostID != "", p.NetworkID
 		// Its floating IPs stay, dissociated, as in the reference.

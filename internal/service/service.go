@@ -53,6 +53,9 @@ type Options struct {
 	// DHCPLeaseDuration is the DHCP lease time in seconds (default
 	// DefaultDHCPLeaseDuration).
 	DHCPLeaseDuration int
+	// MaxAllowedAddressPairs is the most allowed address pairs a port
+	// may have (default DefaultMaxAllowedAddressPairs).
+	MaxAllowedAddressPairs int
 	// Quotas override model.DefaultQuotas.
 	Quotas map[string]int
 	Logger *slog.Logger
@@ -65,11 +68,11 @@ const VXLANOverhead = 50
 
 // Limits of the reference.
 const (
-	MaxAllowedAddressPairs = 10
-	MaxDNSNameservers      = 5
-	MaxHostRoutes          = 20
-	MaxFixedIPsPerPort     = 5
-	MaxRoutes              = 30
+	DefaultMaxAllowedAddressPairs = 10
+	MaxDNSNameservers             = 5
+	MaxHostRoutes                 = 20
+	MaxFixedIPsPerPort            = 5
+	MaxRoutes                     = 30
 )
 
 // Service is the Networking API's rules over a store.
@@ -93,6 +96,9 @@ func New(st store.Store, opts Options) *Service {
 	if opts.Segments == nil {
 		opts.Segments = &segment.Config{Flat: []string{"*"}, VLAN: map[string][]segment.Range{},
 			VNI: []segment.Range{{Min: segment.MinVNI, Max: segment.MaxVNI}}, TenantTypes: []string{segment.VXLAN}}
+	}
+	if opts.MaxAllowedAddressPairs == 0 {
+		opts.MaxAllowedAddressPairs = DefaultMaxAllowedAddressPairs
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -122,6 +128,14 @@ func New(st store.Store, opts Options) *Service {
 	return &Service{st: st, opts: opts, log: opts.Logger}
 }
 
+// MaxAllowedAddressPairs is the most allowed address pairs a port may have.
+func (s *Service) MaxAllowedAddressPairs() int {
+	if s.opts.MaxAllowedAddressPairs == 0 {
+		return DefaultMaxAllowedAddressPairs
+	}
+	return s.opts.MaxAllowedAddressPairs
+}
+
 // Store returns the underlying store (for status ingest and tests).
 func (s *Service) Store() store.Store { return s.st }
 
@@ -131,8 +145,19 @@ func newID() string { return uuid.NewString() }
 
 // write runs fn in a write transaction and translates store errors that
 // escaped the rules into API errors.
+// A request's If-Match constraint (WithRevisionConstraint) is checked
+// first, in the same transaction as the write it guards.
 func (s *Service) write(ctx context.Context, fn func(store.Tx) error) error {
-	return translate(s.st.Write(ctx, fn))
+	err := s.st.Write(ctx, func(tx store.Tx) error {
+		if err := s.checkRevision(ctx, tx); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+	if err == nil {
+		markRevisionChecked(ctx)
+	}
+	return translate(err)
 }
 
 func (s *Service) read(ctx context.Context, fn func(store.Tx) error) error {

@@ -80,6 +80,7 @@ var PageAttrs = map[string][]string{
 		"phase1_negotiation_mode", "ike_version", "pfs"},
 	"ipsecpolicies": {"id", "project_id", "name", "description", "transform_protocol", "auth_algorithm",
 		"encryption_algorithm", "encapsulation_mode", "pfs"},
+	"trunks":          {"id", "project_id", "name", "description", "admin_state_up", "status", "port_id"},
 	"vpnservices":     {"id", "project_id", "name", "description", "router_id", "admin_state_up", "status"},
 	"endpoint_groups": {"id", "project_id", "name", "description", "type"},
 	"ipsec_site_connections": {"id", "project_id", "name", "description", "vpnservice_id", "ikepolicy_id",
@@ -204,6 +205,7 @@ type Tx interface {
 	Quotas
 	VPN
 	Agents
+	Trunks
 }
 
 // Locker serialises writers within a transaction.
@@ -386,4 +388,34 @@ type Agents interface {
 	// BindNetwork records that a DHCP agent serves a network (idempotent).
 	BindNetwork(ctx context.Context, networkID, agentID string) error
 	UnbindNetwork(ctx context.Context, networkID, agentID string) error
+}
+
+// TrunkFilter selects trunks.
+type TrunkFilter struct {
+	Scope
+	Page
+	IDs []string
+	// PortIDs selects the trunks whose parent is one of these ports.
+	PortIDs []string
+	// SubPortIDs selects the trunks carrying one of these ports.
+	SubPortIDs []string
+}
+
+// Trunks holds trunks and their subports.
+type Trunks interface {
+	// GetTrunk and ListTrunks fill SubPorts, in the order they were added.
+	GetTrunk(ctx context.Context, id string) (*model.Trunk, error)
+	ListTrunks(ctx context.Context, f TrunkFilter) ([]model.Trunk, error)
+	// CreateTrunk inserts the trunk with its subports; a parent or a
+	// subport port already in a trunk, or a tag used twice, gives
+	// ErrDuplicate.
+	CreateTrunk(ctx context.Context, t *model.Trunk) error
+	// UpdateTrunk writes the trunk's own attributes, not its subports.
+	UpdateTrunk(ctx context.Context, t *model.Trunk) error
+	// DeleteTrunk deletes the trunk and lets its subports go.
+	DeleteTrunk(ctx context.Context, id string) error
+	// AddSubPorts appends subports (ErrDuplicate as CreateTrunk);
+	// RemoveSubPorts removes the trunk's subports with these port ids.
+	AddSubPorts(ctx context.Context, trunkID string, sps []model.SubPort) error
+	RemoveSubPorts(ctx context.Context, trunkID string, portIDs []string) error
 }

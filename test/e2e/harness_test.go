@@ -108,6 +108,12 @@ type undoStep struct {
 // plane is clean, agents stopped, namespaces removed, server stopped.
 func newEnv(t testing.TB) *env {
 	t.Helper()
+	return newEnvTuned(t, nil)
+}
+
+// newEnvTuned is newEnv with tune adjusting the service's options.
+func newEnvTuned(t testing.TB, tune func(*service.Options)) *env {
+	t.Helper()
 	testenv.RequireKernel(t, testenv.Bridge, testenv.Veth, testenv.VXLAN, testenv.NFTNAT, testenv.Mounting)
 	_ = t.TempDir() // registers the removal of the temp root before our cleanup, so it runs after
 	logs := &syncBuffer{}
@@ -115,7 +121,12 @@ func newEnv(t testing.TB) *env {
 	e := &env{t: t, logs: logs, log: log}
 	// Started first, so it stops after this test's own cleanup below.
 	e.srv = servertest.Start(t, servertest.Options{Logger: log,
-		Service: func(o *service.Options) { o.AgentDownTime = 10 * time.Second }})
+		Service: func(o *service.Options) {
+			o.AgentDownTime = 10 * time.Second
+			if tune != nil {
+				tune(o)
+			}
+		}})
 	e.api = e.srv.URL
 	t.Cleanup(func() {
 		if t.Failed() || os.Getenv("NEUTRINO_E2E_LOGS") != "" {

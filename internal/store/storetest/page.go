@@ -123,6 +123,13 @@ func pageCases() []pageCase {
 			v, err := tx.ListFloatingIPs(ctx, store.FloatingIPFilter{Page: p})
 			return names(v, err, func(f *model.FloatingIP) string { return f.Description })
 		}},
+		{coll: "trunks", bool: "admin_state_up", make: func(i int, name string) any {
+			return &model.Trunk{ID: id("trunk", i), ProjectID: "pp", Name: name, AdminStateUp: i == 3, Status: model.StatusDown,
+				PortID: fmt.Sprintf("pbase-tport-%d", i), Standard: std(0)}
+		}, list: func(tx store.Tx, p store.Page) ([]string, error) {
+			v, err := tx.ListTrunks(ctx, store.TrunkFilter{Page: p})
+			return names(v, err, func(t *model.Trunk) string { return t.Name })
+		}},
 		{coll: "ipsec_site_connections", bool: "admin_state_up", make: func(i int, name string) any {
 			c := connection(id("conn", i), "pp", "pbase-svc", "pbase-ike", "pbase-ipsec")
 			c.Name, c.AdminStateUp = name, i == 3
@@ -142,6 +149,9 @@ func testPage(t *testing.T, s store.Store) {
 		router("pbase-rtr", "pbase", nil), group("pbase-sg", "pbase"), ikePolicy("pbase-ike", "pbase"),
 		ipsecPolicy("pbase-ipsec", "pbase"), vpnService("pbase-svc", "pbase", "pbase-rtr", ""),
 		port("pbase-fport", "pbase-net", "pbase", fixed("pbase-sub", "10.78.0.200"))}
+	for i := range pageNames {
+		base = append(base, port(fmt.Sprintf("pbase-tport-%d", i), "pbase-net", "pbase"))
+	}
 	write(t, s, create(base...))
 	cases := pageCases()
 	covered := map[string]bool{}
@@ -229,7 +239,7 @@ func testPage(t *testing.T, s store.Store) {
 func idPrefix(pc pageCase) string {
 	return map[string]string{"networks": "net", "subnets": "sub", "ports": "port", "routers": "rtr",
 		"security_groups": "sg", "security_group_rules": "rule", "ikepolicies": "ike", "ipsecpolicies": "ipsec",
-		"vpnservices": "svc", "endpoint_groups": "eg", "ipsec_site_connections": "conn", "floatingips": "fip"}[pc.coll]
+		"vpnservices": "svc", "endpoint_groups": "eg", "ipsec_site_connections": "conn", "floatingips": "fip", "trunks": "trunk"}[pc.coll]
 }
 
 // sample is a value of the attribute's type.

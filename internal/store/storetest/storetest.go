@@ -187,6 +187,8 @@ func create(objs ...any) func(tx store.Tx) error {
 				err = tx.CreateAgent(ctx, o)
 			case *model.FloatingIP:
 				err = tx.CreateFloatingIP(ctx, o)
+			case *model.Trunk:
+				err = tx.CreateTrunk(ctx, o)
 			default:
 				panic(fmt.Sprintf("create %T", o))
 			}

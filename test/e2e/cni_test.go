@@ -1,0 +1,420 @@
+package e2e_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/vishvananda/netlink"
+
+	"github.com/neutrino-net/neutrino/internal/namespace"
+	"github.com/neutrino-net/neutrino/internal/nstest"
+	"github.com/neutrino-net/neutrino/internal/service"
+	"github.com/neutrino-net/neutrino/internal/testenv"
+	"github.com/neutrino-net/neutrino/internal/vmlab"
+)
+
+// cniBin builds cmd/neutrino-cni once per test binary run.
+// NEUTRINO_CNI_BIN, if set, names a directory that already has it (the
+// lab's guest uses the one its host built: compiling under TCG is slow).
+var cniBin = sync.OnceValues(func() (string, error) {
+	if dir := os.Getenv("NEUTRINO_CNI_BIN"); dir != "" {
+		return dir, nil
+	}
+	dir, err := os.MkdirTemp("", "ncni-bin")
+	if err != nil {
+		return "", err
+	}
+	out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "neutrino-cni"), "github.com/neutrino-net/neutrino/cmd/neutrino-cni").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build neutrino-cni: %v\n%s", err, out)
+	}
+	return dir, nil
+})
+
+// apiSocket serves the API on a unix socket: the plugin runs in the VM's
+// namespace, where the server's loopback address does not reach.
+func apiSocket(t testing.TB, api string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/tmp", "ncni") // short: unix socket paths have 108 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "api.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(api)
+	srv := &http.Server{Handler: httputil.NewSingleHostReverseProxy(u)}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close(); os.RemoveAll(dir) })
+	return sock
+}
+
+// cniRig runs the plugin as a container runtime would, through libcni,
+// from inside a VM namespace.
+type cniRig struct {
+	t    testing.TB
+	vm   *vmNS
+	cni  *libcni.CNIConfig
+	list *libcni.NetworkConfigList
+}
+
+func newCNIRig(t testing.TB, e *env, vm *vmNS, mode string) *cniRig {
+	t.Helper()
+	return newCNIRigAs(t, e, vm, mode, "fake_project_id", "member")
+}
+
+// newCNIRigAs is newCNIRig with the plugin acting as project with roles.
+func newCNIRigAs(t testing.TB, e *env, vm *vmNS, mode, project, roles string) *cniRig {
+	t.Helper()
+	bin, err := cniBin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := map[string]any{"cniVersion": "1.1.0", "name": "pods", "plugins": []any{map[string]any{
+		"type": "neutrino-cni", "endpoint": "unix://" + apiSocket(t, e.api), "mode": mode,
+		"auth": map[string]any{"type": "noauth", "projectId": project, "roles": roles}, "stateDir": t.TempDir(),
+	}}}
+	data, _ := json.Marshal(conf)
+	list, err := libcni.NetworkConfFromBytes(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &cniRig{t: t, vm: vm, list: list, cni: libcni.NewCNIConfigWithCacheDir([]string{bin}, t.TempDir(), nil)}
+}
+
+func (r *cniRig) rt(c *vmNS, id string) *libcni.RuntimeConf {
+	return &libcni.RuntimeConf{ContainerID: id, NetNS: c.path, IfName: "eth0"}
+}
+
+// inVM runs fn on a thread in the VM's namespace: the plugin it starts
+// runs there, as it would inside the VM.
+func (r *cniRig) inVM(fn func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return namespace.Do(r.vm.ns, func() error { return fn(ctx) })
+}
+
+func (r *cniRig) add(c *vmNS, id string) (*current.Result, error) {
+	var res *current.Result
+	err := r.inVM(func(ctx context.Context) error {
+		out, err := r.cni.AddNetworkList(ctx, r.list, r.rt(c, id))
+		if err != nil {
+			return err
+		}
+		res, err = current.NewResultFromResult(out)
+		return err
+	})
+	return res, err
+}
+
+func (r *cniRig) mustAdd(c *vmNS, id string) (ip, mac string) {
+	r.t.Helper()
+	res, err := r.add(c, id)
+	if err != nil {
+		r.t.Fatalf("ADD %s: %v", id, err)
+	}
+	if len(res.IPs) != 1 || len(res.Interfaces) != 1 {
+		r.t.Fatalf("ADD %s: result %+v", id, res)
+	}
+	return res.IPs[0].Address.IP.String(), res.Interfaces[0].Mac
+}
+
+func (r *cniRig) del(c *vmNS, id string) error {
+	return r.inVM(func(ctx context.Context) error { return r.cni.DelNetworkList(ctx, r.list, r.rt(c, id)) })
+}
+
+func (r *cniRig) check(c *vmNS, id string) error {
+	return r.inVM(func(ctx context.Context) error { return r.cni.CheckNetworkList(ctx, r.list, r.rt(c, id)) })
+}
+
+func (r *cniRig) status() error {
+	return r.inVM(func(ctx context.Context) error { return r.cni.GetStatusNetworkList(ctx, r.list) })
+}
+
+func (r *cniRig) gc(valid ...string) error {
+	var args libcni.GCArgs
+	for _, id := range valid {
+		args.ValidAttachments = append(args.ValidAttachments, types.GCAttachment{ContainerID: id, IfName: "eth0"})
+	}
+	return r.inVM(func(ctx context.Context) error { return r.cni.GCNetworkList(ctx, r.list, &args) })
+}
+
+// pairs returns the VM port's allowed address pairs as "ip mac".
+func pairs(e *env, portID string) []string {
+	var out []string
+	for _, x := range e.get("port", portID)["allowed_address_pairs"].([]any) {
+		m := x.(map[string]any)
+		out = append(out, fmt.Sprint(m["ip_address"], " ", m["mac_address"]))
+	}
+	return out
+}
+
+// reservations counts the plugin's ports.
+func reservations(e *env) int {
+	n := 0
+	for _, x := range e.call("GET", "/v2.0/ports", nil, 200)["ports"].([]any) {
+		if strings.HasPrefix(x.(map[string]any)["name"].(string), "cni/pods/") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestCNIMacvlan drives neutrino-cni through libcni in macvlan mode on
+// a VM namespace whose NIC is a Neutrino port: containers reach each
+// other and the VM's neighbour, their pairs are on the VM port, a
+// spoofed source is dropped, DEL frees everything (twice is fine), GC
+// removes orphans, and ten concurrent ADDs all get their pair.
+func TestCNIMacvlan(t *testing.T) {
+	testenv.RequireKernel(t, testenv.Macvlan)
+	testCNI(t, "macvlan")
+}
+
+// TestLabCNI runs the same in ipvlan (l2) mode on the lab's kernel: this
+// machine's has no ipvlan.
+func TestLabCNI(t *testing.T) {
+	if !vmlab.Inside() {
+		dir, err := cniBin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("NEUTRINO_CNI_BIN", dir)
+	}
+	if !vmlab.Enter(t) {
+		return
+	}
+	testenv.RequireKernel(t, testenv.IPVLAN)
+	t.Run("IPvlan", func(t *testing.T) { testCNI(t, "ipvlan") })
+}
+
+// testCNI is TestCNIMacvlan in a mode: macvlan gives each container its
+// own MAC, ipvlan the VM's, and the pairs carry that MAC.
+func testCNI(t *testing.T, mode string) {
+	e, h := oneNode(t)
+	n := e.network("net", false)
+	e.subnet(n, "10.0.0.0/24", nil)
+	open := e.create("security_group", object{"name": "open"})["id"].(string)
+	e.allowIngress(open, "10.0.0.0/24")
+	pv := e.port(n, object{"name": "vm", "security_groups": []any{open}})
+	pn := e.port(n, object{"name": "neighbour", "security_groups": []any{open}})
+	vm, nb := h.vm("vm"), h.vm("nb")
+	e.plugAll(h, []port{pv, pn}, []*vmNS{vm, nb})
+	r := newCNIRig(t, e, vm, mode)
+
+	c1, c2 := h.vm("c1"), h.vm("c2")
+	if err := r.status(); err != nil {
+		t.Fatalf("STATUS: %v", err)
+	}
+	// Another project's plugin cannot use this VM's port.
+	for _, as := range []struct{ roles, want string }{{"member", "no Networking API port has"}, {"admin", "not the caller's"}} {
+		other := newCNIRigAs(t, e, vm, mode, "other-project", as.roles)
+		if _, err := other.add(c1, "x"); err == nil || !strings.Contains(err.Error(), as.want) {
+			t.Fatalf("ADD as another project's %s: %v, want %q", as.roles, err, as.want)
+		}
+	}
+	start := time.Now()
+	ip1, mac1 := r.mustAdd(c1, "c1")
+	t.Logf("first ADD (port lookup, reservation, pair, link): %s", time.Since(start).Round(time.Millisecond))
+	ip2, mac2 := r.mustAdd(c2, "c2")
+	switch {
+	case mode == "macvlan" && (mac1 == pv.mac || mac1 == mac2):
+		t.Fatalf("macvlan MACs: VM %s, c1 %s, c2 %s: want one per container", pv.mac, mac1, mac2)
+	case mode == "ipvlan" && (mac1 != pv.mac || mac2 != pv.mac):
+		t.Fatalf("ipvlan MACs: VM %s, c1 %s, c2 %s: want the VM's", pv.mac, mac1, mac2)
+	}
+	want := []string{ip1 + " " + mac1, ip2 + " " + mac2}
+	if got := pairs(e, pv.id); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("VM port pairs = %v, want %v", got, want)
+	}
+	if _, ok := newPinger(t, c1, ip1, ip2).Reach(20*time.Millisecond, reachTimeout); !ok {
+		t.Fatalf("container c1 (%s) cannot reach container c2 (%s)", ip1, ip2)
+	}
+	if _, ok := newPinger(t, c2, ip2, pn.ip).Reach(20*time.Millisecond, reachTimeout); !ok {
+		t.Fatalf("container c2 (%s) cannot reach the neighbour VM (%s)", ip2, pn.ip)
+	}
+	if err := r.check(c1, "c1"); err != nil {
+		t.Fatalf("CHECK c1: %v", err)
+	}
+	// CHECK sees a pair that went missing.
+	e.update("port", pv.id, object{"allowed_address_pairs": []any{object{"ip_address": ip2, "mac_address": mac2}}})
+	if err := r.check(c1, "c1"); err == nil || !strings.Contains(err.Error(), "allowed address pair") {
+		t.Fatalf("CHECK c1 without its pair: %v, want a missing pair", err)
+	}
+	e.update("port", pv.id, object{"allowed_address_pairs": []any{object{"ip_address": ip1, "mac_address": mac1}, object{"ip_address": ip2, "mac_address": mac2}}})
+
+	// An address the plugin did not add is dropped.
+	const spoofed = "10.0.0.250"
+	addAddr(t, c1, "eth0", spoofed+"/24")
+	if !newPinger(t, c1, spoofed, pn.ip).Silent(100*time.Millisecond, time.Second) {
+		t.Fatalf("a reply to container c1's spoofed source %s, want it dropped", spoofed)
+	}
+
+	// DEL frees the pair and the address; a second DEL is fine.
+	for range 2 {
+		if err := r.del(c2, "c2"); err != nil {
+			t.Fatalf("DEL c2: %v", err)
+		}
+	}
+	if got := pairs(e, pv.id); len(got) != 1 || got[0] != ip1+" "+mac1 {
+		t.Fatalf("pairs after DEL c2 = %v", got)
+	}
+	taken := e.create("port", object{"network_id": n, "fixed_ips": []any{object{"ip_address": ip2}}})
+	e.call("DELETE", "/v2.0/ports/"+taken["id"].(string), nil, 204)
+	if link := linkIn(t, c2, "eth0"); link {
+		t.Fatalf("container c2 still has eth0 after DEL")
+	}
+
+	// GC keeps the valid attachments and removes the others.
+	c3, c4 := h.vm("c3"), h.vm("c4")
+	ip3, mac3 := r.mustAdd(c3, "c3")
+	r.mustAdd(c4, "c4")
+	if err := r.gc("c1", "c3"); err != nil {
+		t.Fatalf("GC: %v", err)
+	}
+	if got, want := pairs(e, pv.id), []string{ip1 + " " + mac1, ip3 + " " + mac3}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("pairs after GC = %v, want %v", got, want)
+	}
+	if n := reservations(e); n != 2 {
+		t.Fatalf("%d reservations after GC, want 2", n)
+	}
+	for _, c := range []struct {
+		ns *vmNS
+		id string
+	}{{c1, "c1"}, {c3, "c3"}, {c4, "c4"}} {
+		if err := r.del(c.ns, c.id); err != nil {
+			t.Fatalf("DEL %s: %v", c.id, err)
+		}
+	}
+
+	// Ten ADDs at once, the reference's limit of pairs: none is lost.
+	const many = 10
+	cs := make([]*vmNS, many+1)
+	for i := range cs {
+		cs[i] = h.vm(fmt.Sprintf("m%d", i))
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, many)
+	start = time.Now()
+	for i := range many {
+		wg.Go(func() { _, errs[i] = r.add(cs[i], fmt.Sprintf("m%d", i)) })
+	}
+	wg.Wait()
+	t.Logf("%d concurrent ADDs: %s", many, time.Since(start).Round(time.Millisecond))
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent ADD m%d: %v", i, err)
+		}
+	}
+	if got := pairs(e, pv.id); len(got) != many {
+		t.Fatalf("%d pairs after %d concurrent ADDs: %v", len(got), many, got)
+	}
+	// One more is past the limit: a clear error, and nothing left behind.
+	if _, err := r.add(cs[many], "m10"); err == nil || !strings.Contains(err.Error(), "AllowedAddressPairExhausted") {
+		t.Fatalf("ADD past the pair limit: %v", err)
+	}
+	if n := reservations(e); n != many {
+		t.Fatalf("%d reservations after a refused ADD, want %d", n, many)
+	}
+	for i := range many {
+		if err := r.del(cs[i], fmt.Sprintf("m%d", i)); err != nil {
+			t.Fatalf("DEL m%d: %v", i, err)
+		}
+	}
+	if got, n := pairs(e, pv.id), reservations(e); len(got) != 0 || n != 0 {
+		t.Fatalf("after DEL of all: pairs %v, %d reservations", got, n)
+	}
+}
+
+// addAddr adds an address to a link of a namespace.
+func addAddr(t *testing.T, v *vmNS, dev, prefix string) {
+	t.Helper()
+	h := v.handle(t)
+	defer h.Close()
+	l, err := h.LinkByName(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := netlink.ParseAddr(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.AddrAdd(l, a); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// linkIn reports whether the namespace has the link.
+func linkIn(t *testing.T, v *vmNS, dev string) bool {
+	t.Helper()
+	h := v.handle(t)
+	defer h.Close()
+	_, err := h.LinkByName(dev)
+	return err == nil
+}
+
+// BenchmarkCNIMacvlan: ADD and DEL latency of 50 containers, one after
+// the other, in one VM, through libcni (each a plugin process: port
+// lookup from the cache, reservation, pair by If-Match, link, address).
+//
+//	go test -run '^$' -bench CNIMacvlan -benchtime 1x ./test/e2e/
+func BenchmarkCNIMacvlan(b *testing.B) {
+	testenv.RequireKernel(b, testenv.Macvlan)
+	const containers = 50
+	e := newEnvTuned(b, func(o *service.Options) { o.MaxAllowedAddressPairs = containers })
+	h := e.newHost("node-1", netip.MustParseAddr("192.0.2.1"))
+	h.startAgent()
+	h.waitRegistered()
+	n := e.network("net", false)
+	e.subnet(n, "10.0.0.0/24", nil)
+	pv := e.port(n, object{"name": "vm"})
+	vm := h.vm("vm")
+	e.plugAll(h, []port{pv}, []*vmNS{vm})
+	r := newCNIRig(b, e, vm, "macvlan")
+	cs := make([]*vmNS, containers)
+	for i := range cs {
+		cs[i] = h.vm(fmt.Sprintf("b%d", i))
+	}
+	var adds, dels []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		for i, c := range cs {
+			start := time.Now()
+			if _, err := r.add(c, fmt.Sprintf("b%d", i)); err != nil {
+				b.Fatalf("ADD b%d: %v", i, err)
+			}
+			adds = append(adds, time.Since(start))
+		}
+		if got := pairs(e, pv.id); len(got) != containers {
+			b.Fatalf("%d pairs after %d ADDs", len(got), containers)
+		}
+		for i, c := range cs {
+			start := time.Now()
+			if err := r.del(c, fmt.Sprintf("b%d", i)); err != nil {
+				b.Fatalf("DEL b%d: %v", i, err)
+			}
+			dels = append(dels, time.Since(start))
+		}
+	}
+	b.ReportMetric(nstest.Percentile(adds, 0.5), "add-p50-ms")
+	b.ReportMetric(nstest.Percentile(adds, 0.99), "add-p99-ms")
+	b.ReportMetric(nstest.Percentile(dels, 0.5), "del-p50-ms")
+	b.ReportMetric(nstest.Percentile(dels, 0.99), "del-p99-ms")
+}
