@@ -107,7 +107,9 @@ func (r *cniRig) rt(c *vmNS, id string) *libcni.RuntimeConf {
 // inVM runs fn on a thread in the VM's namespace: the plugin it starts
 // runs there, as it would inside the VM.
 func (r *cniRig) inVM(fn func(ctx context.Context) error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	// Concurrent ADDs queue on the VM's lock: on the lab's emulated CPU
+	// ten of them take most of a minute.
+	ctx, cancel := context.WithTimeout(context.Background(), labSlack(time.Minute))
 	defer cancel()
 	return namespace.Do(r.vm.ns, func() error { return fn(ctx) })
 }

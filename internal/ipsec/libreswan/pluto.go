@@ -60,7 +60,7 @@ const (
 
 // Timeouts.
 var (
-	StartTimeout = 15 * time.Second // start until whack answers
+	StartTimeout = 45 * time.Second // start until whack answers (NSS and self-tests take seconds on a busy or emulated CPU)
 	StopGrace    = 5 * time.Second  // whack --shutdown / SIGTERM until SIGKILL
 	CmdTimeout   = 15 * time.Second // one whack or addconn run
 	pollInterval = 20 * time.Millisecond
