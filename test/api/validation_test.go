@@ -54,7 +54,6 @@ func TestValidationErrors(t *testing.T) {
 			{"multicast mac", "POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": netID, "mac_address": "01:00:5e:00:00:01"}}, 400, "HTTPBadRequest", "is not a valid MAC address"},
 			{"fixed ip outside", "POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": netID, "fixed_ips": []any{map[string]any{"subnet_id": subID, "ip_address": "10.5.0.5"}}}}, 400, "InvalidIpForSubnet", "10.5.0.5"},
 			{"fixed ip broadcast", "POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": netID, "fixed_ips": []any{map[string]any{"ip_address": "10.0.0.255"}}}}, 400, "InvalidIpForSubnet", "10.0.0.255"},
-			{"fixed ip gateway", "POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": netID, "fixed_ips": []any{map[string]any{"ip_address": "10.0.0.1"}}}}, 409, "IpAddressAlreadyAllocated", "10.0.0.1"},
 			{"fixed ip empty entry", "POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": netID, "fixed_ips": []any{map[string]any{}}}}, 400, "HTTPBadRequest", "Invalid input for fixed_ips"},
 			{"fixed ip unknown key", "POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": netID, "fixed_ips": []any{map[string]any{"ip": "10.0.0.9"}}}}, 400, "HTTPBadRequest", "Unexpected keys supplied: ip"},
 			{"subnet of other network", "POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": netID, "fixed_ips": []any{map[string]any{"subnet_id": missing}}}}, 404, "SubnetNotFound", missing},
