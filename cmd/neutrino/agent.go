@@ -231,8 +231,9 @@ func portPlug(ctx context.Context, args []string, stdout io.Writer, plug bool) e
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	nsName := fs.String("netns", "", "the network namespace that gets the VIF")
 	host := fs.String("host", envDefault("NEUTRINO_HOST", defaultHost()), "the agent host (NEUTRINO_HOST)")
-	api := fs.String("api", envDefault("NEUTRINO_API", "http://127.0.0.1:9696"), "the Networking API (NEUTRINO_API)")
-	token := fs.String("token", os.Getenv("OS_TOKEN"), "a Keystone token when the API uses Keystone (OS_TOKEN)")
+	api := fs.String("api", "", "the Networking API (NEUTRINO_API, OS_ENDPOINT, else the catalog's, else "+defaultAPI+")")
+	token := fs.String("token", "", "a Keystone token when the API uses Keystone (OS_TOKEN)")
+	cloud := fs.String("os-cloud", "", "a cloud of clouds.yaml (OS_CLOUD)")
 	wait := fs.Duration("wait", 30*time.Second, "how long to wait for the port to become ACTIVE (0: do not wait)")
 	// Accept PORT before or after the flags.
 	var port string
@@ -246,7 +247,11 @@ func portPlug(ctx context.Context, args []string, stdout io.Writer, plug bool) e
 		port = fs.Arg(0)
 	}
 	if port == "" || (plug && *nsName == "") {
-		return fmt.Errorf("usage: %s PORT --netns NS [--host HOST] [--api URL]", name)
+		return fmt.Errorf("usage: %s PORT --netns NS [--host HOST] [--api URL] [--os-cloud CLOUD | --token TOKEN]", name)
+	}
+	target, err := resolveAPI(ctx, clientAuth{api: *api, token: *token, cloud: *cloud}, os.Getenv)
+	if err != nil {
+		return err
 	}
 	body := map[string]any{"binding:host_id": *host, "binding:profile": map[string]any{"netns": *nsName}}
 	if !plug {
@@ -255,7 +260,7 @@ func portPlug(ctx context.Context, args []string, stdout io.Writer, plug bool) e
 	var out struct {
 		Port map[string]any `json:"port"`
 	}
-	if err := apiCall(ctx, *api, *token, "PUT", "/v2.0/ports/"+port, map[string]any{"port": body}, &out); err != nil {
+	if err := apiCall(ctx, target, "PUT", "/v2.0/ports/"+port, map[string]any{"port": body}, &out); err != nil {
 		return err
 	}
 	if !plug || *wait == 0 {
@@ -268,7 +273,7 @@ func portPlug(ctx context.Context, args []string, stdout io.Writer, plug bool) e
 			return fmt.Errorf("port %s is bound to %s but not ACTIVE after %s: is the agent of host %s running?", port, *host, *wait, *host)
 		}
 		time.Sleep(200 * time.Millisecond)
-		if err := apiCall(ctx, *api, *token, "GET", "/v2.0/ports/"+port, nil, &out); err != nil {
+		if err := apiCall(ctx, target, "GET", "/v2.0/ports/"+port, nil, &out); err != nil {
 			return err
 		}
 	}
@@ -276,21 +281,21 @@ func portPlug(ctx context.Context, args []string, stdout io.Writer, plug bool) e
 	return nil
 }
 
-func apiCall(ctx context.Context, base, token, method, path string, body, out any) error {
+func apiCall(ctx context.Context, t *apiTarget, method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
 		data, _ := json.Marshal(body)
 		rd = bytes.NewReader(data)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(base, "/")+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(t.base, "/")+path, rd)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("X-Auth-Token", token)
+	if t.token != "" {
+		req.Header.Set("X-Auth-Token", t.token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := t.http.Do(req)
 	if err != nil {
 		return err
 	}
@@ -301,9 +306,9 @@ func apiCall(ctx context.Context, base, token, method, path string, body, out an
 			NeutronError struct{ Type, Message string }
 		}
 		if json.Unmarshal(data, &fault) == nil && fault.NeutronError.Message != "" {
-			return fmt.Errorf("%s %s: %d %s: %s", method, path, resp.StatusCode, fault.NeutronError.Type, fault.NeutronError.Message)
+			return fmt.Errorf("%s %s (%s): %d %s: %s", method, path, t.how, resp.StatusCode, fault.NeutronError.Type, fault.NeutronError.Message)
 		}
-		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+		return fmt.Errorf("%s %s (%s): %s", method, path, t.how, resp.Status)
 	}
 	return json.Unmarshal(data, out)
 }

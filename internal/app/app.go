@@ -249,6 +249,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	if cfg.L3AgentFailover {
 		s.startFailover()
 	}
+	s.startSettleVPN()
 	go func() {
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.errCh <- err
@@ -270,6 +271,18 @@ func (s *Server) startFailover() {
 	}()
 	s.closers = append(s.closers, func() { cancel(); <-done })
 	s.log.Info("L3 agent failover on", "agent_down_time", s.Service.AgentDownTime(), "check_every", s.Service.FailoverPeriod())
+}
+
+// startSettleVPN runs the check that turns pending VPN resources of
+// routers without an alive agent DOWN, until the server closes.
+func (s *Server) startSettleVPN() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Service.RunSettleVPN(ctx, 0)
+	}()
+	s.closers = append(s.closers, func() { cancel(); <-done })
 }
 
 // Wait blocks until ctx ends or the server fails, then shuts down.

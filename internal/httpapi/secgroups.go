@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/neutrino-net/neutrino/api/neutron"
 	"github.com/neutrino-net/neutrino/internal/model"
 	"github.com/neutrino-net/neutrino/internal/service"
 	"github.com/neutrino-net/neutrino/internal/store"
@@ -40,8 +41,8 @@ func ruleRes() *resource {
 		attr{name: "direction", post: true, required: true, conv: oneOf("ingress", "egress"), filter: fString, sort: true},
 		attr{name: "ethertype", post: true, conv: oneOf("IPv4", "IPv6"), filter: fString, sort: true},
 		attr{name: "protocol", post: true, conv: protocolConv, filter: fString, sort: true},
-		attr{name: "port_range_min", post: true, conv: intOrNone(0, 65535), filter: fInt, sort: true},
-		attr{name: "port_range_max", post: true, conv: intOrNone(0, 65535), filter: fInt, sort: true},
+		attr{name: "port_range_min", post: true, conv: portConv, filter: fInt, sort: true},
+		attr{name: "port_range_max", post: true, conv: portConv, filter: fInt, sort: true},
 		attr{name: "remote_ip_prefix", post: true, conv: orNone(cidrConv), filter: fString, sort: true},
 		attr{name: "remote_group_id", post: true, conv: orNone(uuidConv), filter: fString, sort: true},
 		attr{name: "remote_address_group_id", post: true, conv: orNone(uuidConv), filter: fString},
@@ -170,3 +171,17 @@ func (a *API) securityGroupRules() crud {
 }
 
 func scalar(v any) string { s, _ := scalarString(v); return s }
+
+// portConv takes a rule's port_range_min or port_range_max: null or an
+// integer from 0 to 65535; anything else is the reference's
+// SecurityGroupInvalidPortValue, naming the value as sent.
+func portConv(v any) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	n, err := toInt(v)
+	if _, isBool := v.(bool); err != nil || isBool || n.(int) < 0 || n.(int) > 65535 {
+		return nil, neutron.Invalid("SecurityGroupInvalidPortValue", "Invalid value for port %v", v)
+	}
+	return n, nil
+}

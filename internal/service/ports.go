@@ -364,7 +364,10 @@ func (a *allocator) take(ctx context.Context, sn *model.Subnet, ip netip.Addr) (
 	if !sn.CIDR.Contains(ip) || (first != last && sn.CIDR.Bits() < 31 && (ip == first || (ip.Is4() && ip == last))) {
 		return model.FixedIP{}, errInvalid("InvalidIpForSubnet", "IP address %s is not a valid IP for the specified subnet.", ip)
 	}
-	if taken[ip] || (ip == sn.GatewayIP && a.port.DeviceOwner != model.OwnerRouterInterface && !a.mine[ip]) {
+	// The gateway address is free until a port takes it: as in the
+	// reference, any port may, and a router interface added by port then
+	// serves it (Terraform's usual pattern).
+	if taken[ip] {
 		return model.FixedIP{}, errConflict("IpAddressAlreadyAllocated", "IP address %s already allocated in subnet %s", ip, sn.ID)
 	}
 	taken[ip] = true

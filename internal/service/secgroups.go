@@ -265,6 +265,39 @@ var protocolNumbers = map[string]int{
 	"ipv6-route": 43, "ospf": 89, "pgm": 113, "rsvp": 46, "sctp": 132, "tcp": 6, "udp": 17, "udplite": 136, "vrrp": 112,
 }
 
+// checkRulePorts validates the port range of a rule with protocol number
+// num, as the reference does: ports only for the protocols that have them,
+// both ends given and ordered; ICMP type and code from 0 to 255, and no
+// code without a type.
+func checkRulePorts(num int, lo, hi *int) error {
+	switch num {
+	case 33, 132, 6, 17, 136: // dccp, sctp, tcp, udp, udplite
+		if (lo != nil && *lo == 0) || (hi != nil && *hi == 0) {
+			return errInvalid("SecurityGroupInvalidPortValue", "Invalid value for port 0")
+		}
+		if lo == nil || hi == nil || *lo > *hi {
+			return errInvalid("SecurityGroupInvalidPortRange", "For TCP/UDP protocols, port_range_min must be <= port_range_max")
+		}
+	case 1, 58: // icmp, ipv6-icmp
+		for _, f := range []struct {
+			field, attr string
+			v           *int
+		}{{"type", "port_range_min", lo}, {"code", "port_range_max", hi}} {
+			if f.v != nil && (*f.v < 0 || *f.v > 255) {
+				return errInvalid("SecurityGroupInvalidIcmpValue",
+					"Invalid value for ICMP %s (%s) %d. It must be 0 to 255.", f.field, f.attr, *f.v)
+			}
+		}
+		if lo == nil && hi != nil {
+			return errInvalid("SecurityGroupMissingIcmpType", "ICMP code (port-range-max) %d is provided but ICMP type (port-range-min) is missing.", *hi)
+		}
+	default:
+		return errInvalid("SecurityGroupInvalidProtocolForPort",
+			"Ports cannot be specified for protocol %d. Ports are only supported for DCCP, SCTP, TCP, UDP, UDPLITE.", num)
+	}
+	return nil
+}
+
 // checkRule validates a rule in the reference's order.
 func checkRule(r *model.SecurityGroupRule) error {
 	num := -1
@@ -281,25 +314,9 @@ func checkRule(r *model.SecurityGroupRule) error {
 	if (r.PortRangeMin != nil || r.PortRangeMax != nil) && r.Protocol == "" {
 		return errInvalid("SecurityGroupProtocolRequiredWithPorts", "Must also specify protocol if port range is given.")
 	}
-	switch num {
-	case 6, 17, 33, 132, 136:
-		if r.PortRangeMin != nil && r.PortRangeMax != nil && *r.PortRangeMin > *r.PortRangeMax {
-			return errInvalid("SecurityGroupInvalidPortRange", "For TCP/UDP protocols, port_range_min must be <= port_range_max")
-		}
-		for _, p := range []*int{r.PortRangeMin, r.PortRangeMax} {
-			if p != nil && (*p < 1 || *p > 65535) {
-				return errInvalid("SecurityGroupInvalidPortValue", "Invalid value for port %d", *p)
-			}
-		}
-	case 1, 58:
-		for name, p := range map[string]*int{"type": r.PortRangeMin, "code": r.PortRangeMax} {
-			if p != nil && (*p < 0 || *p > 255) {
-				return errInvalid("SecurityGroupInvalidIcmpValue",
-					"Invalid value for ICMP %s (port-range-min): %d", name, *p)
-			}
-		}
-		if r.PortRangeMin == nil && r.PortRangeMax != nil {
-			return errInvalid("SecurityGroupMissingIcmpType", "ICMP code (port-range-max) %d is provided but ICMP type (port-range-min) is missing.", *r.PortRangeMax)
+	if r.PortRangeMin != nil || r.PortRangeMax != nil {
+		if err := checkRulePorts(num, r.PortRangeMin, r.PortRangeMax); err != nil {
+			return err
 		}
 	}
 	if r.RemoteIPPrefix != "" && r.RemoteGroupID != "" {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"github.com/neutrino-net/neutrino/api/agentv1"
 	"net/netip"
+	"slices"
 
 	"github.com/neutrino-net/neutrino/internal/ipam"
 	"github.com/neutrino-net/neutrino/internal/model"
@@ -168,7 +169,18 @@ func (s *Service) CreateSubnet(ctx context.Context, req SubnetCreate) (*model.Su
 	}
 	s.stamp(&sn.Standard)
 	var dhcpHosts []string
+	var autoPorts []string
+	if sn.Auto() {
+		if autoPorts, err = s.portIDs(ctx, store.PortFilter{NetworkID: sn.NetworkID}); err != nil {
+			return nil, err
+		}
+	}
+	addressed := 0
 	err = s.write(ctx, func(tx store.Tx) error {
+		// Ports before their network, as port updates lock them.
+		if err := lockPorts(ctx, tx, autoPorts); err != nil {
+			return err
+		}
 		if err := tx.Lock(ctx, "network:"+sn.NetworkID); err != nil {
 			return err
 		}
@@ -194,13 +206,22 @@ func (s *Service) CreateSubnet(ctx context.Context, req SubnetCreate) (*model.Su
 		if err := tx.CreateSubnet(ctx, &sn); err != nil {
 			return err
 		}
+		if sn.Auto() {
+			if addressed, err = s.addAutoAddresses(ctx, tx, &sn, autoPorts); err != nil {
+				return err
+			}
+		}
 		dhcpHosts, err = s.syncDHCP(ctx, tx, sn.NetworkID)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.hint(ctx, dhcpHosts, agentv1.Hint{Full: true})
+	if addressed > 0 {
+		s.hintAll(ctx) // ports on every host may have a new address
+	} else {
+		s.hint(ctx, dhcpHosts, agentv1.Hint{Full: true})
+	}
 	return &sn, nil
 }
 
@@ -291,7 +312,18 @@ func (s *Service) DeleteSubnet(ctx context.Context, id string) error {
 	}
 	var networkID string
 	var dhcpHosts []string
-	err := s.write(ctx, func(tx store.Tx) error {
+	// The ports with an address on the subnet, locked before the network
+	// (as port updates lock them) so that automatic addresses can go.
+	holders, err := s.portIDs(ctx, store.PortFilter{SubnetID: id})
+	if err != nil {
+		return err
+	}
+	unaddressed := 0
+	err = s.write(ctx, func(tx store.Tx) error {
+		unaddressed = 0
+		if err := lockPorts(ctx, tx, holders); err != nil {
+			return err
+		}
 		sn, _, err := s.visibleSubnet(ctx, tx, c, id)
 		if err != nil {
 			return err
@@ -317,6 +349,11 @@ func (s *Service) DeleteSubnet(ctx context.Context, id string) error {
 		if err := s.dropDHCPAddresses(ctx, tx, id); err != nil {
 			return err
 		}
+		if sn.Auto() {
+			if unaddressed, err = s.dropAutoAddresses(ctx, tx, sn, holders); err != nil {
+				return err
+			}
+		}
 		taken, err := tx.AllocatedIPs(ctx, id)
 		if err != nil {
 			return err
@@ -334,8 +371,110 @@ func (s *Service) DeleteSubnet(ctx context.Context, id string) error {
 	if err == nil {
 		s.hintDHCP(ctx, networkID)
 		s.hint(ctx, dhcpHosts, agentv1.Hint{Full: true})
+		if unaddressed > 0 {
+			s.hintAll(ctx)
+		}
 	}
 	return err
+}
+
+// portIDs returns the ids of the ports filter selects, in id order.
+func (s *Service) portIDs(ctx context.Context, filter store.PortFilter) ([]string, error) {
+	var ids []string
+	err := s.read(ctx, func(tx store.Tx) error {
+		ports, err := tx.ListPorts(ctx, filter)
+		for _, p := range ports {
+			ids = append(ids, p.ID)
+		}
+		return err
+	})
+	slices.Sort(ids)
+	return ids, err
+}
+
+// lockPorts takes the writer locks of ports, in id order (so that two
+// writers never wait for each other), each once.
+func lockPorts(ctx context.Context, tx store.Tx, ids []string) error {
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	for _, id := range slices.Compact(ids) {
+		if err := tx.Lock(ctx, "port:"+id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// getsAutoAddress reports whether a port takes the automatic address of
+// an IPv6 SLAAC or DHCPv6-stateless subnet created on its network: every
+// port but router interfaces, which the router API addresses, as in the
+// reference.
+func getsAutoAddress(p *model.Port) bool { return p.DeviceOwner != model.OwnerRouterInterface }
+
+// addAutoAddresses gives the ports of a new automatic-address subnet's
+// network their EUI-64 address on it, as the reference does, and returns
+// how many ports changed. locked are the ports already locked; a port
+// created since is locked now.
+func (s *Service) addAutoAddresses(ctx context.Context, tx store.Tx, sn *model.Subnet, locked []string) (int, error) {
+	ports, err := tx.ListPorts(ctx, store.PortFilter{NetworkID: sn.NetworkID})
+	if err != nil {
+		return 0, err
+	}
+	changed := 0
+	for i := range ports {
+		p := &ports[i]
+		if !getsAutoAddress(p) || slices.ContainsFunc(p.FixedIPs, func(ip model.FixedIP) bool { return ip.SubnetID == sn.ID }) {
+			continue
+		}
+		if _, ok := slices.BinarySearch(locked, p.ID); !ok {
+			if err := tx.Lock(ctx, "port:"+p.ID); err != nil {
+				return changed, err
+			}
+		}
+		ip, err := ipam.EUI64(sn.CIDR, p.MACAddress)
+		if err != nil {
+			return changed, fmt.Errorf("automatic address of port %s: %w", p.ID, err)
+		}
+		p.FixedIPs = append(p.FixedIPs, model.FixedIP{SubnetID: sn.ID, IPAddress: ip})
+		s.touch(&p.Standard)
+		if err := tx.UpdatePort(ctx, p); err != nil {
+			return changed, err
+		}
+		changed++
+	}
+	return changed, nil
+}
+
+// dropAutoAddresses removes the automatic addresses of a subnet being
+// deleted from the ports that took them (locked before), and returns how
+// many ports changed; router interfaces keep theirs, so the subnet stays
+// in use, as in the reference.
+func (s *Service) dropAutoAddresses(ctx context.Context, tx store.Tx, sn *model.Subnet, locked []string) (int, error) {
+	if len(locked) == 0 {
+		return 0, nil
+	}
+	ports, err := tx.ListPorts(ctx, store.PortFilter{IDs: locked})
+	if err != nil {
+		return 0, err
+	}
+	changed := 0
+	for i := range ports {
+		p := &ports[i]
+		if !getsAutoAddress(p) {
+			continue
+		}
+		kept := slices.DeleteFunc(slices.Clone(p.FixedIPs), func(ip model.FixedIP) bool { return ip.SubnetID == sn.ID })
+		if len(kept) == len(p.FixedIPs) {
+			continue
+		}
+		p.FixedIPs = kept
+		s.touch(&p.Standard)
+		if err := tx.UpdatePort(ctx, p); err != nil {
+			return changed, err
+		}
+		changed++
+	}
+	return changed, nil
 }
 
 func subnetInUse(id, reason string) *Error {

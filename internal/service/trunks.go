@@ -79,7 +79,7 @@ func (s *Service) CreateTrunk(ctx context.Context, t model.Trunk) (*model.Trunk,
 		if err := tx.Lock(ctx, "trunk:"+t.ID); err != nil {
 			return err
 		}
-		if err := lockPorts(ctx, tx, t.PortID, t.SubPorts); err != nil {
+		if err := lockTrunkPorts(ctx, tx, t.PortID, t.SubPorts); err != nil {
 			return err
 		}
 		parent, err := s.ownedPort(ctx, tx, c, t.PortID)
@@ -151,7 +151,7 @@ func (s *Service) DeleteTrunk(ctx context.Context, id string) error {
 		if !t.AdminStateUp {
 			return errConflict("TrunkDisabled", "Trunk %s is currently disabled.", id)
 		}
-		if err := lockPorts(ctx, tx, t.PortID, t.SubPorts); err != nil {
+		if err := lockTrunkPorts(ctx, tx, t.PortID, t.SubPorts); err != nil {
 			return err
 		}
 		if err := tx.DeleteTrunk(ctx, id); err != nil {
@@ -183,7 +183,7 @@ func (s *Service) AddSubPorts(ctx context.Context, id string, sps []model.SubPor
 		if err != nil {
 			return err
 		}
-		if err := lockPorts(ctx, tx, t.PortID, sps); err != nil {
+		if err := lockTrunkPorts(ctx, tx, t.PortID, sps); err != nil {
 			return err
 		}
 		parent, err := tx.GetPort(ctx, t.PortID)
@@ -245,7 +245,7 @@ func (s *Service) RemoveSubPorts(ctx context.Context, id string, portIDs []strin
 			gone = append(gone, t.SubPorts[i])
 			t.SubPorts = slices.Delete(t.SubPorts, i, i+1)
 		}
-		if err := lockPorts(ctx, tx, "", gone); err != nil {
+		if err := lockTrunkPorts(ctx, tx, "", gone); err != nil {
 			return err
 		}
 		if err := tx.RemoveSubPorts(ctx, id, portIDs); err != nil {
@@ -265,9 +265,9 @@ func (s *Service) RemoveSubPorts(ctx context.Context, id string, portIDs []strin
 	return out, err
 }
 
-// lockPorts takes the writer locks of a parent and of subports, in id
-// order, so that none is deleted or handed elsewhere meanwhile.
-func lockPorts(ctx context.Context, tx store.Tx, parent string, sps []model.SubPort) error {
+// lockTrunkPorts takes the writer locks of a parent and of subports, so
+// that none is deleted or handed elsewhere meanwhile.
+func lockTrunkPorts(ctx context.Context, tx store.Tx, parent string, sps []model.SubPort) error {
 	var ids []string
 	if parent != "" {
 		ids = append(ids, parent)
@@ -275,13 +275,7 @@ func lockPorts(ctx context.Context, tx store.Tx, parent string, sps []model.SubP
 	for _, sp := range sps {
 		ids = append(ids, sp.PortID)
 	}
-	slices.Sort(ids)
-	for _, id := range slices.Compact(ids) {
-		if err := tx.Lock(ctx, "port:"+id); err != nil {
-			return err
-		}
-	}
-	return nil
+	return lockPorts(ctx, tx, ids)
 }
 
 // checkSubPortList is the reference's type:subports validation of a

@@ -505,7 +505,8 @@ func lockConnectionRefs(ctx context.Context, tx store.Tx, conn *model.IPsecSiteC
 }
 
 // CreateConnection validates and creates an IPsec site connection in
-// PENDING_CREATE and tells the service's driver.
+// PENDING_CREATE (DOWN, with the reason, when no alive agent hosts its
+// router) and tells the service's driver.
 func (s *Service) CreateConnection(ctx context.Context, req ConnectionRequest) (*model.IPsecSiteConnection, error) {
 	c := who(ctx)
 	if err := c.mayWrite("create_ipsec_site_connection"); err != nil {
@@ -533,6 +534,10 @@ func (s *Service) CreateConnection(ctx context.Context, req ConnectionRequest) (
 			return err
 		}
 		if err := s.checkQuota(ctx, tx, "ipsec_site_connection", project, 1); err != nil {
+			return err
+		}
+		conn.Status, conn.StatusReason = model.StatusPendingCreate, ""
+		if err := s.settleIfUnhosted(ctx, tx, &conn, v.RouterID); err != nil {
 			return err
 		}
 		return refErr(tx.CreateConnection(ctx, &conn), conn.VPNServiceID)
@@ -584,8 +589,9 @@ func (s *Service) ListConnections(ctx context.Context, p store.Page) ([]model.IP
 	return out, err
 }
 
-// UpdateConnection re-validates the merged connection, then refuses a
-// connection in a PENDING_* state, as the reference does (in that order).
+// UpdateConnection re-validates the merged connection and stores it, in
+// any state: unlike the reference, which refuses PENDING_* with
+// VPNStateInvalidToUpdate, the agent converges to the newest state.
 func (s *Service) UpdateConnection(ctx context.Context, id string, req ConnectionRequest) (*model.IPsecSiteConnection, error) {
 	c := who(ctx)
 	if err := c.mayWrite("update_ipsec_site_connection"); err != nil {
@@ -612,8 +618,10 @@ func (s *Service) UpdateConnection(ctx context.Context, id string, req Connectio
 		if v, err = s.checkConnection(ctx, tx, c, &conn, peer); err != nil {
 			return err
 		}
-		if model.IsPending(old.Status) {
-			return stateInvalid(old.Status, id)
+		// Unlike the reference, a PENDING_* connection may change: the
+		// agent applies the newest desired state whenever it acts.
+		if err := s.settleIfUnhosted(ctx, tx, &conn, v.RouterID); err != nil {
+			return err
 		}
 		s.touch(&conn.Standard)
 		out = &conn

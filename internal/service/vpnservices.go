@@ -129,12 +129,8 @@ func (s *Service) ListVPNServices(ctx context.Context, p store.Page) ([]model.VP
 	return out, err
 }
 
-func stateInvalid(status, id string) *Error {
-	return errInvalid("VPNStateInvalidToUpdate", "Invalid state %s of vpnaas resource %s for updating", status, id)
-}
-
 // UpdateVPNService changes name, description or admin_state_up of a
-// service that is not in a PENDING_* state.
+// service in any state (the reference refuses PENDING_* ones).
 func (s *Service) UpdateVPNService(ctx context.Context, id string, change func(*model.VPNService)) (*model.VPNService, error) {
 	c := who(ctx)
 	if err := c.mayWrite("update_vpnservice"); err != nil {
@@ -149,11 +145,17 @@ func (s *Service) UpdateVPNService(ctx context.Context, id string, change func(*
 		if err != nil {
 			return err
 		}
-		if model.IsPending(old.Status) {
-			return stateInvalid(old.Status, id)
-		}
 		v := *old
 		change(&v)
+		if model.IsPending(v.Status) {
+			hosted, err := s.routerHostedAlive(ctx, tx, v.RouterID)
+			if err != nil {
+				return err
+			}
+			if !hosted {
+				v.Status = model.StatusDown
+			}
+		}
 		s.touch(&v.Standard)
 		out = &v
 		return tx.UpdateVPNService(ctx, &v)

@@ -419,9 +419,6 @@ func TestVPNValidationErrors(t *testing.T) {
 			tcase{"order: dpd before mtu", "POST", connPath, legacy("dpd", dpd("interval", 60, "timeout", 10), "mtu", 67), 400, "IPsecSiteConnectionDpdIntervalValueError", "dpd_timeout is equal to or less than dpd_interval"},
 			tcase{"order: mtu before peer address", "POST", connPath, legacy("mtu", 67, "peer_address", "x.invalid"), 400, "IPsecSiteConnectionMtuError", "MTU 67 is too small for ipv4"},
 			tcase{"order: dpd before peer address", "POST", connPath, legacy("dpd", dpd("timeout", 1), "peer_address", "2001:db8:5::1", "vpnservice_id", f.svcV4), 400, "IPsecSiteConnectionDpdIntervalValueError", "dpd_timeout"},
-			// PUT re-validates everything before the state check.
-			tcase{"PUT on PENDING_CREATE", "PUT", connURL, put("name", "renamed"), 400, "VPNStateInvalidToUpdate", "Invalid state PENDING_CREATE of vpnaas resource " + f.connLegacy + " for updating"},
-			tcase{"PUT on PENDING_CREATE, groups", "PUT", connEGURL, put("mtu", 1400), 400, "VPNStateInvalidToUpdate", "Invalid state PENDING_CREATE of vpnaas resource " + f.connEG + " for updating"},
 			tcase{"PUT missing connection", "PUT", connPath + "/" + missing, put("name", "x"), 404, "IPsecSiteConnectionNotFound", "ipsec_site_connection " + missing + " not found"},
 		)
 		// No PATCH; no POST on an item.
