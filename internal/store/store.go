@@ -204,6 +204,7 @@ type Tx interface {
 	Quotas
 	VPN
 	Agents
+	Tags
 }
 
 // Locker serialises writers within a transaction.
@@ -386,4 +387,23 @@ type Agents interface {
 	// BindNetwork records that a DHCP agent serves a network (idempotent).
 	BindNetwork(ctx context.Context, networkID, agentID string) error
 	UnbindNetwork(ctx context.Context, networkID, agentID string) error
+}
+
+// TagKinds are the kinds of resources that carry tags, named as their API
+// collections with underscores: the reference's tagged resources that
+// Neutrino has, and the VPN resources (which the reference does not tag).
+var TagKinds = []string{
+	"networks", "subnets", "ports", "routers", "floatingips", "security_groups",
+	"ikepolicies", "ipsecpolicies", "vpnservices", "endpoint_groups", "ipsec_site_connections",
+}
+
+// Tags holds the tags of the resources of TagKinds. Deleting a resource
+// deletes its tags.
+type Tags interface {
+	// Tags maps each of ids that has tags to them, sorted; ids without
+	// tags are absent.
+	Tags(ctx context.Context, kind string, ids []string) (map[string][]string, error)
+	// SetTags replaces the tags of one resource; ErrNotFound if it does
+	// not exist.
+	SetTags(ctx context.Context, kind, id string, tags []string) error
 }

@@ -65,6 +65,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Agents/Cascade", testAgentCascade},
 		{"Agents/Rollback", testAgentRollback},
 		{"PortsOnHost", testPortsOnHost},
+		{"Tags", testTags},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
