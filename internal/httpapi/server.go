@@ -266,6 +266,10 @@ func isAdmin(r *http.Request) bool { return identity.FromContext(r.Context()).Ad
 
 // mount registers path and path/{id} for c.
 func (a *API) mount(path string, c crud) {
+	if isTagged(c.res) {
+		c = a.withTags(c)
+		a.mountTags(path, c)
+	}
 	a.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
 		case http.MethodGet:
