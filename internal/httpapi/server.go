@@ -295,7 +295,16 @@ func (a *API) mount(path string, c crud) {
 				methodNotAllowed(w, r)
 				return
 			}
-			v, err := parseBody(r, c.res, false)
+			body, err := readJSON(r)
+			if err != nil {
+				a.fail(w, r, err)
+				return
+			}
+			if items, ok := bulkItems(body, c.res); ok {
+				a.bulkCreate(w, r, c, items)
+				return
+			}
+			v, err := parseEnvelope(body, c.res, false)
 			if err != nil {
 				a.fail(w, r, err)
 				return

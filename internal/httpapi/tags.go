@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"strings"
@@ -141,19 +142,30 @@ func (a *API) withTags(c crud) crud {
 		return one(r, o, err)
 	}
 	if create != nil {
+		// A resource created with tags gets them in its own transaction.
 		c.create = func(r *http.Request, v values) (object, error) {
 			tags, set := v["tags"].([]string)
-			o, err := create(r, v)
-			if err != nil || !set || len(tags) == 0 {
+			if !set || len(tags) == 0 {
+				o, err := create(r, v)
 				return one(r, o, err)
 			}
-			id, _ := o["id"].(string)
-			project, _ := o["project_id"].(string)
-			if _, err := a.svc.EditTags(r.Context(), kind, id, project, "create",
-				func([]string) ([]string, error) { return tags, nil }); err != nil {
-				return nil, err
-			}
-			return one(r, o, nil)
+			var o object
+			err := a.svc.Batch(r.Context(), func(ctx context.Context) error {
+				rc := r.WithContext(ctx)
+				var err error
+				if o, err = create(rc, v); err != nil {
+					return err
+				}
+				id, _ := o["id"].(string)
+				project, _ := o["project_id"].(string)
+				if _, err := a.svc.EditTags(ctx, kind, id, project, "create",
+					func([]string) ([]string, error) { return tags, nil }); err != nil {
+					return err
+				}
+				o, err = one(rc, o, nil)
+				return err
+			})
+			return o, err
 		}
 	}
 	if update != nil {

@@ -130,12 +130,21 @@ func (s *Service) now() time.Time { return s.opts.Now().UTC().Truncate(time.Seco
 func newID() string { return uuid.NewString() }
 
 // write runs fn in a write transaction and translates store errors that
-// escaped the rules into API errors.
+// escaped the rules into API errors. Within a Batch, fn runs in the
+// batch's transaction.
 func (s *Service) write(ctx context.Context, fn func(store.Tx) error) error {
+	if b := batchOf(ctx); b != nil {
+		return translate(fn(b.tx))
+	}
 	return translate(s.st.Write(ctx, fn))
 }
 
+// read runs fn in a read transaction, or within a Batch in the batch's
+// transaction, so that it sees what the batch wrote.
 func (s *Service) read(ctx context.Context, fn func(store.Tx) error) error {
+	if b := batchOf(ctx); b != nil {
+		return translate(fn(b.tx))
+	}
 	return translate(s.st.Read(ctx, fn))
 }
 
