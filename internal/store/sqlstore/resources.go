@@ -271,6 +271,7 @@ func (t *tx) ListSubnets(ctx context.Context, f store.SubnetFilter) ([]model.Sub
 	}
 	w.in("network_id", f.NetworkIDs)
 	w.in("id", f.IDs)
+	w.in("subnetpool_id", f.SubnetPoolIDs)
 	return subnets.listPage(ctx, t, w, f.Page)
 }
 
@@ -587,6 +588,7 @@ func (t *tx) DeleteQuotas(ctx context.Context, projectID string) error {
 var countTables = map[string]string{
 	"network":               "networks",
 	"subnet":                "subnets",
+	"subnetpool":            "subnetpools",
 	"port":                  "ports",
 	"router":                "routers",
 	"security_group":        "security_groups",
