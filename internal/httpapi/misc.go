@@ -37,12 +37,14 @@ var coreExtensions = []Extension{
 	{"quota_details", "Quota details management support", "Expose functions for quotas usage statistics per project", "2017-02-10T10:00:00-00:00"},
 	{"router", "Neutron L3 Router", "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external networks via a NAT gateway.", "2012-07-20T10:00:00-00:00"},
 	{"security-group", "security-group", "The security groups extension.", "2012-10-05T10:00:00-00:00"},
+	{"subnet_allocation", "Subnet Allocation", "Enables allocation of subnets from a subnet pool", "2015-03-30T10:00:00-00:00"},
+	{"default-subnetpools", "Default Subnetpools", "Provides ability to mark and use a subnetpool as the default.", "2016-02-18T18:00:00-00:00"},
 	{"sorting", "Sorting support", "Extension that indicates that sorting is enabled.", "2016-06-12T00:00:00-00:00"},
 	{"standard-attr-description", "standard-attr-description", "Extension to add descriptions to standard attributes", "2016-02-10T10:00:00-00:00"},
 	{"standard-attr-revisions", "Resource revision numbers", "This extension will display the revision number of neutron resources.", "2016-04-11T10:00:00-00:00"},
 	// The reference's name lists the singular names of the tagged
 	// resources; Neutrino's are those of store.TagKinds.
-	{"standard-attr-tag", "Tag support for resources with standard attribute: network, subnet, port, router, floatingip, security_group, ikepolicy, ipsecpolicy, vpnservice, endpoint_group, ipsec_site_connection", "Enables to set tag on resources with standard attribute.", "2017-01-01T00:00:00-00:00"},
+	{"standard-attr-tag", "Tag support for resources with standard attribute: network, subnet, subnetpool, port, router, floatingip, security_group, ikepolicy, ipsecpolicy, vpnservice, endpoint_group, ipsec_site_connection", "Enables to set tag on resources with standard attribute.", "2017-01-01T00:00:00-00:00"},
 	{"standard-attr-timestamp", "Resource timestamps", "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes.", "2016-09-12T10:00:00-00:00"},
 	{"tag-ports-during-bulk-creation", "Tag Ports During Bulk Creation", "Allow to tag ports during bulk creation", "2019-12-29T19:00:00-00:00"},
 	{"tag-creation", "Tag creation extension", "Allow to create multiple tags for a resource", "2024-23-07T10:00:00-00:00"},
@@ -106,6 +108,7 @@ func (a *API) routes() {
 	})
 	a.mount("/v2.0/networks", a.networks())
 	a.mount("/v2.0/subnets", a.subnets())
+	a.mount("/v2.0/subnetpools", a.subnetPools())
 	a.mount("/v2.0/ports", a.ports())
 	a.mount("/v2.0/routers", a.routers())
 	a.mount("/v2.0/floatingips", a.floatingIPs())
