@@ -1,7 +1,9 @@
 package api_test
 
 import (
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/attributestags"
@@ -117,6 +119,52 @@ func TestSubnetPools(t *testing.T) {
 		empty := e.createAs(projectA, "subnetpools", "subnetpool", map[string]any{"prefixes": []string{"172.23.0.0/16"}})
 		if r := e.do("DELETE", "/v2.0/subnetpools/"+empty, projectA, nil); r.status != 204 {
 			t.Fatalf("delete empty pool: %d %s", r.status, r.raw)
+		}
+	})
+}
+
+// TestSubnetPoolConcurrentAllocation creates subnets from one pool on
+// different networks at the same time, on both stores: every one gets its
+// own prefix, and the pool's last free prefix goes to exactly one.
+func TestSubnetPoolConcurrentAllocation(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		pool := e.createAs(projectA, "subnetpools", "subnetpool", map[string]any{
+			"prefixes": []any{"10.150.0.0/21"}, "default_prefixlen": 24}) // room for 8 /24s
+		const n = 10
+		nets := make([]string, n)
+		for i := range nets {
+			nets[i] = e.create(projectA, "networks", map[string]any{"name": fmt.Sprint("n", i)})
+		}
+		var wg sync.WaitGroup
+		replies := make([]reply, n)
+		for i := range n {
+			wg.Go(func() {
+				replies[i] = e.do("POST", "/v2.0/subnets", projectA, map[string]any{"subnet": map[string]any{
+					"network_id": nets[i], "ip_version": 4, "subnetpool_id": pool}})
+			})
+		}
+		wg.Wait()
+		seen := map[string]bool{}
+		refused := 0
+		for _, r := range replies {
+			switch r.status {
+			case 201:
+				cidr := r.body["subnet"].(map[string]any)["cidr"].(string)
+				if seen[cidr] {
+					t.Fatalf("prefix %s allocated twice", cidr)
+				}
+				seen[cidr] = true
+			case 409:
+				if typ, _ := r.fault(); typ != "SubnetAllocationError" {
+					t.Fatalf("refusal %s", r.raw)
+				}
+				refused++
+			default:
+				t.Fatalf("unexpected reply %d %s", r.status, r.raw)
+			}
+		}
+		if len(seen) != 8 || refused != n-8 {
+			t.Fatalf("%d allocated, %d refused; want 8 and %d", len(seen), refused, n-8)
 		}
 	})
 }
