@@ -39,6 +39,7 @@ var coreExtensions = []Extension{
 	{"security-group", "security-group", "The security groups extension.", "2012-10-05T10:00:00-00:00"},
 	{"subnet_allocation", "Subnet Allocation", "Enables allocation of subnets from a subnet pool", "2015-03-30T10:00:00-00:00"},
 	{"default-subnetpools", "Default Subnetpools", "Provides ability to mark and use a subnetpool as the default.", "2016-02-18T18:00:00-00:00"},
+	{"subnetpool-prefix-ops", "Subnet Pool Prefix Operations", "Provides support for adjusting the prefix list of subnet pools", "2019-02-08T10:00:00-00:00"},
 	{"sorting", "Sorting support", "Extension that indicates that sorting is enabled.", "2016-06-12T00:00:00-00:00"},
 	{"standard-attr-description", "standard-attr-description", "Extension to add descriptions to standard attributes", "2016-02-10T10:00:00-00:00"},
 	{"standard-attr-revisions", "Resource revision numbers", "This extension will display the revision number of neutron resources.", "2016-04-11T10:00:00-00:00"},
@@ -109,6 +110,8 @@ func (a *API) routes() {
 	a.mount("/v2.0/networks", a.networks())
 	a.mount("/v2.0/subnets", a.subnets())
 	a.mount("/v2.0/subnetpools", a.subnetPools())
+	m.HandleFunc("/v2.0/subnetpools/{id}/add_prefixes", a.prefixOps(true))
+	m.HandleFunc("/v2.0/subnetpools/{id}/remove_prefixes", a.prefixOps(false))
 	a.mount("/v2.0/ports", a.ports())
 	a.mount("/v2.0/routers", a.routers())
 	a.mount("/v2.0/floatingips", a.floatingIPs())

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/netip"
 
+	"github.com/neutrino-net/neutrino/api/neutron"
 	"github.com/neutrino-net/neutrino/internal/model"
 	"github.com/neutrino-net/neutrino/internal/service"
 	"github.com/neutrino-net/neutrino/internal/store"
@@ -96,5 +97,46 @@ func (a *API) subnetPools() crud {
 			return subnetPoolWire(out), nil
 		},
 		remove: func(r *http.Request, id string) error { return a.svc.DeleteSubnetPool(r.Context(), id) },
+	}
+}
+
+// prefixOps serves PUT /v2.0/subnetpools/{id}/add_prefixes and
+// remove_prefixes (subnetpool-prefix-ops): body and reply
+// {"prefixes": [...]}.
+func (a *API) prefixOps(add bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPut {
+			methodNotAllowed(w, r)
+			return
+		}
+		body, err := readObject(r)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		raw, ok := body["prefixes"]
+		if !ok {
+			a.fail(w, r, neutron.BadRequest("Unable to find 'prefixes' in request body"))
+			return
+		}
+		conv, err := listOf(cidrConv)(raw)
+		if err != nil {
+			a.fail(w, r, attrError("prefixes", err))
+			return
+		}
+		var prefixes []netip.Prefix
+		for _, e := range toList(conv) {
+			prefixes = append(prefixes, e.(netip.Prefix))
+		}
+		out, err := a.svc.AdjustPrefixes(r.Context(), r.PathValue("id"), add, prefixes)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		strs := make([]string, len(out))
+		for i, p := range out {
+			strs[i] = p.String()
+		}
+		writeJSON(w, http.StatusOK, object{"prefixes": strs})
 	}
 }

@@ -2,6 +2,7 @@ package ipam
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 )
 
@@ -43,5 +44,23 @@ func TestAllocatePrefix(t *testing.T) {
 		if !ok || got != p(c.want) {
 			t.Errorf("%s: got %s %v, want %s", c.name, got, ok, c.want)
 		}
+	}
+}
+
+func TestMergeSubtractPrefixes(t *testing.T) {
+	p := netip.MustParsePrefix
+	got := MergePrefixes([]netip.Prefix{p("10.0.1.0/24"), p("10.0.0.0/24"), p("10.0.0.128/25"), p("10.0.2.0/24"), p("10.0.3.0/24"), p("10.9.0.0/16")})
+	if want := []netip.Prefix{p("10.0.0.0/22"), p("10.9.0.0/16")}; !slices.Equal(got, want) {
+		t.Errorf("MergePrefixes = %v, want %v", got, want)
+	}
+	got = SubtractPrefix(p("10.0.0.0/22"), p("10.0.1.0/24"))
+	if want := []netip.Prefix{p("10.0.0.0/24"), p("10.0.2.0/23")}; !slices.Equal(got, want) {
+		t.Errorf("SubtractPrefix = %v, want %v", got, want)
+	}
+	if got := SubtractPrefix(p("10.0.0.0/24"), p("10.0.0.0/16")); len(got) != 0 {
+		t.Errorf("SubtractPrefix of a holder = %v", got)
+	}
+	if got := SubtractPrefix(p("10.0.0.0/24"), p("10.1.0.0/24")); !slices.Equal(got, []netip.Prefix{p("10.0.0.0/24")}) {
+		t.Errorf("SubtractPrefix disjoint = %v", got)
 	}
 }

@@ -330,3 +330,70 @@ func (s *Service) fromPool(ctx context.Context, tx store.Tx, c caller, sn *model
 	sn.CIDR = cidr
 	return nil
 }
+
+// AdjustPrefixes adds prefixes to a pool (merged with its own) or removes
+// them (subtracted from its own; what a subnet of the pool uses cannot be
+// removed), the subnetpool-prefix-ops actions. It returns the new
+// prefixes.
+func (s *Service) AdjustPrefixes(ctx context.Context, id string, add bool, prefixes []netip.Prefix) ([]netip.Prefix, error) {
+	c := who(ctx)
+	rule := "remove_prefixes"
+	if add {
+		rule = "add_prefixes"
+	}
+	if err := c.mayWrite(rule); err != nil {
+		return nil, err
+	}
+	var out []netip.Prefix
+	err := s.write(ctx, func(tx store.Tx) error {
+		if err := tx.Lock(ctx, "subnetpool:"+id); err != nil {
+			return err
+		}
+		p, err := s.visibleSubnetPool(ctx, tx, c, id)
+		if err != nil {
+			return err
+		}
+		if !c.owns(p.ProjectID) {
+			return errForbidden(rule)
+		}
+		for _, pre := range prefixes {
+			if pre.Addr().Is6() != (p.IPVersion == 6) {
+				return invalidOp("Cannot mix IPv4 and IPv6 prefixes in a subnet pool")
+			}
+		}
+		next := slices.Clone(p.Prefixes)
+		if add {
+			next = ipam.MergePrefixes(append(next, prefixes...))
+		} else {
+			for _, r := range prefixes {
+				var kept []netip.Prefix
+				for _, o := range next {
+					kept = append(kept, ipam.SubtractPrefix(o, r)...)
+				}
+				next = kept
+			}
+			next = ipam.MergePrefixes(next)
+			if len(next) == 0 {
+				return errInvalid("IllegalSubnetPoolUpdate", "Illegal update to subnet pool: a subnet pool needs at least one prefix.")
+			}
+			subs, err := tx.ListSubnets(ctx, store.SubnetFilter{SubnetPoolIDs: []string{id}})
+			if err != nil {
+				return err
+			}
+			for _, sn := range subs {
+				if !slices.ContainsFunc(next, func(n netip.Prefix) bool { return n.Bits() <= sn.CIDR.Bits() && n.Contains(sn.CIDR.Addr()) }) {
+					return errInvalid("IllegalSubnetPoolUpdate",
+						"Illegal update to subnet pool: prefix %s of subnet %s is allocated from the prefixes to remove.", sn.CIDR, sn.ID)
+				}
+			}
+		}
+		p.Prefixes = next
+		if err := checkSubnetPool(p); err != nil {
+			return err
+		}
+		s.touch(&p.Standard)
+		out = p.Prefixes
+		return tx.UpdateSubnetPool(ctx, p)
+	})
+	return out, err
+}

@@ -44,6 +44,7 @@ var extensionTests = map[string][]string{
 	"service-type":                   {"test/api:TestVPNDiscovery"},
 	"subnet_allocation":              {"test/api:TestSubnetPools", "test/cli:TestOpenstackSubnetPoolCLI"},
 	"default-subnetpools":            {"test/api:TestSubnetPools", "test/cli:TestOpenstackSubnetPoolCLI"},
+	"subnetpool-prefix-ops":          {"test/api:TestSubnetPoolPrefixOps"},
 	"sorting":                        {"test/api:TestListQueries", "test/api:TestVPNListQueries"},
 	"standard-attr-description":      {"test/api:TestNetworks", "test/api:TestVPNPolicies"},
 	"standard-attr-revisions":        {"test/api:TestNetworks"},

@@ -168,3 +168,47 @@ func TestSubnetPoolConcurrentAllocation(t *testing.T) {
 		}
 	})
 }
+
+// TestSubnetPoolPrefixOps adds prefixes (merged with the pool's), removes
+// some (split out of the pool's) and refuses to remove what a subnet uses,
+// an empty result, another project's pool and a malformed body, on both
+// stores.
+func TestSubnetPoolPrefixOps(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		pool := e.createAs(projectA, "subnetpools", "subnetpool", map[string]any{"prefixes": []any{"10.70.0.0/24"}, "default_prefixlen": 26})
+		path := "/v2.0/subnetpools/" + pool
+		prefixes := func(r reply) []string {
+			t.Helper()
+			if r.status != 200 {
+				t.Fatalf("%d %s", r.status, r.raw)
+			}
+			return strs(r.body["prefixes"])
+		}
+		if got := prefixes(e.do("PUT", path+"/add_prefixes", projectA, map[string]any{"prefixes": []any{"10.70.1.0/24", "10.80.0.0/24"}})); !slices.Equal(got, []string{"10.70.0.0/23", "10.80.0.0/24"}) {
+			t.Fatalf("add_prefixes = %v", got)
+		}
+		net := e.create(projectA, "networks", map[string]any{"name": "n"})
+		sub := item(t, e.do("POST", "/v2.0/subnets", projectA, map[string]any{"subnet": map[string]any{
+			"network_id": net, "ip_version": 4, "subnetpool_id": pool}}), 201, "subnet")
+		if sub["cidr"] != "10.70.0.0/26" {
+			t.Fatalf("subnet = %v", sub["cidr"])
+		}
+		if got := prefixes(e.do("PUT", path+"/remove_prefixes", projectA, map[string]any{"prefixes": []any{"10.70.1.0/24", "10.70.0.128/25"}})); !slices.Equal(got, []string{"10.70.0.0/25", "10.80.0.0/24"}) {
+			t.Fatalf("remove_prefixes = %v", got)
+		}
+		runFaultCases(t, e, []faultCase{
+			{"remove what a subnet uses", "PUT", path + "/remove_prefixes", map[string]any{"prefixes": []any{"10.70.0.0/26"}}, 400, "IllegalSubnetPoolUpdate", "10.70.0.0/26"},
+			{"remove everything", "PUT", path + "/remove_prefixes", map[string]any{"prefixes": []any{"0.0.0.0/0"}}, 400, "IllegalSubnetPoolUpdate", ""},
+			{"add another version", "PUT", path + "/add_prefixes", map[string]any{"prefixes": []any{"fd00::/48"}}, 400, "InvalidInput", "Cannot mix"},
+			{"bad prefix", "PUT", path + "/add_prefixes", map[string]any{"prefixes": []any{"10.0.0.0/33"}}, 400, "HTTPBadRequest", "is not a valid IP subnet"},
+			{"no prefixes key", "PUT", path + "/add_prefixes", map[string]any{"prefix": []any{"10.1.0.0/24"}}, 400, "HTTPBadRequest", "prefixes"},
+		}, func(e *env) string { return e.do("GET", path, "", nil).raw }, "")
+		if r := e.do("PUT", path+"/add_prefixes", projectB, map[string]any{"prefixes": []any{"10.90.0.0/24"}}); r.status != 404 {
+			t.Fatalf("B adds to A's pool: %d %s", r.status, r.raw)
+		}
+		got := item(t, e.do("GET", path, projectA, nil), 200, "subnetpool")
+		if !slices.Equal(strs(got["prefixes"]), []string{"10.70.0.0/25", "10.80.0.0/24"}) || got["revision_number"] != float64(2) {
+			t.Fatalf("pool after the operations = %v", got)
+		}
+	})
+}
