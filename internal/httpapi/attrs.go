@@ -13,6 +13,7 @@ import (
 	"unicode"
 
 	"github.com/neutrino-net/neutrino/api/neutron"
+	"github.com/neutrino-net/neutrino/internal/store"
 )
 
 // An attribute converter validates and normalises one value from a request
@@ -54,6 +55,7 @@ const (
 	fInt                  // integer match
 	fFixedIPs             // fixed_ips=ip_address=...
 	fListValue            // the list attribute contains the value
+	fTags                 // tags, tags-any, not-tags, not-tags-any (tags.go)
 )
 
 // attr is one attribute of a resource, as in the reference's
@@ -75,7 +77,12 @@ type resource struct {
 	byName           map[string]*attr
 }
 
+// newResource describes a collection; a tagged one (store.TagKinds) gets
+// the tag attributes and filters too.
 func newResource(singular, plural string, attrs ...attr) *resource {
+	if slices.Contains(store.TagKinds, plural) {
+		attrs = append(slices.Clone(attrs), tagAttrs(plural == "ports")...)
+	}
 	r := &resource{singular: singular, plural: plural, attrs: attrs, byName: map[string]*attr{}}
 	for i := range r.attrs {
 		if _, dup := r.byName[r.attrs[i].name]; dup {

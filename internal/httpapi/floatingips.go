@@ -18,7 +18,6 @@ var floatingIPRes = newResource("floatingip", "floatingips", append(append(appen
 	attr{name: "router_id", filter: fString, sort: true},
 	attr{name: "status", filter: fString, sort: true},
 	attr{name: "port_details"},
-	attr{name: "tags", filter: fListValue},
 )...)
 
 func floatingIPWire(v *service.FloatingIPView) object {

@@ -114,6 +114,12 @@ func checkFilterValue(a *attr, v string) error {
 // match reports whether o passes every filter.
 func (lq *listQuery) match(res *resource, o object) bool {
 	for k, want := range lq.filters {
+		if res.byName[k].filter == fTags {
+			if !matchTags(k, o["tags"], want) {
+				return false
+			}
+			continue
+		}
 		if !matchAttr(res.byName[k], o[k], want) {
 			return false
 		}
@@ -320,7 +326,7 @@ func storeValues(a *attr, vs []string) ([]any, bool) {
 				return nil, false
 			}
 			out = append(out, n)
-		case fFixedIPs, fListValue:
+		case fFixedIPs, fListValue, fTags:
 			return nil, false
 		default:
 			if strings.ContainsRune(v, 0) {

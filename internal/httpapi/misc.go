@@ -25,6 +25,7 @@ var coreExtensions = []Extension{
 	{"external-net", "Neutron external network", "Adds external network attribute to network resource.", "2013-01-14T10:00:00-00:00"},
 	{"extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router", "2013-02-01T10:00:00-00:00"},
 	{"extra_dhcp_opt", "Neutron Extra DHCP options", "Extra options configuration for DHCP. For example PXE boot options to DHCP clients can be specified (e.g. tftp-server, server-ip-address, bootfile-name)", "2013-03-17T12:00:00-00:00"},
+	{"ip-substring-filtering", "IP address substring filtering", "Provides IP address substring filtering when listing ports", "2017-11-28T09:00:00-00:00"},
 	{"l3_agent_scheduler", "L3 Agent Scheduler", "Schedule routers among l3 agents", "2013-02-07T10:00:00-00:00"},
 	{"net-mtu", "Network MTU", "Provides MTU attribute for a network resource.", "2015-03-25T10:00:00-00:00"},
 	{"net-mtu-writable", "Network MTU (writable)", "Provides a writable MTU attribute for a network resource.", "2017-07-12T00:00:00-00:00"},
@@ -36,10 +37,18 @@ var coreExtensions = []Extension{
 	{"quota_details", "Quota details management support", "Expose functions for quotas usage statistics per project", "2017-02-10T10:00:00-00:00"},
 	{"router", "Neutron L3 Router", "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external networks via a NAT gateway.", "2012-07-20T10:00:00-00:00"},
 	{"security-group", "security-group", "The security groups extension.", "2012-10-05T10:00:00-00:00"},
+	{"subnet_allocation", "Subnet Allocation", "Enables allocation of subnets from a subnet pool", "2015-03-30T10:00:00-00:00"},
+	{"default-subnetpools", "Default Subnetpools", "Provides ability to mark and use a subnetpool as the default.", "2016-02-18T18:00:00-00:00"},
+	{"subnetpool-prefix-ops", "Subnet Pool Prefix Operations", "Provides support for adjusting the prefix list of subnet pools", "2019-02-08T10:00:00-00:00"},
 	{"sorting", "Sorting support", "Extension that indicates that sorting is enabled.", "2016-06-12T00:00:00-00:00"},
 	{"standard-attr-description", "standard-attr-description", "Extension to add descriptions to standard attributes", "2016-02-10T10:00:00-00:00"},
 	{"standard-attr-revisions", "Resource revision numbers", "This extension will display the revision number of neutron resources.", "2016-04-11T10:00:00-00:00"},
+	// The reference's name lists the singular names of the tagged
+	// resources; Neutrino's are those of store.TagKinds.
+	{"standard-attr-tag", "Tag support for resources with standard attribute: network, subnet, subnetpool, port, router, floatingip, security_group, ikepolicy, ipsecpolicy, vpnservice, endpoint_group, ipsec_site_connection", "Enables to set tag on resources with standard attribute.", "2017-01-01T00:00:00-00:00"},
 	{"standard-attr-timestamp", "Resource timestamps", "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes.", "2016-09-12T10:00:00-00:00"},
+	{"tag-ports-during-bulk-creation", "Tag Ports During Bulk Creation", "Allow to tag ports during bulk creation", "2019-12-29T19:00:00-00:00"},
+	{"tag-creation", "Tag creation extension", "Allow to create multiple tags for a resource", "2024-23-07T10:00:00-00:00"},
 	{"stateful-security-group", "Stateful security group", "Indicates if the security group is stateful or not", "2019-11-26T09:00:00-00:00"},
 }
 
@@ -101,6 +110,9 @@ func (a *API) routes() {
 	})
 	a.mount("/v2.0/networks", a.networks())
 	a.mount("/v2.0/subnets", a.subnets())
+	a.mount("/v2.0/subnetpools", a.subnetPools())
+	m.HandleFunc("/v2.0/subnetpools/{id}/add_prefixes", a.prefixOps(true))
+	m.HandleFunc("/v2.0/subnetpools/{id}/remove_prefixes", a.prefixOps(false))
 	a.mount("/v2.0/ports", a.ports())
 	a.mount("/v2.0/routers", a.routers())
 	a.mount("/v2.0/floatingips", a.floatingIPs())

@@ -267,6 +267,10 @@ func isAdmin(r *http.Request) bool { return identity.FromContext(r.Context()).Ad
 
 // mount registers path and path/{id} for c.
 func (a *API) mount(path string, c crud) {
+	if isTagged(c.res) {
+		c = a.withTags(c)
+		a.mountTags(path, c)
+	}
 	a.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
 		case http.MethodGet:
@@ -292,7 +296,16 @@ func (a *API) mount(path string, c crud) {
 				methodNotAllowed(w, r)
 				return
 			}
-			v, err := parseBody(r, c.res, false)
+			body, err := readJSON(r)
+			if err != nil {
+				a.fail(w, r, err)
+				return
+			}
+			if items, ok := bulkItems(body, c.res); ok {
+				a.bulkCreate(w, r, c, items)
+				return
+			}
+			v, err := parseEnvelope(body, c.res, false)
 			if err != nil {
 				a.fail(w, r, err)
 				return

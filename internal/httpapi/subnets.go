@@ -26,6 +26,8 @@ var subnetRes = newResource("subnet", "subnets", common(
 	attr{name: "ipv6_ra_mode", post: true, conv: orNone(oneOf(ipv6Modes...)), filter: fString, sort: true},
 	attr{name: "ipv6_address_mode", post: true, conv: orNone(oneOf(ipv6Modes...)), filter: fString, sort: true},
 	attr{name: "subnetpool_id", post: true, conv: orNone(uuidConv), filter: fString, sort: true},
+	attr{name: "prefixlen", post: true, conv: toInt},
+	attr{name: "use_default_subnetpool", post: true, conv: toBool},
 )...)
 
 func ipVersion(v any) (any, error) {
@@ -113,18 +115,19 @@ func (a *API) subnets() crud {
 			return subnetWire(sn), nil
 		},
 		create: func(r *http.Request, v values) (object, error) {
-			if id, _ := v["subnetpool_id"].(string); id != "" {
-				return nil, neutron.NotFound("SubnetPoolNotFound", "Subnet pool %s could not be found.", id)
-			}
-			if !v.has("cidr") {
+			req := service.SubnetCreate{GatewaySet: v.has("gateway_ip")}
+			poolID, _ := v["subnetpool_id"].(string)
+			if poolID != "" || v.boolean("use_default_subnetpool", false) {
+				plen, _ := v["prefixlen"].(int)
+				req.Pool = &service.PoolRequest{PoolID: poolID, UseDefault: poolID == "", PrefixLen: plen}
+			} else if !v.has("cidr") {
 				return nil, neutron.Invalid("BadRequest", "Bad subnets request: a cidr must be specified in the absence of a subnet pool.")
 			}
-			req := service.SubnetCreate{GatewaySet: v.has("gateway_ip")}
 			sn := &req.Subnet
 			sn.ProjectID = v.str("project_id")
 			sn.NetworkID = v.str("network_id")
 			sn.IPVersion = v["ip_version"].(int)
-			sn.CIDR = v["cidr"].(netip.Prefix)
+			sn.CIDR, _ = v["cidr"].(netip.Prefix)
 			sn.EnableDHCP = true
 			sn.IPv6RAMode, _ = v["ipv6_ra_mode"].(string)
 			sn.IPv6AddressMode, _ = v["ipv6_address_mode"].(string)

@@ -262,3 +262,22 @@ type FloatingIP struct {
 
 // OwnerFloatingIP is the device owner of a floating IP's own port.
 const OwnerFloatingIP = "network:floatingip"
+
+// SubnetPool is a set of prefixes subnets are allocated from
+// (subnet_allocation).
+type SubnetPool struct {
+	ID        string
+	ProjectID string
+	Name      string
+	IPVersion int
+	// Prefixes are canonical and do not overlap.
+	Prefixes []netip.Prefix
+	// DefaultPrefixLen is the length of a subnet asked for without one;
+	// subnets are between MinPrefixLen and MaxPrefixLen long.
+	DefaultPrefixLen, MinPrefixLen, MaxPrefixLen int
+	Shared                                       bool
+	// IsDefault marks the pool use_default_subnetpool takes (one per IP
+	// version).
+	IsDefault bool
+	Standard
+}

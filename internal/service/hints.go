@@ -14,6 +14,10 @@ func (s *Service) hint(ctx context.Context, hosts []string, h agentv1.Hint) {
 	if s.opts.Hint == nil {
 		return
 	}
+	if b := batchOf(ctx); b != nil { // not committed yet
+		b.later(func() { s.hint(outsideBatch(ctx), hosts, h) })
+		return
+	}
 	for _, host := range hosts {
 		s.opts.Hint(ctx, host, h)
 	}

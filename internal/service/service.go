@@ -144,10 +144,14 @@ func (s *Service) now() time.Time { return s.opts.Now().UTC().Truncate(time.Seco
 func newID() string { return uuid.NewString() }
 
 // write runs fn in a write transaction and translates store errors that
-// escaped the rules into API errors.
-// A request's If-Match constraint (WithRevisionConstraint) is checked
-// first, in the same transaction as the write it guards.
+// escaped the rules into API errors. Within a Batch, fn runs in the
+// batch's transaction. A request's If-Match constraint
+// (WithRevisionConstraint) is checked first, in the same transaction as
+// the write it guards.
 func (s *Service) write(ctx context.Context, fn func(store.Tx) error) error {
+	if b := batchOf(ctx); b != nil {
+		return translate(fn(b.tx))
+	}
 	err := s.st.Write(ctx, func(tx store.Tx) error {
 		if err := s.checkRevision(ctx, tx); err != nil {
 			return err
@@ -160,7 +164,12 @@ func (s *Service) write(ctx context.Context, fn func(store.Tx) error) error {
 	return translate(err)
 }
 
+// read runs fn in a read transaction, or within a Batch in the batch's
+// transaction, so that it sees what the batch wrote.
 func (s *Service) read(ctx context.Context, fn func(store.Tx) error) error {
+	if b := batchOf(ctx); b != nil {
+		return translate(fn(b.tx))
+	}
 	return translate(s.st.Read(ctx, fn))
 }
 

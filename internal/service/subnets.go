@@ -18,6 +18,9 @@ import (
 type SubnetCreate struct {
 	model.Subnet
 	GatewaySet bool
+	// Pool, if set, takes the CIDR from a subnet pool (Subnet.CIDR, if
+	// valid, is the prefix asked of it).
+	Pool *PoolRequest
 }
 
 func subnetNotFound(id string) *Error {
@@ -151,21 +154,28 @@ func (s *Service) CreateSubnet(ctx context.Context, req SubnetCreate) (*model.Su
 		return nil, err
 	}
 	sn.ID, sn.ProjectID = newID(), project
-	sn.CIDR = sn.CIDR.Masked()
-	if !req.GatewaySet {
-		sn.GatewayIP = ipam.DefaultGateway(sn.CIDR)
+	// prepare derives what the CIDR decides and checks the subnet: before
+	// the transaction, or in it once a pool has given the CIDR.
+	prepare := func() error {
+		sn.CIDR = sn.CIDR.Masked()
+		if !req.GatewaySet {
+			sn.GatewayIP = ipam.DefaultGateway(sn.CIDR)
+		}
+		if sn.AllocationPools == nil && sn.CIDR.Addr().Is4() == (sn.IPVersion == 4) {
+			sn.AllocationPools = ipam.DefaultPools(sn.CIDR, sn.GatewayIP)
+		}
+		if sn.DNSNameservers == nil {
+			sn.DNSNameservers = []string{}
+		}
+		if sn.HostRoutes == nil {
+			sn.HostRoutes = []model.HostRoute{}
+		}
+		return checkSubnet(&sn)
 	}
-	if sn.AllocationPools == nil && sn.CIDR.Addr().Is4() == (sn.IPVersion == 4) {
-		sn.AllocationPools = ipam.DefaultPools(sn.CIDR, sn.GatewayIP)
-	}
-	if sn.DNSNameservers == nil {
-		sn.DNSNameservers = []string{}
-	}
-	if sn.HostRoutes == nil {
-		sn.HostRoutes = []model.HostRoute{}
-	}
-	if err := checkSubnet(&sn); err != nil {
-		return nil, err
+	if req.Pool == nil {
+		if err := prepare(); err != nil {
+			return nil, err
+		}
 	}
 	s.stamp(&sn.Standard)
 	var dhcpHosts []string
@@ -190,6 +200,14 @@ func (s *Service) CreateSubnet(ctx context.Context, req SubnetCreate) (*model.Su
 		}
 		if !c.owns(n.ProjectID) {
 			return errForbidden("create_subnet")
+		}
+		if req.Pool != nil {
+			if err := s.fromPool(ctx, tx, c, &sn, req.Pool); err != nil {
+				return err
+			}
+			if err := prepare(); err != nil {
+				return err
+			}
 		}
 		others, err := tx.ListSubnets(ctx, store.SubnetFilter{NetworkIDs: []string{n.ID}})
 		if err != nil {

@@ -72,7 +72,9 @@ var PageAttrs = map[string][]string{
 	"subnets": {"id", "project_id", "name", "description", "network_id", "ip_version", "cidr", "enable_dhcp"},
 	"ports": {"id", "project_id", "name", "description", "network_id", "admin_state_up", "status", "mac_address",
 		"device_id", "device_owner", "port_security_enabled", "binding:host_id", "binding:vnic_type"},
-	"routers":              {"id", "project_id", "name", "description", "admin_state_up", "status"},
+	"routers": {"id", "project_id", "name", "description", "admin_state_up", "status"},
+	"subnetpools": {"id", "project_id", "name", "description", "ip_version", "default_prefixlen", "min_prefixlen",
+		"max_prefixlen", "shared", "is_default"},
 	"floatingips":          {"id", "project_id", "description", "floating_network_id", "floating_ip_address", "status"},
 	"security_groups":      {"id", "project_id", "name", "description"},
 	"security_group_rules": {"id", "project_id", "description", "security_group_id", "direction", "ethertype"},
@@ -105,6 +107,18 @@ type SubnetFilter struct {
 	// IncludePublic adds subnets of networks that are shared or external.
 	IncludePublic bool
 	NetworkIDs    []string
+	IDs           []string
+	// SubnetPoolIDs selects subnets allocated from these pools.
+	SubnetPoolIDs []string
+}
+
+// SubnetPoolFilter selects subnet pools.
+type SubnetPoolFilter struct {
+	Scope
+	Page
+	// IncludeShared adds the shared pools of other projects when
+	// ProjectID is set.
+	IncludeShared bool
 	IDs           []string
 }
 
@@ -198,6 +212,7 @@ type ConnectionFilter struct {
 type Tx interface {
 	Locker
 	Networks
+	SubnetPools
 	Ports
 	Routers
 	FloatingIPs
@@ -206,6 +221,7 @@ type Tx interface {
 	VPN
 	Agents
 	Trunks
+	Tags
 }
 
 // Locker serialises writers within a transaction.
@@ -237,6 +253,15 @@ type Networks interface {
 	CreateSubnet(ctx context.Context, s *model.Subnet) error
 	UpdateSubnet(ctx context.Context, s *model.Subnet) error
 	DeleteSubnet(ctx context.Context, id string) error
+}
+
+// SubnetPools holds subnet pools (subnets name theirs in SubnetpoolID).
+type SubnetPools interface {
+	GetSubnetPool(ctx context.Context, id string) (*model.SubnetPool, error)
+	ListSubnetPools(ctx context.Context, f SubnetPoolFilter) ([]model.SubnetPool, error)
+	CreateSubnetPool(ctx context.Context, p *model.SubnetPool) error
+	UpdateSubnetPool(ctx context.Context, p *model.SubnetPool) error
+	DeleteSubnetPool(ctx context.Context, id string) error
 }
 
 // Ports holds ports and the IPAM records they carry: addresses and MACs.
@@ -418,4 +443,23 @@ type Trunks interface {
 	// RemoveSubPorts removes the trunk's subports with these port ids.
 	AddSubPorts(ctx context.Context, trunkID string, sps []model.SubPort) error
 	RemoveSubPorts(ctx context.Context, trunkID string, portIDs []string) error
+}
+
+// TagKinds are the kinds of resources that carry tags, named as their API
+// collections with underscores: the reference's tagged resources that
+// Neutrino has, and the VPN resources (which the reference does not tag).
+var TagKinds = []string{
+	"networks", "subnets", "subnetpools", "ports", "routers", "floatingips", "security_groups",
+	"ikepolicies", "ipsecpolicies", "vpnservices", "endpoint_groups", "ipsec_site_connections",
+}
+
+// Tags holds the tags of the resources of TagKinds. Deleting a resource
+// deletes its tags.
+type Tags interface {
+	// Tags maps each of ids that has tags to them, sorted; ids without
+	// tags are absent.
+	Tags(ctx context.Context, kind string, ids []string) (map[string][]string, error)
+	// SetTags replaces the tags of one resource; ErrNotFound if it does
+	// not exist.
+	SetTags(ctx context.Context, kind, id string, tags []string) error
 }

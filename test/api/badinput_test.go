@@ -30,6 +30,7 @@ func TestBadInputNoServerError(t *testing.T) {
 			"local_ep_group_id": local, "peer_ep_group_id": peer}
 		sg := e.createAs(projectA, "security-groups", "security_group", map[string]any{"name": "sg"})
 		port := e.create(projectA, "ports", map[string]any{"network_id": tp.net})
+		pool := e.createAs(projectA, "subnetpools", "subnetpool", map[string]any{"prefixes": []any{"10.200.0.0/16"}})
 
 		type res struct {
 			path, key string
@@ -43,6 +44,8 @@ func TestBadInputNoServerError(t *testing.T) {
 			{path: "subnets", key: "subnet", base: map[string]any{"network_id": tp.net, "ip_version": 4, "cidr": "10.9.0.0/24"},
 				strs: []string{"name", "description"}, ints: []string{"ip_version"}, id: tp.sub},
 			{path: "ports", key: "port", base: map[string]any{"network_id": tp.net}, strs: []string{"name", "description", "device_id", "device_owner"}, id: port},
+			{path: "subnetpools", key: "subnetpool", base: map[string]any{"prefixes": []any{"10.201.0.0/16"}}, strs: []string{"name", "description"},
+				ints: []string{"default_prefixlen", "min_prefixlen", "max_prefixlen"}, id: pool},
 			{path: "routers", key: "router", base: map[string]any{}, strs: []string{"name", "description"}, id: tp.router},
 			{path: "security-groups", key: "security_group", base: map[string]any{}, strs: []string{"name", "description"}, id: sg},
 			{path: "security-group-rules", key: "security_group_rule", base: map[string]any{"security_group_id": sg, "direction": "ingress",

@@ -24,7 +24,7 @@ func TestValidationErrors(t *testing.T) {
 			{"empty body", "POST", "/v2.0/networks", ``, 400, "HTTPBadRequest", "Resource body required"},
 			{"missing envelope", "POST", "/v2.0/networks", map[string]any{"net": map[string]any{}}, 400, "HTTPBadRequest", "Unable to find 'network' in request body"},
 			{"envelope not object", "POST", "/v2.0/networks", map[string]any{"network": 5}, 400, "HTTPBadRequest", "Unable to find 'network' in request body"},
-			{"bulk", "POST", "/v2.0/networks", map[string]any{"networks": []any{map[string]any{}}}, 400, "HTTPBadRequest", "Bulk operation not supported"},
+			{"bulk item invalid", "POST", "/v2.0/networks", map[string]any{"networks": []any{map[string]any{}, map[string]any{"foo": 1}}}, 400, "HTTPBadRequest", "Unrecognized attribute(s) 'foo'"},
 			{"unknown attribute", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"foo": 1, "bar": 2}}, 400, "HTTPBadRequest", "Unrecognized attribute(s) 'bar, foo'"},
 			{"read-only in POST", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"status": "DOWN"}}, 400, "HTTPBadRequest", "Attribute 'status' not allowed in POST"},
 			{"read-only in PUT", "PUT", "/v2.0/subnets/" + subID, map[string]any{"subnet": map[string]any{"cidr": "10.9.0.0/24"}}, 400, "HTTPBadRequest", "Cannot update read-only attribute cidr"},

@@ -75,9 +75,16 @@ func TestMain(m *testing.M) {
 // elsewhere (testenv).
 func newCLI(t *testing.T) (*cli, *server) {
 	t.Helper()
+	return newCLIOn(t, "")
+}
+
+// newCLIOn is newCLI with the server on the database dsn ("": SQLite in
+// its data directory).
+func newCLIOn(t *testing.T, dsn string) (*cli, *server) {
+	t.Helper()
 	testenv.RequireCommand(t, "openstack", "python3-openstackclient python3-neutronclient")
 	start := time.Now()
-	srv := startServer(t)
+	srv := startServer(t, dsn)
 	c := &cli{t: t, env: cliEnv(srv.url)}
 	t.Cleanup(c.dumpOnFailure)
 	t.Cleanup(func() { t.Logf("%d CLI calls in %s", len(c.log), time.Since(start).Round(time.Millisecond)) })
@@ -258,11 +265,11 @@ type server struct {
 // startServer runs `neutrino up` on a free loopback port with a temporary
 // data dir, waits until GET / answers, and stops it when the test ends
 // (pass or fail).
-func startServer(t *testing.T) *server {
+func startServer(t *testing.T, dsn string) *server {
 	t.Helper()
 	var lastErr error
 	for attempt := 1; attempt <= 3; attempt++ { // the free port may be taken before the server binds it
-		s, err := tryStartServer(t)
+		s, err := tryStartServer(t, dsn)
 		if err == nil {
 			return s
 		}
@@ -273,7 +280,7 @@ func startServer(t *testing.T) *server {
 	return nil
 }
 
-func tryStartServer(t *testing.T) (*server, error) {
+func tryStartServer(t *testing.T, dsn string) (*server, error) {
 	dir := t.TempDir()
 	addr, err := freeAddr()
 	if err != nil {
@@ -285,7 +292,11 @@ func tryStartServer(t *testing.T) (*server, error) {
 		return nil, err
 	}
 	defer logFile.Close() // the child keeps its own descriptor
-	cmd := exec.Command(serverBin, "up", "--listen", addr, "--data-dir", filepath.Join(dir, "data"), "--bus-listen", "127.0.0.1:0", "--agent", "false")
+	args := []string{"up", "--listen", addr, "--data-dir", filepath.Join(dir, "data"), "--bus-listen", "127.0.0.1:0", "--agent", "false"}
+	if dsn != "" {
+		args = append(args, "--database", dsn)
+	}
+	cmd := exec.Command(serverBin, args...)
 	// Settings meant for other tests (NEUTRINO_DATABASE, NEUTRINO_AUTH, ...)
 	// must not leak into this server.
 	cmd.Env = filterEnv(os.Environ(), "NEUTRINO_")

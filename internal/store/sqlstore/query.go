@@ -400,7 +400,13 @@ func (tb *table[T]) update(ctx context.Context, t *tx, v *T) error {
 	return nil
 }
 
+// delete deletes the row and the tags of the resource (and of its tagged
+// children the database deletes with it). Callers run it under atomic: it
+// is several statements.
 func (tb *table[T]) delete(ctx context.Context, t *tx, id string) error {
+	if err := t.deleteTags(ctx, tb.name, id); err != nil {
+		return err
+	}
 	return t.execOne(ctx, "DELETE FROM "+tb.name+" WHERE id = ?", id)
 }
 

@@ -253,7 +253,7 @@ func (t *tx) segmentationID(ctx context.Context, n *model.Network, pool []segmen
 }
 
 func (t *tx) DeleteNetwork(ctx context.Context, id string) error {
-	return t.atomic1(ctx, "delete network "+id, func() error { return networks.delete(ctx, t, id) })
+	return t.atomic(ctx, "delete network "+id, func() error { return networks.delete(ctx, t, id) })
 }
 
 // Subnets.
@@ -271,6 +271,7 @@ func (t *tx) ListSubnets(ctx context.Context, f store.SubnetFilter) ([]model.Sub
 	}
 	w.in("network_id", f.NetworkIDs)
 	w.in("id", f.IDs)
+	w.in("subnetpool_id", f.SubnetPoolIDs)
 	return subnets.listPage(ctx, t, w, f.Page)
 }
 
@@ -283,7 +284,7 @@ func (t *tx) UpdateSubnet(ctx context.Context, s *model.Subnet) error {
 }
 
 func (t *tx) DeleteSubnet(ctx context.Context, id string) error {
-	return t.atomic1(ctx, "delete subnet "+id, func() error { return subnets.delete(ctx, t, id) })
+	return t.atomic(ctx, "delete subnet "+id, func() error { return subnets.delete(ctx, t, id) })
 }
 
 // Ports.
@@ -400,7 +401,7 @@ func (t *tx) insertPortChildren(ctx context.Context, p *model.Port) error {
 }
 
 func (t *tx) DeletePort(ctx context.Context, id string) error {
-	return t.atomic1(ctx, "delete port "+id, func() error { return ports.delete(ctx, t, id) })
+	return t.atomic(ctx, "delete port "+id, func() error { return ports.delete(ctx, t, id) })
 }
 
 // AllocatedIPs returns the subnet's taken addresses in ascending order.
@@ -456,7 +457,7 @@ func (t *tx) UpdateRouter(ctx context.Context, r *model.Router) error {
 }
 
 func (t *tx) DeleteRouter(ctx context.Context, id string) error {
-	return t.atomic1(ctx, "delete router "+id, func() error { return routers.delete(ctx, t, id) })
+	return t.atomic(ctx, "delete router "+id, func() error { return routers.delete(ctx, t, id) })
 }
 
 // Security groups.
@@ -483,7 +484,7 @@ func (t *tx) UpdateSecurityGroup(ctx context.Context, g *model.SecurityGroup) er
 // DeleteSecurityGroup deletes the group; its rules, the rules naming it as
 // remote group and its default-group record go with it (ON DELETE CASCADE).
 func (t *tx) DeleteSecurityGroup(ctx context.Context, id string) error {
-	return t.atomic1(ctx, "delete security group "+id, func() error { return securityGroups.delete(ctx, t, id) })
+	return t.atomic(ctx, "delete security group "+id, func() error { return securityGroups.delete(ctx, t, id) })
 }
 
 func (t *tx) DefaultSecurityGroup(ctx context.Context, projectID string) (string, error) {
@@ -587,6 +588,7 @@ func (t *tx) DeleteQuotas(ctx context.Context, projectID string) error {
 var countTables = map[string]string{
 	"network":               "networks",
 	"subnet":                "subnets",
+	"subnetpool":            "subnetpools",
 	"port":                  "ports",
 	"router":                "routers",
 	"security_group":        "security_groups",
@@ -636,5 +638,5 @@ func (t *tx) UpdateFloatingIP(ctx context.Context, f *model.FloatingIP) error {
 }
 
 func (t *tx) DeleteFloatingIP(ctx context.Context, id string) error {
-	return t.atomic1(ctx, "delete floating ip "+id, func() error { return floatingIPs.delete(ctx, t, id) })
+	return t.atomic(ctx, "delete floating ip "+id, func() error { return floatingIPs.delete(ctx, t, id) })
 }

@@ -99,7 +99,7 @@ func (t *tx) UpdateIKEPolicy(ctx context.Context, p *model.IKEPolicy) error {
 // DeleteIKEPolicy deletes the policy; a connection using it gives
 // ErrReferenced.
 func (t *tx) DeleteIKEPolicy(ctx context.Context, id string) error {
-	return t.atomic1(ctx, "delete ike policy "+id, func() error { return ikePolicies.delete(ctx, t, id) })
+	return t.atomic(ctx, "delete ike policy "+id, func() error { return ikePolicies.delete(ctx, t, id) })
 }
 
 // IPsec policies.
@@ -125,7 +125,7 @@ func (t *tx) UpdateIPsecPolicy(ctx context.Context, p *model.IPsecPolicy) error 
 // DeleteIPsecPolicy deletes the policy; a connection using it gives
 // ErrReferenced.
 func (t *tx) DeleteIPsecPolicy(ctx context.Context, id string) error {
-	return t.atomic1(ctx, "delete ipsec policy "+id, func() error { return ipsecPolicies.delete(ctx, t, id) })
+	return t.atomic(ctx, "delete ipsec policy "+id, func() error { return ipsecPolicies.delete(ctx, t, id) })
 }
 
 // VPN services.
@@ -156,7 +156,7 @@ func (t *tx) UpdateVPNService(ctx context.Context, v *model.VPNService) error {
 // DeleteVPNService deletes the service; a connection using it gives
 // ErrReferenced.
 func (t *tx) DeleteVPNService(ctx context.Context, id string) error {
-	return t.atomic1(ctx, "delete vpn service "+id, func() error { return vpnServices.delete(ctx, t, id) })
+	return t.atomic(ctx, "delete vpn service "+id, func() error { return vpnServices.delete(ctx, t, id) })
 }
 
 // Endpoint groups.
@@ -251,7 +251,7 @@ func (t *tx) insertEndpoints(ctx context.Context, g *model.EndpointGroup) error 
 // DeleteEndpointGroup deletes the group and its endpoints; a connection
 // using it gives ErrReferenced.
 func (t *tx) DeleteEndpointGroup(ctx context.Context, id string) error {
-	return t.atomic1(ctx, "delete endpoint group "+id, func() error { return endpointGroups.delete(ctx, t, id) })
+	return t.atomic(ctx, "delete endpoint group "+id, func() error { return endpointGroups.delete(ctx, t, id) })
 }
 
 // IPsec site connections.
@@ -284,5 +284,5 @@ func (t *tx) UpdateConnection(ctx context.Context, c *model.IPsecSiteConnection)
 }
 
 func (t *tx) DeleteConnection(ctx context.Context, id string) error {
-	return t.atomic1(ctx, "delete ipsec site connection "+id, func() error { return connections.delete(ctx, t, id) })
+	return t.atomic(ctx, "delete ipsec site connection "+id, func() error { return connections.delete(ctx, t, id) })
 }

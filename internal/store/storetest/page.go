@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"testing"
 
@@ -66,6 +67,14 @@ func pageCases() []pageCase {
 		}, list: func(tx store.Tx, p store.Page) ([]string, error) {
 			v, err := tx.ListRouters(ctx, store.RouterFilter{Page: p})
 			return names(v, err, func(r *model.Router) string { return r.Name })
+		}},
+		{coll: "subnetpools", bool: "is_default", make: func(i int, name string) any {
+			return &model.SubnetPool{ID: id("pool", i), ProjectID: "pp", Name: name, IPVersion: 4,
+				Prefixes: []netip.Prefix{prefix(fmt.Sprintf("10.%d.0.0/16", 100+i))}, DefaultPrefixLen: 24,
+				MinPrefixLen: 8, MaxPrefixLen: 32, IsDefault: i == 3, Standard: std(i)}
+		}, list: func(tx store.Tx, p store.Page) ([]string, error) {
+			v, err := tx.ListSubnetPools(ctx, store.SubnetPoolFilter{Page: p})
+			return names(v, err, func(p *model.SubnetPool) string { return p.Name })
 		}},
 		{coll: "security_groups", make: func(i int, name string) any {
 			g := group(id("sg", i), "pp")
@@ -237,7 +246,7 @@ func testPage(t *testing.T, s store.Store) {
 
 // idPrefix is the id prefix make gives a collection's rows.
 func idPrefix(pc pageCase) string {
-	return map[string]string{"networks": "net", "subnets": "sub", "ports": "port", "routers": "rtr",
+	return map[string]string{"networks": "net", "subnets": "sub", "subnetpools": "pool", "ports": "port", "routers": "rtr",
 		"security_groups": "sg", "security_group_rules": "rule", "ikepolicies": "ike", "ipsecpolicies": "ipsec",
 		"vpnservices": "svc", "endpoint_groups": "eg", "ipsec_site_connections": "conn", "floatingips": "fip", "trunks": "trunk"}[pc.coll]
 }
@@ -245,9 +254,9 @@ func idPrefix(pc pageCase) string {
 // sample is a value of the attribute's type.
 func sample(attr string) any {
 	switch attr {
-	case "admin_state_up", "shared", "router:external", "port_security_enabled", "enable_dhcp":
+	case "admin_state_up", "shared", "router:external", "port_security_enabled", "enable_dhcp", "is_default":
 		return true
-	case "mtu", "ip_version":
+	case "mtu", "ip_version", "default_prefixlen", "min_prefixlen", "max_prefixlen":
 		return 4
 	}
 	return "x"

@@ -65,6 +65,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Agents/Cascade", testAgentCascade},
 		{"Agents/Rollback", testAgentRollback},
 		{"PortsOnHost", testPortsOnHost},
+		{"Tags", testTags},
+		{"SubnetPools", testSubnetPools},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -165,6 +167,8 @@ func create(objs ...any) func(tx store.Tx) error {
 				err = tx.CreateNetwork(ctx, o, nil)
 			case *model.Subnet:
 				err = tx.CreateSubnet(ctx, o)
+			case *model.SubnetPool:
+				err = tx.CreateSubnetPool(ctx, o)
 			case *model.Port:
 				err = tx.CreatePort(ctx, o)
 			case *model.Router:
@@ -227,6 +231,8 @@ func idOf(v any) string {
 	case model.Network:
 		return v.ID
 	case model.Subnet:
+		return v.ID
+	case model.SubnetPool:
 		return v.ID
 	case model.Port:
 		return v.ID

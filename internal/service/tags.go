@@ -1,0 +1,96 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/neutrino-net/neutrino/internal/store"
+)
+
+// MaxTagLen is the longest tag, in bytes, as in the reference.
+const MaxTagLen = 255
+
+// CheckTags refuses a tag list the reference refuses: a tag longer than
+// MaxTagLen or one given twice. The reference sets no limit on the number
+// of tags; the request body limit bounds it here.
+func CheckTags(tags []string) error {
+	for i, tag := range tags {
+		if err := CheckTag(tag); err != nil {
+			return err
+		}
+		if slices.Contains(tags[:i], tag) {
+			return errInvalid("InvalidInput", "Invalid input for operation: Duplicate items in the list: '%s'.", tag)
+		}
+	}
+	return nil
+}
+
+// CheckTag refuses a tag longer than MaxTagLen.
+func CheckTag(tag string) error {
+	if len(tag) > MaxTagLen {
+		return errInvalid("InvalidInput", "Invalid input for operation: '%s' exceeds maximum length of %d.", tag, MaxTagLen)
+	}
+	return nil
+}
+
+// Tags maps each of the ids of kind (store.TagKinds) that has tags to
+// them, sorted. It checks no visibility: the caller lists only ids it has
+// shown.
+func (s *Service) Tags(ctx context.Context, kind string, ids []string) (map[string][]string, error) {
+	var out map[string][]string
+	err := s.read(ctx, func(tx store.Tx) error {
+		var err error
+		out, err = tx.Tags(ctx, kind, ids)
+		return err
+	})
+	return out, err
+}
+
+// TagEdit changes a resource's tags: it gets the current ones and returns
+// the new ones, or a refusal.
+type TagEdit func(old []string) ([]string, error)
+
+// EditTags changes the tags of resource id of kind, which the caller has
+// been shown and which project owns: only its owner or an admin may (verb
+// names the reference's policy rule: "update", "create" or "delete"). It
+// returns the new tags, sorted.
+func (s *Service) EditTags(ctx context.Context, kind, id, project, verb string, edit TagEdit) ([]string, error) {
+	c := who(ctx)
+	rule := fmt.Sprintf("%s_%s_tags", verb, kind)
+	if err := c.mayWrite(rule); err != nil {
+		return nil, err
+	}
+	if !c.owns(project) {
+		return nil, errForbidden(rule)
+	}
+	var tags []string
+	err := s.write(ctx, func(tx store.Tx) error {
+		if err := tx.Lock(ctx, "tags:"+kind+":"+id); err != nil {
+			return err
+		}
+		old, err := tx.Tags(ctx, kind, []string{id})
+		if err != nil {
+			return err
+		}
+		if tags, err = edit(old[id]); err != nil {
+			return err
+		}
+		if err := CheckTags(tags); err != nil {
+			return err
+		}
+		return notFound(tx.SetTags(ctx, kind, id, tags), "TagResourceNotFound",
+			"Resource %s %s could not be found.", kind, id)
+	})
+	if err != nil {
+		return nil, err
+	}
+	tags = slices.Clone(tags)
+	slices.Sort(tags)
+	return tags, nil
+}
+
+// ErrTagNotFound is the reference's TagNotFound.
+func ErrTagNotFound(tag string) error {
+	return errNotFound("TagNotFound", "Tag %s could not be found.", tag)
+}
