@@ -444,7 +444,7 @@ func (s *Service) UpdatePort(ctx context.Context, id string, change func(*model.
 		return nil, err
 	}
 	var out *model.Port
-	var bound bool
+	var bound, moved bool
 	err := s.write(ctx, func(tx store.Tx) error {
 		if err := tx.Lock(ctx, "port:"+id); err != nil {
 			return err
@@ -512,8 +512,16 @@ func (s *Service) UpdatePort(ctx context.Context, id string, change func(*model.
 		s.touch(&p.Standard)
 		out = &p
 		bound = p.BindingHostID != "" || old.BindingHostID != ""
+		moved = p.BindingHostID != old.BindingHostID
 		return dupAsConflict(tx.UpdatePort(ctx, &p), &p)
 	})
+	if err == nil && moved {
+		if ferr := s.followParent(ctx, id); ferr != nil {
+			// The port's update stands; the agents' next sync of a trunk
+			// whose subports lag is the visible symptom.
+			s.log.ErrorContext(ctx, "trunk subports not moved with their parent", "port", id, "error", ferr)
+		}
+	}
 	if err == nil && bound {
 		s.hintAll(ctx)
 	}

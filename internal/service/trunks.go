@@ -384,7 +384,7 @@ func (s *Service) handOver(ctx context.Context, tx store.Tx, sps []model.SubPort
 		}
 		p.DeviceID, p.DeviceOwner, p.BindingHostID = deviceID, owner, host
 		if host == "" {
-			p.BindingVIFType = "unbound"
+			p.BindingVIFType, p.Status = "unbound", model.StatusDown
 		}
 		s.touch(&p.Standard)
 		if err := tx.UpdatePort(ctx, p); err != nil {
@@ -392,6 +392,54 @@ func (s *Service) handOver(ctx context.Context, tx store.Tx, sps []model.SubPort
 		}
 	}
 	return nil
+}
+
+// followParent moves the subports of the trunk whose parent is portID to
+// the parent's binding host (the parent was bound, moved or unbound after
+// they joined), and puts the trunk DOWN when the parent is unbound. It
+// runs in a transaction of its own after the parent's update, taking the
+// trunk's lock before the ports' as the trunk API does.
+func (s *Service) followParent(ctx context.Context, portID string) error {
+	return s.write(ctx, func(tx store.Tx) error {
+		ts, err := tx.ListTrunks(ctx, store.TrunkFilter{PortIDs: []string{portID}})
+		if err != nil || len(ts) == 0 {
+			return err
+		}
+		if err := tx.Lock(ctx, "trunk:"+ts[0].ID); err != nil {
+			return err
+		}
+		t, err := tx.GetTrunk(ctx, ts[0].ID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if err := lockPorts(ctx, tx, t.PortID, t.SubPorts); err != nil {
+			return err
+		}
+		parent, err := tx.GetPort(ctx, t.PortID)
+		if err != nil {
+			return err
+		}
+		if parent.BindingHostID == "" && t.Status != model.StatusDown {
+			t.Status = model.StatusDown
+			s.touch(&t.Standard)
+			if err := tx.UpdateTrunk(ctx, t); err != nil {
+				return err
+			}
+		}
+		var lag []model.SubPort
+		for _, sp := range t.SubPorts {
+			p, err := tx.GetPort(ctx, sp.PortID)
+			if err != nil {
+				return err
+			}
+			if p.BindingHostID != parent.BindingHostID {
+				lag = append(lag, sp)
+			}
+		}
+		return s.handOver(ctx, tx, lag, t.ID, model.OwnerTrunkSubport, parent.BindingHostID)
+	})
 }
 
 // trunkWriteError explains a uniqueness conflict that a concurrent
