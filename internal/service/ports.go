@@ -418,8 +418,10 @@ func (s *Service) GetPort(ctx context.Context, id string) (*model.Port, error) {
 	var out *model.Port
 	err := s.read(ctx, func(tx store.Tx) error {
 		var err error
-		out, err = s.ownedPort(ctx, tx, c, id)
-		return err
+		if out, err = s.ownedPort(ctx, tx, c, id); err != nil {
+			return err
+		}
+		return withTrunkDetails(ctx, tx, []*model.Port{out})
 	})
 	return out, err
 }
@@ -430,8 +432,14 @@ func (s *Service) ListPorts(ctx context.Context, p store.Page) ([]model.Port, er
 	var out []model.Port
 	err := s.read(ctx, func(tx store.Tx) error {
 		var err error
-		out, err = tx.ListPorts(ctx, store.PortFilter{Scope: c.scope(), Page: p})
-		return err
+		if out, err = tx.ListPorts(ctx, store.PortFilter{Scope: c.scope(), Page: p}); err != nil {
+			return err
+		}
+		ptrs := make([]*model.Port, len(out))
+		for i := range out {
+			ptrs[i] = &out[i]
+		}
+		return withTrunkDetails(ctx, tx, ptrs)
 	})
 	return out, err
 }
@@ -513,7 +521,10 @@ func (s *Service) UpdatePort(ctx context.Context, id string, change func(*model.
 		out = &p
 		bound = p.BindingHostID != "" || old.BindingHostID != ""
 		moved = p.BindingHostID != old.BindingHostID
-		return dupAsConflict(tx.UpdatePort(ctx, &p), &p)
+		if err := dupAsConflict(tx.UpdatePort(ctx, &p), &p); err != nil {
+			return err
+		}
+		return withTrunkDetails(ctx, tx, []*model.Port{&p})
 	})
 	if err == nil && moved {
 		if ferr := s.followParent(ctx, id); ferr != nil {

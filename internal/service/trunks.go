@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/neutrino-net/neutrino/internal/model"
@@ -440,6 +441,48 @@ func (s *Service) followParent(ctx context.Context, portID string) error {
 		}
 		return s.handOver(ctx, tx, lag, t.ID, model.OwnerTrunkSubport, parent.BindingHostID)
 	})
+}
+
+// withTrunkDetails sets TrunkDetails on the ports that are trunk parents
+// (one trunk query, one query for the subports' MACs).
+func withTrunkDetails(ctx context.Context, tx store.Tx, ports []*model.Port) error {
+	byID := map[string]*model.Port{}
+	for _, p := range ports {
+		byID[p.ID] = p
+	}
+	if len(byID) == 0 {
+		return nil
+	}
+	ts, err := tx.ListTrunks(ctx, store.TrunkFilter{PortIDs: slices.Collect(maps.Keys(byID))})
+	if err != nil || len(ts) == 0 {
+		return err
+	}
+	var subIDs []string
+	for _, t := range ts {
+		for _, sp := range t.SubPorts {
+			subIDs = append(subIDs, sp.PortID)
+		}
+	}
+	macs := map[string]string{}
+	if len(subIDs) > 0 {
+		subs, err := tx.ListPorts(ctx, store.PortFilter{IDs: subIDs})
+		if err != nil {
+			return err
+		}
+		for _, p := range subs {
+			macs[p.ID] = p.MACAddress
+		}
+	}
+	for _, t := range ts {
+		d := &model.TrunkDetails{TrunkID: t.ID, SubPorts: []model.SubPortDetails{}}
+		for _, sp := range t.SubPorts {
+			d.SubPorts = append(d.SubPorts, model.SubPortDetails{SubPort: sp, MACAddress: macs[sp.PortID]})
+		}
+		if p := byID[t.PortID]; p != nil {
+			p.TrunkDetails = d
+		}
+	}
+	return nil
 }
 
 // trunkWriteError explains a uniqueness conflict that a concurrent
