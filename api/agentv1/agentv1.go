@@ -75,6 +75,10 @@ type HostState struct {
 	Networks []Network `json:"networks"`
 	Routers  []Router  `json:"routers"`
 	Ports    []Port    `json:"ports"`
+	// Trunks are the trunks whose parent port is bound to the host: the
+	// agent reports their status. Their subports are in Ports, each with
+	// its parent and VLAN tag.
+	Trunks []Trunk `json:"trunks,omitempty"`
 	// RemoteGroups are the addresses (fixed IPs and allowed address
 	// pairs) of the member ports of the security groups that the ports'
 	// firewall rules name as remote groups, by group id.
@@ -385,6 +389,35 @@ type Port struct {
 	// port security. Its rules name remote groups, whose members are in
 	// the HostState's RemoteGroups.
 	Firewall *Firewall `json:"firewall,omitempty"`
+	// ParentID is set on a trunk's subport: the trunk's parent port, whose
+	// host device carries the subport as an 802.1q VLAN link tagged VLAN,
+	// named like a VM's tap after the subport (as the reference's
+	// linuxbridge trunk driver names it) and plugged into the subport's
+	// network's bridge with the subport's own filtering.
+	ParentID string `json:"parent_id,omitempty"`
+	VLAN     int    `json:"vlan,omitempty"`
+}
+
+// Trunk is a trunk whose parent port is bound to the host.
+type Trunk struct {
+	ID         string   `json:"id"`
+	PortID     string   `json:"port_id"`
+	SubPortIDs []string `json:"sub_port_ids"`
+}
+
+// Trunk statuses an agent reports (the reference's).
+const (
+	TrunkActive   = "ACTIVE"
+	TrunkDown     = "DOWN"
+	TrunkDegraded = "DEGRADED"
+)
+
+// TrunkStatus is one trunk's state on the parent's host: ACTIVE when the
+// parent and every subport are wired, DEGRADED (with the reason) when the
+// parent is but some subport could not be, DOWN while the parent is not.
+type TrunkStatus struct {
+	Status string `json:"status"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // Firewall is the union of a port's security groups: traffic to and
@@ -444,6 +477,8 @@ type StatusReport struct {
 	Host string `json:"host"`
 	// Ports maps a port id to ACTIVE (wired) or DOWN.
 	Ports map[string]string `json:"ports,omitempty"`
+	// Trunks maps the id of a trunk of the host's state to its state.
+	Trunks map[string]TrunkStatus `json:"trunks,omitempty"`
 	// Routers maps a router id to ACTIVE or ERROR, with a reason.
 	Routers map[string]RouterStatus `json:"routers,omitempty"`
 	// VPNServices maps a VPN service id to its state. The server accepts

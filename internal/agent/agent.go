@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,12 @@ type L2 interface {
 	PortReady(portID string) bool
 	// NetworkReady reports whether routers can plug into the network.
 	NetworkReady(networkID string) bool
+}
+
+// L2Problems is an L2 that says why it could not wire a port (for the
+// reason of a DEGRADED trunk).
+type L2Problems interface {
+	PortProblem(portID string) string
 }
 
 // L2Changes is an L2 that notices, between states, that it should apply
@@ -332,6 +339,9 @@ func (a *Agent) report() {
 			r.Ports[p.PortID] = "ACTIVE"
 		}
 	}
+	if len(st.Trunks) > 0 {
+		r.Trunks = a.trunkStatus(st)
+	}
 	a.mu.Lock()
 	for id, s := range a.status {
 		r.Routers[id] = s
@@ -344,6 +354,51 @@ func (a *Agent) report() {
 	if err := a.nc.Publish(agentv1.StatusSubject(a.opts.Host), data); err != nil {
 		a.log.Warn("status not sent", "error", err)
 	}
+}
+
+// trunkStatus is the state of the host's trunks, as the reference's
+// linuxbridge trunk driver sets it: DOWN while the parent is not wired (no
+// VM tap yet, or down), ACTIVE when it and every subport are, DEGRADED
+// when some subport could not be wired (with L2's reasons, e.g. a kernel
+// without 802.1q). Subports that are administratively down count as
+// wired.
+func (a *Agent) trunkStatus(st *agentv1.HostState) map[string]agentv1.TrunkStatus {
+	ports := make(map[string]*agentv1.Port, len(st.Ports))
+	for i := range st.Ports {
+		ports[st.Ports[i].PortID] = &st.Ports[i]
+	}
+	problems, _ := a.opts.L2.(L2Problems)
+	out := make(map[string]agentv1.TrunkStatus, len(st.Trunks))
+	for _, t := range st.Trunks {
+		s := agentv1.TrunkStatus{Status: agentv1.TrunkDown}
+		if !a.opts.L2.PortReady(t.PortID) {
+			out[t.ID] = s
+			continue
+		}
+		var why []string
+		pending := false
+		for _, id := range t.SubPortIDs {
+			p := ports[id]
+			switch {
+			case p != nil && (a.opts.L2.PortReady(id) || !p.AdminStateUp):
+			case p == nil:
+				why = append(why, "subport "+id+": not in this host's state")
+			case problems != nil && problems.PortProblem(id) != "":
+				why = append(why, "subport "+id+": "+problems.PortProblem(id))
+			default:
+				pending = true // being wired
+			}
+		}
+		switch {
+		case len(why) > 0:
+			s.Status = agentv1.TrunkDegraded
+		case !pending:
+			s.Status = agentv1.TrunkActive
+		}
+		s.Reason = strings.Join(why, "; ")
+		out[t.ID] = s
+	}
+	return out
 }
 
 // VPNChanged sends the VPN state of one router to the server now. Device

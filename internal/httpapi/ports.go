@@ -144,6 +144,14 @@ func portWire(p *model.Port, admin bool) object {
 		"extra_dhcp_opts":       dhcpOptsWire(p.ExtraDHCPOpts),
 		"tags":                  []string{},
 	})
+	if d := p.TrunkDetails; d != nil {
+		subs := make([]object, len(d.SubPorts))
+		for i, sp := range d.SubPorts {
+			subs[i] = object{"port_id": sp.PortID, "segmentation_type": sp.SegmentationType,
+				"segmentation_id": sp.SegmentationID, "mac_address": sp.MACAddress}
+		}
+		o["trunk_details"] = object{"trunk_id": d.TrunkID, "sub_ports": subs}
+	}
 	if admin {
 		o["binding:host_id"] = p.BindingHostID
 		o["binding:profile"] = p.BindingProfile

@@ -12,6 +12,10 @@ import (
 // trunkExtension is the reference's trunk extension.
 var trunkExtension = Extension{"trunk", "Trunk Extension", "Provides support for trunk ports", "2016-01-01T10:00:00-00:00"}
 
+// trunkDetailsExtension is the reference's trunk-details extension: a
+// parent port shows its trunk and subports in trunk_details.
+var trunkDetailsExtension = Extension{"trunk-details", "Trunk port details", "Expose trunk port details", "2016-01-01T10:00:00-00:00"}
+
 var trunkRes = newResource("trunk", "trunks", common(
 	attr{name: "admin_state_up", post: true, put: true, conv: toBool, filter: fBool, sort: true},
 	attr{name: "port_id", post: true, required: true, conv: uuidConv, filter: fString, sort: true},

@@ -136,6 +136,9 @@ type Port struct {
 	// are a router's: device_id and device_owner are client-writable and
 	// prove nothing. It is not on the wire.
 	RouterID string
+	// TrunkDetails is set on a trunk's parent when read through the
+	// service (the trunk-details extension); it is not stored.
+	TrunkDetails *TrunkDetails
 	Standard
 }
 

@@ -23,6 +23,19 @@ type SubPort struct {
 	SegmentationID   int
 }
 
+// TrunkDetails is a parent port's view of its trunk: the reference's
+// trunk_details port attribute.
+type TrunkDetails struct {
+	TrunkID  string
+	SubPorts []SubPortDetails
+}
+
+// SubPortDetails is one subport in TrunkDetails, with its MAC.
+type SubPortDetails struct {
+	SubPort
+	MACAddress string
+}
+
 // Trunk statuses beyond the common ones.
 const TrunkStatusDegraded = "DEGRADED"
 

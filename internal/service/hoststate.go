@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/neutrino-net/neutrino/api/agentv1"
 	"github.com/neutrino-net/neutrino/internal/model"
@@ -44,13 +45,20 @@ func (s *Service) HostState(ctx context.Context, host string) (*agentv1.HostStat
 			return err
 		}
 		dhcpPorts := map[string]*model.Port{}
+		var hosted []string
 		for i := range ports {
 			if ports[i].IsRouterPort() {
 				continue
 			}
+			hosted = append(hosted, ports[i].ID)
 			p, err := b.port(&ports[i])
 			if err != nil {
 				return err
+			}
+			if ports[i].DeviceOwner == model.OwnerTrunkSubport {
+				if p.ParentID, p.VLAN, err = b.subPort(ports[i].DeviceID, p.PortID); err != nil {
+					return err
+				}
 			}
 			if isAgentDHCPPort(&ports[i]) {
 				// Wired like a VM port, into the network's DHCP namespace;
@@ -59,6 +67,9 @@ func (s *Service) HostState(ctx context.Context, host string) (*agentv1.HostStat
 				dhcpPorts[p.NetworkID] = &ports[i]
 			}
 			st.Ports = append(st.Ports, *p)
+		}
+		if st.Trunks, err = b.trunks(hosted); err != nil {
+			return err
 		}
 		if st.Networks, err = b.networkList(host); err != nil {
 			return err
@@ -94,6 +105,49 @@ type stateBuilder struct {
 	networks  map[string]*model.Network
 	vpn       vpnCache
 	sg        sgCache
+	trunk     map[string]*model.Trunk
+}
+
+// subPort returns a subport's parent and VLAN tag on trunk trunkID.
+func (b *stateBuilder) subPort(trunkID, portID string) (string, int, error) {
+	t, ok := b.trunk[trunkID]
+	if !ok {
+		var err error
+		if t, err = b.tx.GetTrunk(b.ctx, trunkID); err != nil {
+			return "", 0, fmt.Errorf("trunk %s of subport %s: %w", trunkID, portID, err)
+		}
+		if b.trunk == nil {
+			b.trunk = map[string]*model.Trunk{}
+		}
+		b.trunk[trunkID] = t
+	}
+	for _, sp := range t.SubPorts {
+		if sp.PortID == portID {
+			return t.PortID, sp.SegmentationID, nil
+		}
+	}
+	return "", 0, fmt.Errorf("port %s names trunk %s but is not its subport", portID, trunkID)
+}
+
+// trunks returns the trunks whose parent is one of the host's ports.
+func (b *stateBuilder) trunks(portIDs []string) ([]agentv1.Trunk, error) {
+	if len(portIDs) == 0 {
+		return nil, nil
+	}
+	ts, err := b.tx.ListTrunks(b.ctx, store.TrunkFilter{PortIDs: portIDs})
+	if err != nil {
+		return nil, err
+	}
+	var out []agentv1.Trunk
+	for _, t := range ts {
+		at := agentv1.Trunk{ID: t.ID, PortID: t.PortID, SubPortIDs: []string{}}
+		for _, sp := range t.SubPorts {
+			at.SubPortIDs = append(at.SubPortIDs, sp.PortID)
+		}
+		out = append(out, at)
+	}
+	slices.SortFunc(out, func(a, b agentv1.Trunk) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
 }
 
 func (b *stateBuilder) subnet(id string) (*model.Subnet, error) {

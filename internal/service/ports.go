@@ -421,8 +421,10 @@ func (s *Service) GetPort(ctx context.Context, id string) (*model.Port, error) {
 	var out *model.Port
 	err := s.read(ctx, func(tx store.Tx) error {
 		var err error
-		out, err = s.ownedPort(ctx, tx, c, id)
-		return err
+		if out, err = s.ownedPort(ctx, tx, c, id); err != nil {
+			return err
+		}
+		return withTrunkDetails(ctx, tx, []*model.Port{out})
 	})
 	return out, err
 }
@@ -433,8 +435,14 @@ func (s *Service) ListPorts(ctx context.Context, p store.Page) ([]model.Port, er
 	var out []model.Port
 	err := s.read(ctx, func(tx store.Tx) error {
 		var err error
-		out, err = tx.ListPorts(ctx, store.PortFilter{Scope: c.scope(), Page: p})
-		return err
+		if out, err = tx.ListPorts(ctx, store.PortFilter{Scope: c.scope(), Page: p}); err != nil {
+			return err
+		}
+		ptrs := make([]*model.Port, len(out))
+		for i := range out {
+			ptrs[i] = &out[i]
+		}
+		return withTrunkDetails(ctx, tx, ptrs)
 	})
 	return out, err
 }
@@ -447,7 +455,7 @@ func (s *Service) UpdatePort(ctx context.Context, id string, change func(*model.
 		return nil, err
 	}
 	var out *model.Port
-	var bound bool
+	var bound, moved bool
 	err := s.write(ctx, func(tx store.Tx) error {
 		if err := tx.Lock(ctx, "port:"+id); err != nil {
 			return err
@@ -515,8 +523,19 @@ func (s *Service) UpdatePort(ctx context.Context, id string, change func(*model.
 		s.touch(&p.Standard)
 		out = &p
 		bound = p.BindingHostID != "" || old.BindingHostID != ""
-		return dupAsConflict(tx.UpdatePort(ctx, &p), &p)
+		moved = p.BindingHostID != old.BindingHostID
+		if err := dupAsConflict(tx.UpdatePort(ctx, &p), &p); err != nil {
+			return err
+		}
+		return withTrunkDetails(ctx, tx, []*model.Port{&p})
 	})
+	if err == nil && moved {
+		if ferr := s.followParent(ctx, id); ferr != nil {
+			// The port's update stands; the agents' next sync of a trunk
+			// whose subports lag is the visible symptom.
+			s.log.ErrorContext(ctx, "trunk subports not moved with their parent", "port", id, "error", ferr)
+		}
+	}
 	if err == nil && bound {
 		s.hintAll(ctx)
 	}

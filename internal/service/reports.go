@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/neutrino-net/neutrino/api/agentv1"
@@ -50,6 +51,11 @@ func (s *Service) ReportStatus(ctx context.Context, r agentv1.StatusReport) (err
 			if hosted, err = s.hostedRouters(ctx, tx, r.Host); err != nil {
 				return err
 			}
+		}
+		// Trunks first: their locks come before their ports' (as in the
+		// trunk API), so concurrent writers never deadlock.
+		if err := s.reportTrunks(ctx, tx, r); err != nil {
+			return err
 		}
 		if err := s.reportRouters(ctx, tx, r, hosted); err != nil {
 			return err
@@ -122,6 +128,47 @@ func (s *Service) reportPorts(ctx context.Context, tx store.Tx, r agentv1.Status
 		}
 		s.touch(&p.Standard)
 		if err := tx.UpdatePort(ctx, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reportTrunks applies the trunk states of a report: only trunks whose
+// parent is bound to the reporting host change. A DEGRADED trunk's reason
+// goes to the server's log (the API has no field for it).
+func (s *Service) reportTrunks(ctx context.Context, tx store.Tx, r agentv1.StatusReport) error {
+	for _, id := range slices.Sorted(maps.Keys(r.Trunks)) {
+		st := r.Trunks[id]
+		switch st.Status {
+		case agentv1.TrunkActive, agentv1.TrunkDown, agentv1.TrunkDegraded:
+		default:
+			return fmt.Errorf("%w: trunk %s: %q", ErrBadStatus, id, st.Status)
+		}
+		if err := tx.Lock(ctx, "trunk:"+id); err != nil {
+			return err
+		}
+		t, err := tx.GetTrunk(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		} else if err != nil {
+			return err
+		}
+		parent, err := tx.GetPort(ctx, t.PortID)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		} else if err != nil {
+			return err
+		}
+		if parent.BindingHostID != r.Host || t.Status == st.Status {
+			continue
+		}
+		if st.Status == agentv1.TrunkDegraded {
+			s.log.WarnContext(ctx, "trunk degraded", "trunk", id, "host", r.Host, "reason", st.Reason)
+		}
+		t.Status = st.Status
+		s.touch(&t.Standard)
+		if err := tx.UpdateTrunk(ctx, t); err != nil {
 			return err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/neutrino-net/neutrino/internal/model"
@@ -378,11 +379,101 @@ func (s *Service) handOver(ctx context.Context, tx store.Tx, sps []model.SubPort
 		}
 		p.DeviceID, p.DeviceOwner, p.BindingHostID = deviceID, owner, host
 		if host == "" {
-			p.BindingVIFType = "unbound"
+			p.BindingVIFType, p.Status = "unbound", model.StatusDown
 		}
 		s.touch(&p.Standard)
 		if err := tx.UpdatePort(ctx, p); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// followParent moves the subports of the trunk whose parent is portID to
+// the parent's binding host (the parent was bound, moved or unbound after
+// they joined), and puts the trunk DOWN when the parent is unbound. It
+// runs in a transaction of its own after the parent's update, taking the
+// trunk's lock before the ports' as the trunk API does.
+func (s *Service) followParent(ctx context.Context, portID string) error {
+	return s.write(ctx, func(tx store.Tx) error {
+		ts, err := tx.ListTrunks(ctx, store.TrunkFilter{PortIDs: []string{portID}})
+		if err != nil || len(ts) == 0 {
+			return err
+		}
+		if err := tx.Lock(ctx, "trunk:"+ts[0].ID); err != nil {
+			return err
+		}
+		t, err := tx.GetTrunk(ctx, ts[0].ID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if err := lockTrunkPorts(ctx, tx, t.PortID, t.SubPorts); err != nil {
+			return err
+		}
+		parent, err := tx.GetPort(ctx, t.PortID)
+		if err != nil {
+			return err
+		}
+		if parent.BindingHostID == "" && t.Status != model.StatusDown {
+			t.Status = model.StatusDown
+			s.touch(&t.Standard)
+			if err := tx.UpdateTrunk(ctx, t); err != nil {
+				return err
+			}
+		}
+		var lag []model.SubPort
+		for _, sp := range t.SubPorts {
+			p, err := tx.GetPort(ctx, sp.PortID)
+			if err != nil {
+				return err
+			}
+			if p.BindingHostID != parent.BindingHostID {
+				lag = append(lag, sp)
+			}
+		}
+		return s.handOver(ctx, tx, lag, t.ID, model.OwnerTrunkSubport, parent.BindingHostID)
+	})
+}
+
+// withTrunkDetails sets TrunkDetails on the ports that are trunk parents
+// (one trunk query, one query for the subports' MACs).
+func withTrunkDetails(ctx context.Context, tx store.Tx, ports []*model.Port) error {
+	byID := map[string]*model.Port{}
+	for _, p := range ports {
+		byID[p.ID] = p
+	}
+	if len(byID) == 0 {
+		return nil
+	}
+	ts, err := tx.ListTrunks(ctx, store.TrunkFilter{PortIDs: slices.Collect(maps.Keys(byID))})
+	if err != nil || len(ts) == 0 {
+		return err
+	}
+	var subIDs []string
+	for _, t := range ts {
+		for _, sp := range t.SubPorts {
+			subIDs = append(subIDs, sp.PortID)
+		}
+	}
+	macs := map[string]string{}
+	if len(subIDs) > 0 {
+		subs, err := tx.ListPorts(ctx, store.PortFilter{IDs: subIDs})
+		if err != nil {
+			return err
+		}
+		for _, p := range subs {
+			macs[p.ID] = p.MACAddress
+		}
+	}
+	for _, t := range ts {
+		d := &model.TrunkDetails{TrunkID: t.ID, SubPorts: []model.SubPortDetails{}}
+		for _, sp := range t.SubPorts {
+			d.SubPorts = append(d.SubPorts, model.SubPortDetails{SubPort: sp, MACAddress: macs[sp.PortID]})
+		}
+		if p := byID[t.PortID]; p != nil {
+			p.TrunkDetails = d
 		}
 	}
 	return nil

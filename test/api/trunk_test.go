@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/trunk_details"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/trunks"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
@@ -48,6 +49,39 @@ func TestTrunks(t *testing.T) {
 		// The subport is the trunk's now.
 		if p := must[*ports.Port](t)(ports.Get(ctx, e.a, s1.ID).Extract()); p.DeviceOwner != "trunk:subport" || p.DeviceID != tr.ID {
 			t.Fatalf("subport owner %q device %q", p.DeviceOwner, p.DeviceID)
+		}
+		// The parent shows its trunk (trunk-details), on GET and in lists.
+		{
+			var withDetails struct {
+				ports.Port
+				trunk_details.TrunkDetailsExt
+			}
+			if err := ports.Get(ctx, e.a, parent.ID).ExtractInto(&withDetails); err != nil {
+				t.Fatal(err)
+			}
+			d := withDetails.TrunkDetails
+			if d.TrunkID != tr.ID || len(d.SubPorts) != 1 || d.SubPorts[0].PortID != s1.ID || d.SubPorts[0].SegmentationID != 100 ||
+				d.SubPorts[0].SegmentationType != "vlan" || d.SubPorts[0].MACAddress != s1.MACAddress {
+				t.Fatalf("parent's trunk_details = %+v, want trunk %s with %s (vlan 100, %s)", d, tr.ID, s1.ID, s1.MACAddress)
+			}
+			var listed []struct {
+				ports.Port
+				trunk_details.TrunkDetailsExt
+			}
+			pages, err := ports.List(e.a, ports.ListOpts{ID: parent.ID}).AllPages(ctx)
+			if err == nil {
+				err = ports.ExtractPortsInto(pages, &listed)
+			}
+			if err != nil || len(listed) != 1 || listed[0].TrunkDetails.TrunkID != tr.ID {
+				t.Fatalf("listed parent: %+v, %v; want its trunk_details", listed, err)
+			}
+			var sub struct {
+				ports.Port
+				trunk_details.TrunkDetailsExt
+			}
+			if err := ports.Get(ctx, e.a, s1.ID).ExtractInto(&sub); err != nil || sub.TrunkDetails.TrunkID != "" {
+				t.Fatalf("a subport shows trunk_details %+v (%v), want none", sub.TrunkDetails, err)
+			}
 		}
 		// The reference's refusals.
 		_, err := trunks.Create(ctx, e.a, trunks.CreateOpts{PortID: parent.ID}).Extract()

@@ -84,6 +84,12 @@ func newCNIRig(t testing.TB, e *env, vm *vmNS, mode string) *cniRig {
 // newCNIRigAs is newCNIRig with the plugin acting as project with roles.
 func newCNIRigAs(t testing.TB, e *env, vm *vmNS, mode, project, roles string) *cniRig {
 	t.Helper()
+	return newCNIRigConf(t, e, vm, mode, project, roles, nil)
+}
+
+// newCNIRigConf is newCNIRigAs with more keys in the plugin's config.
+func newCNIRigConf(t testing.TB, e *env, vm *vmNS, mode, project, roles string, extra map[string]any) *cniRig {
+	t.Helper()
 	bin, err := cniBin()
 	if err != nil {
 		t.Fatal(err)
@@ -92,6 +98,9 @@ func newCNIRigAs(t testing.TB, e *env, vm *vmNS, mode, project, roles string) *c
 		"type": "neutrino-cni", "endpoint": "unix://" + apiSocket(t, e.api), "mode": mode,
 		"auth": map[string]any{"type": "noauth", "projectId": project, "roles": roles}, "stateDir": t.TempDir(),
 	}}}
+	for k, v := range extra {
+		conf["plugins"].([]any)[0].(map[string]any)[k] = v
+	}
 	data, _ := json.Marshal(conf)
 	list, err := libcni.NetworkConfFromBytes(data)
 	if err != nil {
@@ -203,8 +212,87 @@ func TestLabCNI(t *testing.T) {
 	if !vmlab.Enter(t) {
 		return
 	}
-	testenv.RequireKernel(t, testenv.IPVLAN)
+	testenv.RequireKernel(t, testenv.IPVLAN, testenv.VLAN)
 	t.Run("IPvlan", func(t *testing.T) { testCNI(t, "ipvlan") })
+	t.Run("TrunkWiring", TestTrunkWiring)
+	t.Run("Trunk", testCNITrunk)
+}
+
+// testCNITrunk drives the plugin in trunk mode: each container gets its
+// own subport (own MAC and address) on the VM port's trunk and a VLAN
+// sub-interface of the VM's NIC, and the subport's security group, not
+// the VM port's, filters it: a neighbour that the VM port's group admits
+// is blocked from a container whose group has no ingress rule until the
+// group gets one. A spoofed source is dropped; DEL removes the subport
+// and frees the address.
+func testCNITrunk(t *testing.T) {
+	e, h := oneNode(t)
+	n := e.network("net", false)
+	e.subnet(n, "10.0.0.0/24", nil)
+	open := e.create("security_group", object{"name": "open"})["id"].(string)
+	e.allowIngress(open, "10.0.0.0/24")
+	closed := e.create("security_group", object{"name": "closed"})["id"].(string)
+	pv := e.port(n, object{"name": "vm", "security_groups": []any{open}})
+	pn := e.port(n, object{"name": "neighbour", "security_groups": []any{open}})
+	vm, nb := h.vm("vm"), h.vm("nb")
+	e.plugAll(h, []port{pv, pn}, []*vmNS{vm, nb})
+	tr := e.create("trunk", object{"port_id": pv.id})["id"].(string)
+	e.waitTrunk(tr, "ACTIVE")
+
+	rOpen := newCNIRigConf(t, e, vm, "trunk", "fake_project_id", "member", map[string]any{"securityGroups": []string{open}})
+	rClosed := newCNIRigConf(t, e, vm, "trunk", "fake_project_id", "member", map[string]any{"securityGroups": []string{closed}})
+	c1, c2 := h.vm("c1"), h.vm("c2")
+	start := time.Now()
+	ip1, mac1 := rOpen.mustAdd(c1, "c1")
+	t.Logf("first trunk ADD: %s", time.Since(start).Round(time.Millisecond))
+	ip2, mac2 := rClosed.mustAdd(c2, "c2")
+	if mac1 == pv.mac || mac2 == pv.mac || mac1 == mac2 {
+		t.Fatalf("trunk MACs: VM %s, c1 %s, c2 %s: want one per container", pv.mac, mac1, mac2)
+	}
+	subs := e.get("trunk", tr)["sub_ports"].([]any)
+	if len(subs) != 2 {
+		t.Fatalf("trunk sub_ports after two ADDs: %v", subs)
+	}
+	e.waitTrunk(tr, "ACTIVE")
+	if _, ok := newPinger(t, c1, ip1, pn.ip).Reach(20*time.Millisecond, reachTimeout); !ok {
+		t.Fatalf("container c1 (%s) cannot reach the neighbour VM (%s)", ip1, pn.ip)
+	}
+	if _, ok := newPinger(t, nb, pn.ip, ip1).Reach(20*time.Millisecond, reachTimeout); !ok {
+		t.Fatalf("the neighbour cannot reach container c1 (%s), whose group admits it", ip1)
+	}
+	if _, ok := newPinger(t, c2, ip2, ip1).Reach(20*time.Millisecond, reachTimeout); !ok {
+		t.Fatalf("container c2 (%s) cannot reach container c1 (%s)", ip2, ip1)
+	}
+	// The VM port's group admits the neighbour; c2's subport's does not.
+	if !newPinger(t, nb, pn.ip, ip2).Silent(100*time.Millisecond, time.Second) {
+		t.Fatalf("the neighbour reached container c2 (%s), whose group has no ingress rule", ip2)
+	}
+	e.allowIngress(closed, "10.0.0.0/24")
+	if _, ok := newPinger(t, nb, pn.ip, ip2).Reach(20*time.Millisecond, reachTimeout); !ok {
+		t.Fatalf("the neighbour cannot reach container c2 (%s) after its group admitted it", ip2)
+	}
+	const spoofed = "10.0.0.250"
+	addAddr(t, c1, "eth0", spoofed+"/24")
+	if !newPinger(t, c1, spoofed, pn.ip).Silent(100*time.Millisecond, time.Second) {
+		t.Fatalf("a reply to container c1's spoofed source %s, want it dropped", spoofed)
+	}
+	if err := rClosed.del(c2, "c2"); err != nil {
+		t.Fatalf("DEL c2: %v", err)
+	}
+	if subs := e.get("trunk", tr)["sub_ports"].([]any); len(subs) != 1 {
+		t.Fatalf("trunk sub_ports after DEL c2: %v", subs)
+	}
+	taken := e.create("port", object{"network_id": n, "fixed_ips": []any{object{"ip_address": ip2}}})
+	e.call("DELETE", "/v2.0/ports/"+taken["id"].(string), nil, 204)
+	if linkIn(t, c2, "eth0") {
+		t.Fatalf("container c2 still has eth0 after DEL")
+	}
+	if err := rOpen.del(c1, "c1"); err != nil {
+		t.Fatalf("DEL c1: %v", err)
+	}
+	if n := reservations(e); n != 0 {
+		t.Fatalf("%d reservations after DEL of all", n)
+	}
 }
 
 // testCNI is TestCNIMacvlan in a mode: macvlan gives each container its

@@ -26,6 +26,13 @@ const guestTimeout = 4 * time.Minute
 // namespace, as a compute service names it) and the port's MAC.
 func startGuests(t *testing.T, h *host, ports []port, names []string) []*vmlab.Guest {
 	t.Helper()
+	return startGuestsShare(t, h, ports, names, false)
+}
+
+// startGuestsShare is startGuests; with shareHost each guest has this
+// machine's root at /host.
+func startGuestsShare(t *testing.T, h *host, ports []port, names []string, shareHost bool) []*vmlab.Guest {
+	t.Helper()
 	lab := vmlab.RequireGuests(t)
 	hostNS := fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), int(h.ns))
 	guests := make([]*vmlab.Guest, len(ports))
@@ -41,7 +48,7 @@ func startGuests(t *testing.T, h *host, ports []port, names []string) []*vmlab.G
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), guestTimeout)
 			defer cancel()
-			guests[i], errs[i] = lab.StartGuest(ctx, vmlab.GuestOptions{Name: names[i],
+			guests[i], errs[i] = lab.StartGuest(ctx, vmlab.GuestOptions{Name: names[i], ShareHost: shareHost,
 				NICs: []vmlab.NIC{{Tap: agentv1.DeviceName(agentv1.TapPrefix, p.id), MAC: mac, Netns: hostNS}}})
 		}()
 	}

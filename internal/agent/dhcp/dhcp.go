@@ -70,6 +70,14 @@ func (l *Layer) Changes() <-chan struct{} {
 	return nil
 }
 
+// PortProblem passes on the wrapped L2's reasons (agent.L2Problems).
+func (l *Layer) PortProblem(portID string) string {
+	if p, ok := l.L2.(agent.L2Problems); ok {
+		return p.PortProblem(portID)
+	}
+	return ""
+}
+
 // Available reports whether the dnsmasq binary is there.
 func Available(bin string) error {
 	if bin == "" {

@@ -69,9 +69,10 @@ type L2 struct {
 	allowed map[string]map[string]bool
 
 	smu      sync.RWMutex
-	ready    map[string]bool // ports wired and up
-	netReady map[string]bool // networks whose bridge is in place
-	guests   map[string]bool // wanted VM taps, by name: whether wired
+	ready    map[string]bool   // ports wired and up
+	problems map[string]string // why a port could not be wired
+	netReady map[string]bool   // networks whose bridge is in place
+	guests   map[string]bool   // wanted VM taps, by name: whether wired
 
 	changes chan struct{} // a wanted VM tap came or went
 	done    chan struct{}
@@ -148,6 +149,7 @@ func newL2(log *slog.Logger, dp dataplane) *L2 {
 		nets:     map[string]*agentv1.Network{},
 		ports:    map[string]*agentv1.Port{},
 		ready:    map[string]bool{},
+		problems: map[string]string{},
 		netReady: map[string]bool{},
 		guests:   map[string]bool{},
 		changes:  make(chan struct{}, 1),
@@ -171,6 +173,14 @@ func (l *L2) PortReady(portID string) bool {
 	l.smu.RLock()
 	defer l.smu.RUnlock()
 	return l.ready[portID]
+}
+
+// PortProblem says why the last Apply could not wire a port ("" when it
+// could, or when the port only waits for its VM's tap or trunk parent).
+func (l *L2) PortProblem(portID string) string {
+	l.smu.RLock()
+	defer l.smu.RUnlock()
+	return l.problems[portID]
 }
 
 // NetworkReady reports whether the network's bridge is in place, so the
@@ -243,6 +253,7 @@ func (l *L2) reconcile(ctx context.Context, networks []agentv1.Network, ports []
 	// forwards unfiltered; leaving ports keep their rules until they are
 	// gone), then ports.
 	failed := map[string]bool{}
+	problems := map[string]string{}
 	for _, id := range slices.Sorted(maps.Keys(wantNets)) {
 		n := wantNets[id]
 		if old := l.nets[id]; old != nil && sameNetwork(*old, n) {
@@ -261,17 +272,34 @@ func (l *L2) reconcile(ctx context.Context, networks []agentv1.Network, ports []
 		l.log.InfoContext(ctx, "network applied", "network", id, "vni", n.VNI, "peers", len(n.Peers))
 	}
 	errs = append(errs, l.syncFilter(ctx, wantPorts, true))
-	for _, id := range slices.Sorted(maps.Keys(wantPorts)) {
+	// Trunk subports go after the ports whose devices carry them.
+	sub := func(id string) int {
+		if wantPorts[id].ParentID != "" {
+			return 1
+		}
+		return 0
+	}
+	ids := slices.SortedFunc(maps.Keys(wantPorts), func(a, b string) int {
+		return cmp.Or(cmp.Compare(sub(a), sub(b)), strings.Compare(a, b))
+	})
+	rewired := map[string]bool{} // ports whose device may have been recreated
+	for _, id := range ids {
 		p := wantPorts[id]
 		if _, ok := wantNets[p.NetworkID]; !ok || failed[p.NetworkID] {
 			if !ok {
 				errs = append(errs, fmt.Errorf("port %s: network %s is not on this host", id, p.NetworkID))
+				problems[id] = fmt.Sprintf("network %s is not on this host", p.NetworkID)
 			}
 			l.ports[id] = nil // not ready; ensured again once the network is
 			continue
 		}
+		if p.ParentID != "" && l.ports[p.ParentID] == nil {
+			// Its parent's device is not there (yet): wired once it is.
+			l.ports[id] = nil
+			continue
+		}
 		old := l.ports[id]
-		if old != nil && sameWiring(*old, p) {
+		if old != nil && sameWiring(*old, p) && !rewired[p.ParentID] {
 			l.ports[id] = &p // port security changes are in the filter
 			continue
 		}
@@ -279,15 +307,18 @@ func (l *L2) reconcile(ctx context.Context, networks []agentv1.Network, ports []
 			return errors.Join(append(errs, err)...)
 		}
 		l.ports[id] = nil
-		if err := l.dp.ensurePort(ctx, p, old); errors.Is(err, errNoTap) {
-			l.log.DebugContext(ctx, "port waits for its VM's tap", "port", id, "tap", agentv1.DeviceName(agentv1.TapPrefix, id))
+		rewired[id] = true
+		if err := l.dp.ensurePort(ctx, p, old); errors.Is(err, errNoTap) || errors.Is(err, errNoParent) {
+			l.log.DebugContext(ctx, "port waits for its device", "port", id, "tap", agentv1.DeviceName(agentv1.TapPrefix, id), "why", err)
 			continue
 		} else if err != nil {
 			errs = append(errs, fmt.Errorf("port %s: %w", id, err))
+			problems[id] = err.Error()
 			continue
 		}
 		l.ports[id] = &p
-		l.log.InfoContext(ctx, "port wired", "port", id, "tap", agentv1.DeviceName(agentv1.TapPrefix, id), "netns", p.Netns)
+		l.log.InfoContext(ctx, "port wired", "port", id, "tap", agentv1.DeviceName(agentv1.TapPrefix, id), "netns", p.Netns,
+			"parent", p.ParentID, "vlan", p.VLAN)
 	}
 
 	// Delete: ports, their rules, then networks.
@@ -296,7 +327,7 @@ func (l *L2) reconcile(ctx context.Context, networks []agentv1.Network, ports []
 			continue
 		}
 		remove := l.dp.deleteLink
-		if p := l.ports[id]; p != nil && p.Netns == "" {
+		if p := l.ports[id]; p != nil && p.Netns == "" && p.ParentID == "" {
 			remove = l.dp.releaseTap
 		}
 		if err := remove(ctx, agentv1.DeviceName(agentv1.TapPrefix, id)); err != nil {
@@ -324,6 +355,9 @@ func (l *L2) reconcile(ctx context.Context, networks []agentv1.Network, ports []
 	if sweep {
 		errs = append(errs, l.sweepLinks(ctx, present, wantNets, wantPorts))
 	}
+	l.smu.Lock()
+	l.problems = problems
+	l.smu.Unlock()
 
 	return errors.Join(errs...)
 }
@@ -347,7 +381,7 @@ func (l *L2) updateReady() {
 	}
 	clear(l.guests)
 	for id, p := range l.ports {
-		if p == nil || p.Netns == "" {
+		if p == nil || (p.Netns == "" && p.ParentID == "") {
 			l.guests[agentv1.DeviceName(agentv1.TapPrefix, id)] = p != nil
 		}
 	}
@@ -483,6 +517,7 @@ func (l *L2) sweepLinks(ctx context.Context, present map[string]string, nets map
 
 // ownedKinds are the links Neutrino owns, in deletion order.
 var ownedKinds = []struct{ prefix, kind string }{
+	{agentv1.TapPrefix, "vlan"}, // trunk subports
 	{agentv1.TapPrefix, "veth"},
 	{agentv1.VXLANPrefix, "vxlan"},
 	{agentv1.BridgePrefix, "bridge"},
@@ -496,6 +531,7 @@ func sameNetwork(a, b agentv1.Network) bool {
 // sameWiring compares what ensurePort realises; port security is not in it.
 func sameWiring(a, b agentv1.Port) bool {
 	return a.PortID == b.PortID && a.NetworkID == b.NetworkID && strings.EqualFold(a.MAC, b.MAC) &&
+		a.ParentID == b.ParentID && a.VLAN == b.VLAN &&
 		a.MTU == b.MTU && a.Netns == b.Netns && a.AdminStateUp == b.AdminStateUp &&
 		slices.Equal(a.Addresses, b.Addresses) && slices.Equal(a.Gateways, b.Gateways)
 }

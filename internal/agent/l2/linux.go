@@ -296,6 +296,15 @@ func (k *linux) syncFDB(vx netlink.Link, peers []netip.Addr) error {
 }
 
 func (k *linux) ensurePort(ctx context.Context, p agentv1.Port, old *agentv1.Port) error {
+	if old != nil && old.ParentID != "" && p.ParentID == "" {
+		// It left its trunk: its VLAN link is in the way of its new VIF.
+		if err := k.deleteLink(ctx, agentv1.DeviceName(agentv1.TapPrefix, p.PortID)); err != nil {
+			return err
+		}
+	}
+	if p.ParentID != "" {
+		return k.ensureSubPort(p)
+	}
 	if p.Netns == "" {
 		return k.ensureGuestTap(p)
 	}
@@ -622,6 +631,52 @@ func (k *linux) ensureGuestTap(p agentv1.Port) error {
 		return fmt.Errorf("%s is a %s, not a VM's tap", tap.Attrs().Name, tap.Type())
 	}
 	return k.converge(k.h, "", tap, p.MTU, br.Attrs().Index, p.AdminStateUp)
+}
+
+// errNoParent says a subport's parent has no device (yet).
+var errNoParent = errors.New("waiting for the trunk parent's device")
+
+// ensureSubPort wires a trunk's subport as the reference's linuxbridge
+// trunk driver does: an 802.1q link on the parent's host device (a VM's
+// tap or a namespace VIF's veth) tagged with the subport's segmentation
+// id, named after the subport like a tap, in the subport network's bridge.
+// Frames the guest tags arrive on it untagged; the bridge's frames leave
+// the parent tagged. Being named like a tap, it gets the subport's own
+// anti-spoofing and security groups.
+func (k *linux) ensureSubPort(p agentv1.Port) error {
+	if p.VLAN < 1 || p.VLAN > 4094 {
+		return fmt.Errorf("VLAN id %d out of range", p.VLAN)
+	}
+	br, err := linkByName(k.h, agentv1.DeviceName(agentv1.BridgePrefix, p.NetworkID))
+	if err != nil || br == nil {
+		return errors.Join(fmt.Errorf("bridge of network %s not found", p.NetworkID), err)
+	}
+	parent, err := linkByName(k.h, agentv1.DeviceName(agentv1.TapPrefix, p.ParentID))
+	if err != nil {
+		return err
+	}
+	if parent == nil {
+		return errNoParent
+	}
+	name := agentv1.DeviceName(agentv1.TapPrefix, p.PortID)
+	if have, err := linkByName(k.h, name); err != nil {
+		return err
+	} else if have != nil && have.Type() == "tuntap" {
+		return fmt.Errorf("%s is a VM's tap, not a subport's link", name)
+	}
+	a := linkAttrs(name, p.MTU, br.Attrs().Index, p.AdminStateUp)
+	a.ParentIndex = parent.Attrs().Index
+	vl, err := k.ensureLink(k.h, "", &netlink.Vlan{LinkAttrs: a, VlanId: p.VLAN}, func(l netlink.Link) bool {
+		v, ok := l.(*netlink.Vlan)
+		return ok && v.VlanId == p.VLAN && v.ParentIndex == parent.Attrs().Index
+	})
+	if err != nil {
+		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL) && !vlanModule() {
+			return fmt.Errorf("%w: %w", ErrVLANUnavailable, err)
+		}
+		return err
+	}
+	return k.converge(k.h, "", vl, p.MTU, br.Attrs().Index, p.AdminStateUp)
 }
 
 // releaseTap takes a VM's tap off its bridge and leaves it to its

@@ -175,4 +175,5 @@ func TestLabL2(t *testing.T) {
 	}
 	t.Run("Flat", TestFlatUplink)
 	t.Run("VLAN", TestVLANUplink)
+	t.Run("Trunk", TestTrunk)
 }
