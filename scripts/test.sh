@@ -80,9 +80,9 @@ go test -count=1 -timeout 15m -run '^TestLab' ./...
 log "go test -race (agent, VPN driver, VPN e2e)"
 go test -race -count=1 -timeout 10m -skip '^TestLab' ./internal/agent/... ./internal/ipsec/... ./internal/bus/... >&2
 go test -race -count=1 -timeout 10m -run 'TestVPN' ./test/e2e/ >&2
-log "fuzz (50s)"
-go test -run '^$' -fuzz FuzzRequest -fuzztime 20s ./internal/httpapi/ >&2
-go test -run '^$' -fuzz FuzzRender -fuzztime 10s ./internal/peerconfig/ >&2
-go test -run '^$' -fuzz FuzzRender -fuzztime 10s ./internal/ipsec/lsconf/ >&2
-go test -run '^$' -fuzz FuzzParsers -fuzztime 10s ./internal/ipsec/libreswan/ >&2
+log "fuzz (35s)"
+go test -run '^$' -fuzz FuzzRequest -fuzztime 15s ./internal/httpapi/ >&2
+go test -run '^$' -fuzz FuzzRender -fuzztime 8s ./internal/peerconfig/ >&2
+go test -run '^$' -fuzz FuzzRender -fuzztime 6s ./internal/ipsec/lsconf/ >&2
+go test -run '^$' -fuzz FuzzParsers -fuzztime 6s ./internal/ipsec/libreswan/ >&2
 log "all tests passed"

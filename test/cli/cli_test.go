@@ -92,6 +92,7 @@ func newCLIOn(t *testing.T, dsn string) (*cli, *server) {
 }
 
 func TestOpenstackCLI(t *testing.T) {
+	t.Parallel()
 	c, _ := newCLI(t)
 
 	// The CLI spends 1-2 s starting Python for every call, so commands that

@@ -6,6 +6,7 @@ import "testing"
 // CLI: a port on the subnet's gateway address, then attached to a router
 // by port ("router add port"), as the reference allows.
 func TestOpenstackGatewayPortCLI(t *testing.T) {
+	t.Parallel()
 	c, _ := newCLI(t)
 	var sub, gw, shown, router map[string]any
 	rs := c.parallel(js("network", "create", "gwnet"), js("router", "create", "gwr"))

@@ -66,6 +66,7 @@ func fakeL3Agent(t *testing.T, srv *server, host string) {
 // `network agent remove router --l3`, `router list --agent` and
 // `network agent list --router` against the l3_agent_scheduler extension.
 func TestOpenstackL3AgentCLI(t *testing.T) {
+	t.Parallel()
 	c, srv := newCLI(t)
 	fakeL3Agent(t, srv, "cli-host")
 	var agents []map[string]any

@@ -19,6 +19,7 @@ import (
 // and request id but not the HTTP status, so the status is read from the
 // server's request log (see docs/dev/openstack-cli-wire.md).
 func TestOpenstackVPNCLI(t *testing.T) {
+	t.Parallel()
 	c, srv := newCLI(t)
 
 	// Topology (SDK commands) alongside the VPN objects that need none of it.
