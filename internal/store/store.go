@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"time"
 
 	"github.com/neutrino-net/neutrino/internal/model"
 	"github.com/neutrino-net/neutrino/internal/segment"
@@ -449,7 +450,7 @@ type Trunks interface {
 // collections with underscores: the reference's tagged resources that
 // Neutrino has, and the VPN resources (which the reference does not tag).
 var TagKinds = []string{
-	"networks", "subnets", "subnetpools", "ports", "routers", "floatingips", "security_groups",
+	"networks", "subnets", "subnetpools", "ports", "routers", "floatingips", "security_groups", "trunks",
 	"ikepolicies", "ipsecpolicies", "vpnservices", "endpoint_groups", "ipsec_site_connections",
 }
 
@@ -460,6 +461,7 @@ type Tags interface {
 	// tags are absent.
 	Tags(ctx context.Context, kind string, ids []string) (map[string][]string, error)
 	// SetTags replaces the tags of one resource; ErrNotFound if it does
-	// not exist.
-	SetTags(ctx context.Context, kind, id string, tags []string) error
+	// not exist. A non-zero touched bumps the resource's revision_number
+	// and sets its updated_at, as a tag change does in the reference.
+	SetTags(ctx context.Context, kind, id string, tags []string, touched time.Time) error
 }

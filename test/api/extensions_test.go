@@ -83,7 +83,7 @@ func TestExtensionsHaveTests(t *testing.T) {
 	// The records added with issue 16, as the reference (neutron and
 	// neutron-lib) has them.
 	want := map[string][3]string{
-		"standard-attr-tag": {"Tag support for resources with standard attribute: network, subnet, subnetpool, port, router, floatingip, security_group, ikepolicy, ipsecpolicy, vpnservice, endpoint_group, ipsec_site_connection",
+		"standard-attr-tag": {"Tag support for resources with standard attribute: network, subnet, subnetpool, port, router, floatingip, security_group, trunk, ikepolicy, ipsecpolicy, vpnservice, endpoint_group, ipsec_site_connection",
 			"Enables to set tag on resources with standard attribute.", "2017-01-01T00:00:00-00:00"},
 		"tag-creation":                   {"Tag creation extension", "Allow to create multiple tags for a resource", "2024-23-07T10:00:00-00:00"},
 		"tag-ports-during-bulk-creation": {"Tag Ports During Bulk Creation", "Allow to tag ports during bulk creation", "2019-12-29T19:00:00-00:00"},

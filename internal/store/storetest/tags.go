@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -27,7 +28,7 @@ func testTags(t *testing.T, s store.Store) {
 		return got
 	}
 	set := func(kind, id string, tags ...string) func(tx store.Tx) error {
-		return func(tx store.Tx) error { return tx.SetTags(ctx, kind, id, tags) }
+		return func(tx store.Tx) error { return tx.SetTags(ctx, kind, id, tags, time.Time{}) }
 	}
 	write(t, s, set("networks", "n1", "red", "blue"))
 	write(t, s, set("subnets", "s1", "red"))
