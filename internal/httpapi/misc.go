@@ -58,7 +58,7 @@ func extensionWire(e Extension) object {
 
 func (a *API) extensions() []Extension {
 	exts := append(slices.Clone(coreExtensions), vpnExtensions...)
-	exts = append(exts, revisionIfMatch, trunkExtension, trunkDetailsExtension)
+	exts = append(exts, revisionIfMatch, trunkExtension, trunkDetailsExtension, multiProviderExtension)
 	slices.SortFunc(exts, func(x, y Extension) int { return strings.Compare(x.Alias, y.Alias) })
 	return exts
 }

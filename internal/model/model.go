@@ -34,7 +34,18 @@ type Network struct {
 	NetworkType     string
 	PhysicalNetwork string
 	SegmentationID  int
+	// Segments are every segment of a multi-segment network (the
+	// multi-provider extension), the first being the one above; nil for a
+	// network of one segment. They never change either.
+	Segments []Segment
 	Standard
+}
+
+// Segment is one segment of a multi-segment network.
+type Segment struct {
+	NetworkType     string `json:"network_type"`
+	PhysicalNetwork string `json:"physical_network"`
+	SegmentationID  int    `json:"segmentation_id"`
 }
 
 // AllocationPool is an inclusive range of addresses a subnet hands out.

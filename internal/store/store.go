@@ -5,6 +5,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -235,6 +236,15 @@ type Locker interface {
 	LockShared(ctx context.Context, key string) error
 }
 
+// SegmentError is CreateNetwork's refusal of segment Index of a network.
+type SegmentError struct {
+	Index int
+	Err   error
+}
+
+func (e *SegmentError) Error() string { return fmt.Sprintf("segment %d: %v", e.Index, e.Err) }
+func (e *SegmentError) Unwrap() error { return e.Err }
+
 // Networks holds networks and their subnets.
 type Networks interface {
 	GetNetwork(ctx context.Context, id string) (*model.Network, error)
@@ -243,8 +253,11 @@ type Networks interface {
 	// a segmentation id gets the lowest free one of pool (nil: the type's
 	// whole range; ErrExhausted when none is free); a segmentation id or
 	// a flat network's physical network already taken gives ErrDuplicate.
-	// An empty NetworkType is vxlan.
-	CreateNetwork(ctx context.Context, n *model.Network, pool []segment.Range) error
+	// An empty NetworkType is vxlan. A multi-segment network (two or more
+	// Segments, the first being its own segment) gets each segment's id
+	// from pools[i] the same way; a refusal of a segment is a
+	// *SegmentError naming it.
+	CreateNetwork(ctx context.Context, n *model.Network, pools ...[]segment.Range) error
 	UpdateNetwork(ctx context.Context, n *model.Network) error
 	// DeleteNetwork deletes the network and its subnets.
 	DeleteNetwork(ctx context.Context, id string) error

@@ -37,6 +37,7 @@ var extensionTests = map[string][]string{
 	"port-security":                  {"test/api:TestPorts", "test/api:TestValidationErrors"},
 	"project-id":                     {"test/api:TestListQueries", "test/api:TestValidationErrors"},
 	"provider":                       {"test/api:TestProviderNetworks", "test/api:TestNoTenantSegments"},
+	"multi-provider":                 {"test/api:TestMultiSegmentNetworks"},
 	"quota_details":                  {"test/api:TestFloatingIPs"},
 	"quotas":                         {"test/api:TestQuotas", "test/api:TestVPNQuota", "test/api:TestBulkAllOrNothing"},
 	"revision-if-match":              {"test/api:TestIfMatch", "test/api:TestIfMatchRace"},
@@ -87,6 +88,7 @@ func TestExtensionsHaveTests(t *testing.T) {
 			"Enables to set tag on resources with standard attribute.", "2017-01-01T00:00:00-00:00"},
 		"tag-creation":                   {"Tag creation extension", "Allow to create multiple tags for a resource", "2024-23-07T10:00:00-00:00"},
 		"tag-ports-during-bulk-creation": {"Tag Ports During Bulk Creation", "Allow to tag ports during bulk creation", "2019-12-29T19:00:00-00:00"},
+		"multi-provider":                 {"Multi Provider Network", "Expose mapping of virtual networks to multiple physical networks", "2013-06-27T10:00:00-00:00"},
 		"ip-substring-filtering":         {"IP address substring filtering", "Provides IP address substring filtering when listing ports", "2017-11-28T09:00:00-00:00"},
 	}
 	for _, x := range exts {
