@@ -293,5 +293,19 @@ type SubnetPool struct {
 	// IsDefault marks the pool use_default_subnetpool takes (one per IP
 	// version).
 	IsDefault bool
+	// AddressScopeID is the pool's address scope ("" for none), of its
+	// IP version; the prefixes of a scope's pools do not overlap.
+	AddressScopeID string
+	Standard
+}
+
+// AddressScope is an address scope (the address-scope extension): the
+// subnet pools in it share one address space.
+type AddressScope struct {
+	ID        string
+	ProjectID string
+	Name      string
+	IPVersion int
+	Shared    bool
 	Standard
 }

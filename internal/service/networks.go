@@ -13,6 +13,9 @@ import (
 type NetworkView struct {
 	model.Network
 	Subnets []string
+	// IPv4AddressScope and IPv6AddressScope are the address scopes of the
+	// network's subnets' pools ("" for none).
+	IPv4AddressScope, IPv6AddressScope string
 }
 
 func networkNotFound(id string) *Error {
@@ -186,6 +189,9 @@ func (s *Service) networkViews(ctx context.Context, tx store.Tx, c caller, nets 
 		if v := by[sn.NetworkID]; v != nil {
 			v.Subnets = append(v.Subnets, sn.ID)
 		}
+	}
+	if err := s.networkScopes(ctx, tx, by, subs); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -122,6 +122,18 @@ type SubnetPoolFilter struct {
 	// ProjectID is set.
 	IncludeShared bool
 	IDs           []string
+	// AddressScopeIDs selects the pools in these address scopes.
+	AddressScopeIDs []string
+}
+
+// AddressScopeFilter selects address scopes.
+type AddressScopeFilter struct {
+	Scope
+	Page
+	// IncludeShared adds the shared scopes of other projects when
+	// ProjectID is set.
+	IncludeShared bool
+	IDs           []string
 }
 
 // PortFilter selects ports.
@@ -215,6 +227,7 @@ type Tx interface {
 	Locker
 	Networks
 	SubnetPools
+	AddressScopes
 	Ports
 	Routers
 	FloatingIPs
@@ -267,6 +280,16 @@ type Networks interface {
 	CreateSubnet(ctx context.Context, s *model.Subnet) error
 	UpdateSubnet(ctx context.Context, s *model.Subnet) error
 	DeleteSubnet(ctx context.Context, id string) error
+}
+
+// AddressScopes holds address scopes (subnet pools name theirs in
+// AddressScopeID).
+type AddressScopes interface {
+	GetAddressScope(ctx context.Context, id string) (*model.AddressScope, error)
+	ListAddressScopes(ctx context.Context, f AddressScopeFilter) ([]model.AddressScope, error)
+	CreateAddressScope(ctx context.Context, a *model.AddressScope) error
+	UpdateAddressScope(ctx context.Context, a *model.AddressScope) error
+	DeleteAddressScope(ctx context.Context, id string) error
 }
 
 // SubnetPools holds subnet pools (subnets name theirs in SubnetpoolID).
@@ -463,7 +486,7 @@ type Trunks interface {
 // collections with underscores: the reference's tagged resources that
 // Neutrino has, and the VPN resources (which the reference does not tag).
 var TagKinds = []string{
-	"networks", "subnets", "subnetpools", "ports", "routers", "floatingips", "security_groups", "trunks",
+	"networks", "subnets", "subnetpools", "address_scopes", "ports", "routers", "floatingips", "security_groups", "trunks",
 	"ikepolicies", "ipsecpolicies", "vpnservices", "endpoint_groups", "ipsec_site_connections",
 }
 
