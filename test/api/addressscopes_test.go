@@ -64,8 +64,8 @@ func TestAddressScopes(t *testing.T) {
 			{"overlapping pool", "POST", "/v2.0/subnetpools", projectA, map[string]any{"subnetpool": map[string]any{
 				"prefixes": []string{"10.10.128.0/20"}, "address_scope_id": scope.ID}}, 400, "AddressScopePrefixConflict"},
 			{"pool joins with overlap", "PUT", "/v2.0/subnetpools/" + p2["id"].(string), projectA, map[string]any{"subnetpool": map[string]any{
-				"prefixes": []string{"10.10.0.0/15"}, "address_scope_id": scope.ID}}, 400, "AddressScopePrefixConflict"},
-			{"pool grows into overlap", "PUT", "/v2.0/subnetpools/" + p1["id"].(string) + "/add_prefixes", projectA,
+				"prefixes": []string{"10.20.0.0/16", "10.10.7.0/24"}, "address_scope_id": scope.ID}}, 400, "AddressScopePrefixConflict"},
+			{"pool grows, no overlap", "PUT", "/v2.0/subnetpools/" + p1["id"].(string) + "/add_prefixes", projectA,
 				map[string]any{"prefixes": []string{"192.168.0.0/24"}}, 200, ""},
 			{"wrong ip version", "POST", "/v2.0/subnetpools", projectA, map[string]any{"subnetpool": map[string]any{
 				"prefixes": []string{"fd00::/48"}, "address_scope_id": scope.ID}}, 400, "IllegalSubnetPoolIpVersionAssociationToAddressScope"},
