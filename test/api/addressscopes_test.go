@@ -29,7 +29,7 @@ func TestAddressScopes(t *testing.T) {
 		if r := e.do("GET", "/v2.0/address-scopes/"+scope.ID, projectB, nil); r.status != 404 {
 			t.Errorf("another project's scope: %d %s", r.status, r.raw)
 		}
-		l := e.do("GET", "/v2.0/address-scopes?sort_key=name", projectB, nil)
+		l := e.do("GET", "/v2.0/address-scopes?sort_key=name&sort_dir=asc", projectB, nil)
 		if items, _ := l.body["address_scopes"].([]any); len(items) != 1 || items[0].(map[string]any)["id"] != shared.ID {
 			t.Errorf("project B lists %s", l.raw)
 		}
@@ -48,10 +48,13 @@ func TestAddressScopes(t *testing.T) {
 		}
 		p2 := item(t, pool(projectA, map[string]any{"name": "p2", "prefixes": []string{"10.20.0.0/16"}}), 201, "subnetpool")
 		snapshot := func() string {
-			return e.do("GET", "/v2.0/subnetpools?sort_key=name&fields=name&fields=prefixes&fields=address_scope_id", "", nil).raw +
-				e.do("GET", "/v2.0/address-scopes?sort_key=name&fields=name&fields=shared", "", nil).raw
+			return e.do("GET", "/v2.0/subnetpools?sort_key=name&sort_dir=asc&fields=name&fields=prefixes&fields=address_scope_id", "", nil).raw +
+				e.do("GET", "/v2.0/address-scopes?sort_key=name&sort_dir=asc&fields=name&fields=shared", "", nil).raw
 		}
 		before := snapshot()
+		if !strings.Contains(before, `"p1"`) {
+			t.Fatalf("snapshot %s", before)
+		}
 		for _, tc := range []struct {
 			what    string
 			method  string
@@ -80,7 +83,7 @@ func TestAddressScopes(t *testing.T) {
 			{"no ip_version", "POST", "/v2.0/address-scopes", projectA, map[string]any{"address_scope": map[string]any{
 				"name": "x"}}, 400, "HTTPBadRequest"},
 			{"ip_version 5", "POST", "/v2.0/address-scopes", projectA, map[string]any{"address_scope": map[string]any{
-				"ip_version": 5}}, 400, "InvalidInput"},
+				"ip_version": 5}}, 400, "HTTPBadRequest"},
 			{"unshare", "PUT", "/v2.0/address-scopes/" + shared.ID, "", map[string]any{"address_scope": map[string]any{
 				"shared": false}}, 400, "AddressScopeUpdateError"},
 			{"in use", "DELETE", "/v2.0/address-scopes/" + scope.ID, projectA, nil, 409, "AddressScopeInUse"},

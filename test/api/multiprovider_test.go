@@ -61,9 +61,12 @@ func TestMultiSegmentNetworks(t *testing.T) {
 		}
 
 		snapshot := func() string {
-			return e.do("GET", "/v2.0/networks?sort_key=name&fields=name&fields=segments&fields=provider:network_type&fields=provider:segmentation_id", "", nil).raw
+			return e.do("GET", "/v2.0/networks?sort_key=name&sort_dir=asc&fields=name&fields=segments&fields=provider:network_type&fields=provider:segmentation_id", "", nil).raw
 		}
 		before := snapshot()
+		if !strings.Contains(before, `"multi"`) {
+			t.Fatalf("snapshot %s", before)
+		}
 		for _, tc := range []struct {
 			project string
 			attrs   map[string]any
@@ -78,7 +81,7 @@ func TestMultiSegmentNetworks(t *testing.T) {
 				"SegmentsContainDuplicateEntry", "Duplicate segment entry in request."},
 			{"", map[string]any{"segments": []any{map[string]any{"provider:network_type": "vxlan", "mtu": 1}}}, 400,
 				"HTTPBadRequest", "Unrecognized attribute(s) 'mtu'"},
-			{"", map[string]any{"segments": "vxlan"}, 400, "InvalidInput", "is not a list"},
+			{"", map[string]any{"segments": "vxlan"}, 400, "HTTPBadRequest", "is not a list"},
 			{"", map[string]any{"segments": []any{seg("vlan", "physnet2", 6), seg("gre", nil, nil)}}, 400,
 				"InvalidInput", "network_type value 'gre' not supported"},
 			{"", map[string]any{"segments": []any{seg("vlan", "physnet2", 6), map[string]any{"provider:segmentation_id": 7}}}, 400,
