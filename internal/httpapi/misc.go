@@ -45,7 +45,7 @@ var coreExtensions = []Extension{
 	{"standard-attr-revisions", "Resource revision numbers", "This extension will display the revision number of neutron resources.", "2016-04-11T10:00:00-00:00"},
 	// The reference's name lists the singular names of the tagged
 	// resources; Neutrino's are those of store.TagKinds.
-	{"standard-attr-tag", "Tag support for resources with standard attribute: network, subnet, subnetpool, port, router, floatingip, security_group, ikepolicy, ipsecpolicy, vpnservice, endpoint_group, ipsec_site_connection", "Enables to set tag on resources with standard attribute.", "2017-01-01T00:00:00-00:00"},
+	{"standard-attr-tag", "Tag support for resources with standard attribute: network, subnet, subnetpool, address_scope, port, router, floatingip, security_group, trunk, ikepolicy, ipsecpolicy, vpnservice, endpoint_group, ipsec_site_connection", "Enables to set tag on resources with standard attribute.", "2017-01-01T00:00:00-00:00"},
 	{"standard-attr-timestamp", "Resource timestamps", "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes.", "2016-09-12T10:00:00-00:00"},
 	{"tag-ports-during-bulk-creation", "Tag Ports During Bulk Creation", "Allow to tag ports during bulk creation", "2019-12-29T19:00:00-00:00"},
 	{"tag-creation", "Tag creation extension", "Allow to create multiple tags for a resource", "2024-23-07T10:00:00-00:00"},
@@ -58,7 +58,7 @@ func extensionWire(e Extension) object {
 
 func (a *API) extensions() []Extension {
 	exts := append(slices.Clone(coreExtensions), vpnExtensions...)
-	exts = append(exts, revisionIfMatch, trunkExtension, trunkDetailsExtension)
+	exts = append(exts, revisionIfMatch, trunkExtension, trunkDetailsExtension, multiProviderExtension, addressScopeExtension)
 	slices.SortFunc(exts, func(x, y Extension) int { return strings.Compare(x.Alias, y.Alias) })
 	return exts
 }
@@ -111,6 +111,7 @@ func (a *API) routes() {
 	a.mount("/v2.0/networks", a.networks())
 	a.mount("/v2.0/subnets", a.subnets())
 	a.mount("/v2.0/subnetpools", a.subnetPools())
+	a.mount("/v2.0/address-scopes", a.addressScopes())
 	m.HandleFunc("/v2.0/subnetpools/{id}/add_prefixes", a.prefixOps(true))
 	m.HandleFunc("/v2.0/subnetpools/{id}/remove_prefixes", a.prefixOps(false))
 	a.mount("/v2.0/ports", a.ports())

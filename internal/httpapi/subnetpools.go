@@ -19,7 +19,7 @@ var subnetPoolRes = newResource("subnetpool", "subnetpools", common(
 	attr{name: "shared", post: true, conv: toBool, filter: fBool, sort: true},
 	attr{name: "is_default", post: true, put: true, conv: toBool, filter: fBool, sort: true},
 	attr{name: "default_quota"},
-	attr{name: "address_scope_id"},
+	attr{name: "address_scope_id", post: true, put: true, conv: orNone(uuidConv), filter: fString, sort: true},
 )...)
 
 func subnetPoolWire(p *model.SubnetPool) object {
@@ -37,7 +37,7 @@ func subnetPoolWire(p *model.SubnetPool) object {
 		"shared":            p.Shared,
 		"is_default":        p.IsDefault,
 		"default_quota":     nil,
-		"address_scope_id":  nil,
+		"address_scope_id":  strOrNil(p.AddressScopeID),
 		"tags":              []string{},
 	})
 }
@@ -64,6 +64,9 @@ func applySubnetPool(v values, p *model.SubnetPool) {
 		}
 	}
 	p.IsDefault = v.boolean("is_default", p.IsDefault)
+	if v.has("address_scope_id") {
+		p.AddressScopeID = v.str("address_scope_id")
+	}
 }
 
 func (a *API) subnetPools() crud {

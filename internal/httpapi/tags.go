@@ -158,8 +158,7 @@ func (a *API) withTags(c crud) crud {
 				}
 				id, _ := o["id"].(string)
 				project, _ := o["project_id"].(string)
-				if _, err := a.svc.EditTags(ctx, kind, id, project, "create",
-					func([]string) ([]string, error) { return tags, nil }); err != nil {
+				if _, err := a.svc.TagNew(ctx, kind, id, project, tags); err != nil {
 					return err
 				}
 				o, err = one(rc, o, nil)

@@ -21,7 +21,6 @@ var trunkRes = newResource("trunk", "trunks", common(
 	attr{name: "port_id", post: true, required: true, conv: uuidConv, filter: fString, sort: true},
 	attr{name: "status", filter: fString, sort: true},
 	attr{name: "sub_ports", post: true, conv: subPortsConv},
-	attr{name: "tags", filter: fListValue},
 )...)
 
 // subPortsConv is the reference's type:subports: a list of objects, each
@@ -98,7 +97,6 @@ func trunkWire(t *model.Trunk) object {
 		"status":         t.Status,
 		"port_id":        t.PortID,
 		"sub_ports":      subPortsWire(t.SubPorts),
-		"tags":           []string{},
 	})
 }
 

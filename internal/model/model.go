@@ -34,7 +34,18 @@ type Network struct {
 	NetworkType     string
 	PhysicalNetwork string
 	SegmentationID  int
+	// Segments are every segment of a multi-segment network (the
+	// multi-provider extension), the first being the one above; nil for a
+	// network of one segment. They never change either.
+	Segments []Segment
 	Standard
+}
+
+// Segment is one segment of a multi-segment network.
+type Segment struct {
+	NetworkType     string `json:"network_type"`
+	PhysicalNetwork string `json:"physical_network"`
+	SegmentationID  int    `json:"segmentation_id"`
 }
 
 // AllocationPool is an inclusive range of addresses a subnet hands out.
@@ -282,5 +293,19 @@ type SubnetPool struct {
 	// IsDefault marks the pool use_default_subnetpool takes (one per IP
 	// version).
 	IsDefault bool
+	// AddressScopeID is the pool's address scope ("" for none), of its
+	// IP version; the prefixes of a scope's pools do not overlap.
+	AddressScopeID string
+	Standard
+}
+
+// AddressScope is an address scope (the address-scope extension): the
+// subnet pools in it share one address space.
+type AddressScope struct {
+	ID        string
+	ProjectID string
+	Name      string
+	IPVersion int
+	Shared    bool
 	Standard
 }

@@ -13,6 +13,9 @@ import (
 type NetworkView struct {
 	model.Network
 	Subnets []string
+	// IPv4AddressScope and IPv6AddressScope are the address scopes of the
+	// network's subnets' pools ("" for none).
+	IPv4AddressScope, IPv6AddressScope string
 }
 
 func networkNotFound(id string) *Error {
@@ -46,10 +49,14 @@ func (s *Service) ownedNetwork(ctx context.Context, tx store.Tx, c caller, id, r
 }
 
 // maxMTU is the largest MTU of a network: the physical network's, less
-// the VXLAN overhead for a VXLAN tenant network (external networks are
-// not encapsulated).
+// the VXLAN overhead for a VXLAN tenant network or one with a VXLAN segment
+// (external networks are not encapsulated).
 func (s *Service) maxMTU(n *model.Network) int {
-	if n.External || (n.NetworkType != "" && n.NetworkType != segment.VXLAN) {
+	vxlan := n.NetworkType == "" || n.NetworkType == segment.VXLAN
+	for _, sg := range n.Segments {
+		vxlan = vxlan || sg.NetworkType == segment.VXLAN
+	}
+	if n.External || !vxlan {
 		return s.opts.PhysnetMTU
 	}
 	return s.opts.PhysnetMTU - VXLANOverhead
@@ -82,11 +89,29 @@ func (s *Service) CreateNetwork(ctx context.Context, n model.Network, prov *Prov
 	if n.Shared && !c.admin {
 		return nil, errForbidden("create_network:shared")
 	}
-	typ, physnet, segID, pool, err := s.segmentOf(c, prov)
-	if err != nil {
-		return nil, err
+	var pools [][]segment.Range
+	if prov != nil && prov.SegmentsGiven {
+		segs, ps, err := s.segmentsOf(c, prov)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case len(segs) > 1:
+			n.Segments, pools = segs, ps
+			n.NetworkType, n.PhysicalNetwork, n.SegmentationID = segs[0].NetworkType, segs[0].PhysicalNetwork, segs[0].SegmentationID
+		case len(segs) == 1:
+			n.NetworkType, n.PhysicalNetwork, n.SegmentationID, pools = segs[0].NetworkType, segs[0].PhysicalNetwork, segs[0].SegmentationID, ps
+		default:
+			prov = nil // no segments: a tenant network
+		}
 	}
-	n.NetworkType, n.PhysicalNetwork, n.SegmentationID = typ, physnet, segID
+	if pools == nil {
+		typ, physnet, segID, pool, err := s.segmentOf(c, prov)
+		if err != nil {
+			return nil, err
+		}
+		n.NetworkType, n.PhysicalNetwork, n.SegmentationID, pools = typ, physnet, segID, [][]segment.Range{pool}
+	}
 	n.ID, n.ProjectID, n.Status = newID(), project, model.StatusActive
 	if n.MTU == 0 {
 		n.MTU = s.maxMTU(&n)
@@ -99,7 +124,7 @@ func (s *Service) CreateNetwork(ctx context.Context, n model.Network, prov *Prov
 		if err := s.checkQuota(ctx, tx, "network", project, 1); err != nil {
 			return err
 		}
-		return segmentTaken(tx.CreateNetwork(ctx, &n, pool), &n)
+		return segmentTaken(tx.CreateNetwork(ctx, &n, pools...), &n)
 	})
 	if err != nil {
 		return nil, err
@@ -164,6 +189,9 @@ func (s *Service) networkViews(ctx context.Context, tx store.Tx, c caller, nets 
 		if v := by[sn.NetworkID]; v != nil {
 			v.Subnets = append(v.Subnets, sn.ID)
 		}
+	}
+	if err := s.networkScopes(ctx, tx, by, subs); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

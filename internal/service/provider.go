@@ -18,6 +18,11 @@ type ProviderRequest struct {
 	NetworkType     *string
 	PhysicalNetwork *string
 	SegmentationID  *int
+	// Segments are the multi-provider extension's segments, each with the
+	// three attributes above; SegmentsGiven says whether the request named
+	// segments at all (a null is not naming them).
+	Segments      []ProviderRequest
+	SegmentsGiven bool
 }
 
 // Given reports whether any provider attribute was given.
@@ -131,23 +136,73 @@ func firstVLANRange(cfg *segment.Config) (string, []segment.Range, bool) {
 	return "", nil, false
 }
 
-// segmentTaken turns the store's refusal of a segment into the
+// segmentTaken turns the store's refusal of a segment of n into the
 // reference's error.
 func segmentTaken(err error, n *model.Network) error {
+	sg := model.Segment{NetworkType: n.NetworkType, PhysicalNetwork: n.PhysicalNetwork, SegmentationID: n.SegmentationID}
+	var se *store.SegmentError
+	if errors.As(err, &se) && se.Index < len(n.Segments) {
+		sg = n.Segments[se.Index]
+	}
 	switch {
 	case errors.Is(err, store.ErrExhausted):
 		return errUnavailable()
 	case !errors.Is(err, store.ErrDuplicate):
 		return err
-	case n.NetworkType == segment.Flat:
-		return errConflict("FlatNetworkInUse", "Unable to create the flat network. Physical network %s is in use.", n.PhysicalNetwork)
-	case n.NetworkType == segment.VLAN:
+	case sg.NetworkType == segment.Flat:
+		return errConflict("FlatNetworkInUse", "Unable to create the flat network. Physical network %s is in use.", sg.PhysicalNetwork)
+	case sg.NetworkType == segment.VLAN:
 		return errConflict("VlanIdInUse", "Unable to create the network. The VLAN %d on physical network %s is in use.",
-			n.SegmentationID, n.PhysicalNetwork)
-	case n.NetworkType == segment.VXLAN:
-		return errConflict("TunnelIdInUse", "Unable to create the network. The tunnel ID %d is in use.", n.SegmentationID)
+			sg.SegmentationID, sg.PhysicalNetwork)
+	case sg.NetworkType == segment.VXLAN:
+		return errConflict("TunnelIdInUse", "Unable to create the network. The tunnel ID %d is in use.", sg.SegmentationID)
 	}
 	return err
+}
+
+// segmentsOf validates the segments of a multi-provider request as the
+// reference's ML2 does: admins only, not together with the provider
+// attributes, no segment given twice (segments whose id is to be
+// allocated may repeat), each one valid for its type driver. It returns
+// the segments and the pool of each; fewer than two segments make a
+// network of one segment (none: a tenant network), as in the reference.
+func (s *Service) segmentsOf(c caller, p *ProviderRequest) ([]model.Segment, [][]segment.Range, error) {
+	if !c.admin {
+		return nil, nil, errForbidden("create_network:segments")
+	}
+	if p.Given() {
+		return nil, nil, errInvalid("SegmentsSetInConjunctionWithProviders", "Segments and provider values cannot both be set.")
+	}
+	seen := map[[3]string]bool{}
+	for _, sp := range p.Segments {
+		typ := deref(sp.NetworkType)
+		partial := (typ == segment.VXLAN && sp.SegmentationID == nil) ||
+			(typ == segment.VLAN && (sp.SegmentationID == nil || deref(sp.PhysicalNetwork) == ""))
+		if partial {
+			continue
+		}
+		key := [3]string{fmt.Sprint(sp.NetworkType != nil, typ), fmt.Sprint(sp.PhysicalNetwork != nil, deref(sp.PhysicalNetwork)),
+			fmt.Sprint(sp.SegmentationID != nil, deref(sp.SegmentationID))}
+		if seen[key] {
+			return nil, nil, errInvalid("SegmentsContainDuplicateEntry", "Duplicate segment entry in request.")
+		}
+		seen[key] = true
+	}
+	var segs []model.Segment
+	var pools [][]segment.Range
+	for i := range p.Segments {
+		sp := p.Segments[i]
+		if !sp.Given() {
+			return nil, nil, errInvalidMsg("network_type required")
+		}
+		typ, physnet, segID, pool, err := s.segmentOf(c, &sp)
+		if err != nil {
+			return nil, nil, err
+		}
+		segs = append(segs, model.Segment{NetworkType: typ, PhysicalNetwork: physnet, SegmentationID: segID})
+		pools = append(pools, pool)
+	}
+	return segs, pools, nil
 }
 
 func errUnavailable() *Error {
@@ -162,6 +217,12 @@ func errInvalidMsg(msg string) *Error {
 // checkProviderUnchanged refuses an update that names provider attributes
 // other than the network's own (the reference's ML2 cannot change them).
 func checkProviderUnchanged(c caller, p *ProviderRequest, n *model.Network) error {
+	if p != nil && p.SegmentsGiven {
+		if !c.admin {
+			return errForbidden("update_network:segments")
+		}
+		return errInvalidMsg("Plugin does not support updating provider attributes")
+	}
 	if !p.Given() {
 		return nil
 	}

@@ -149,6 +149,9 @@ func (s *Service) CreateSubnetPool(ctx context.Context, p model.SubnetPool, lens
 		if err := checkDefaultPool(ctx, tx, &p); err != nil {
 			return err
 		}
+		if err := s.checkPoolScope(ctx, tx, c, &p, true); err != nil {
+			return err
+		}
 		return tx.CreateSubnetPool(ctx, &p)
 	})
 	if err != nil {
@@ -220,6 +223,9 @@ func (s *Service) UpdateSubnetPool(ctx context.Context, id string, lens SubnetPo
 			}
 		}
 		if err := checkDefaultPool(ctx, tx, p); err != nil {
+			return err
+		}
+		if err := s.checkPoolScope(ctx, tx, c, p, p.AddressScopeID != old.AddressScopeID); err != nil {
 			return err
 		}
 		s.touch(&p.Standard)
@@ -389,6 +395,9 @@ func (s *Service) AdjustPrefixes(ctx context.Context, id string, add bool, prefi
 		}
 		p.Prefixes = next
 		if err := checkSubnetPool(p); err != nil {
+			return err
+		}
+		if err := s.checkPoolScope(ctx, tx, c, p, false); err != nil {
 			return err
 		}
 		s.touch(&p.Standard)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/neutrino-net/neutrino/internal/store"
 )
@@ -54,8 +55,19 @@ type TagEdit func(old []string) ([]string, error)
 // EditTags changes the tags of resource id of kind, which the caller has
 // been shown and which project owns: only its owner or an admin may (verb
 // names the reference's policy rule: "update", "create" or "delete"). It
-// returns the new tags, sorted.
+// returns the new tags, sorted. A change of the set bumps the resource's
+// revision_number, as in the reference.
 func (s *Service) EditTags(ctx context.Context, kind, id, project, verb string, edit TagEdit) ([]string, error) {
+	return s.editTags(ctx, kind, id, project, verb, edit, true)
+}
+
+// TagNew sets the tags of a resource created in the same batch: as in the
+// reference, a new resource's tags leave its revision_number at 0.
+func (s *Service) TagNew(ctx context.Context, kind, id, project string, tags []string) ([]string, error) {
+	return s.editTags(ctx, kind, id, project, "create", func([]string) ([]string, error) { return tags, nil }, false)
+}
+
+func (s *Service) editTags(ctx context.Context, kind, id, project, verb string, edit TagEdit, bump bool) ([]string, error) {
 	c := who(ctx)
 	rule := fmt.Sprintf("%s_%s_tags", verb, kind)
 	if err := c.mayWrite(rule); err != nil {
@@ -79,7 +91,11 @@ func (s *Service) EditTags(ctx context.Context, kind, id, project, verb string, 
 		if err := CheckTags(tags); err != nil {
 			return err
 		}
-		return notFound(tx.SetTags(ctx, kind, id, tags), "TagResourceNotFound",
+		var touched time.Time
+		if bump && !sameSet(old[id], tags) {
+			touched = s.now()
+		}
+		return notFound(tx.SetTags(ctx, kind, id, tags, touched), "TagResourceNotFound",
 			"Resource %s %s could not be found.", kind, id)
 	})
 	if err != nil {
@@ -88,6 +104,19 @@ func (s *Service) EditTags(ctx context.Context, kind, id, project, verb string, 
 	tags = slices.Clone(tags)
 	slices.Sort(tags)
 	return tags, nil
+}
+
+// sameSet reports whether a and b hold the same tags.
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, t := range b {
+		if !slices.Contains(a, t) {
+			return false
+		}
+	}
+	return true
 }
 
 // ErrTagNotFound is the reference's TagNotFound.

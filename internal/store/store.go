@@ -5,7 +5,9 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/neutrino-net/neutrino/internal/model"
 	"github.com/neutrino-net/neutrino/internal/segment"
@@ -120,6 +122,18 @@ type SubnetPoolFilter struct {
 	// ProjectID is set.
 	IncludeShared bool
 	IDs           []string
+	// AddressScopeIDs selects the pools in these address scopes.
+	AddressScopeIDs []string
+}
+
+// AddressScopeFilter selects address scopes.
+type AddressScopeFilter struct {
+	Scope
+	Page
+	// IncludeShared adds the shared scopes of other projects when
+	// ProjectID is set.
+	IncludeShared bool
+	IDs           []string
 }
 
 // PortFilter selects ports.
@@ -213,6 +227,7 @@ type Tx interface {
 	Locker
 	Networks
 	SubnetPools
+	AddressScopes
 	Ports
 	Routers
 	FloatingIPs
@@ -234,6 +249,15 @@ type Locker interface {
 	LockShared(ctx context.Context, key string) error
 }
 
+// SegmentError is CreateNetwork's refusal of segment Index of a network.
+type SegmentError struct {
+	Index int
+	Err   error
+}
+
+func (e *SegmentError) Error() string { return fmt.Sprintf("segment %d: %v", e.Index, e.Err) }
+func (e *SegmentError) Unwrap() error { return e.Err }
+
 // Networks holds networks and their subnets.
 type Networks interface {
 	GetNetwork(ctx context.Context, id string) (*model.Network, error)
@@ -242,8 +266,11 @@ type Networks interface {
 	// a segmentation id gets the lowest free one of pool (nil: the type's
 	// whole range; ErrExhausted when none is free); a segmentation id or
 	// a flat network's physical network already taken gives ErrDuplicate.
-	// An empty NetworkType is vxlan.
-	CreateNetwork(ctx context.Context, n *model.Network, pool []segment.Range) error
+	// An empty NetworkType is vxlan. A multi-segment network (two or more
+	// Segments, the first being its own segment) gets each segment's id
+	// from pools[i] the same way; a refusal of a segment is a
+	// *SegmentError naming it.
+	CreateNetwork(ctx context.Context, n *model.Network, pools ...[]segment.Range) error
 	UpdateNetwork(ctx context.Context, n *model.Network) error
 	// DeleteNetwork deletes the network and its subnets.
 	DeleteNetwork(ctx context.Context, id string) error
@@ -253,6 +280,16 @@ type Networks interface {
 	CreateSubnet(ctx context.Context, s *model.Subnet) error
 	UpdateSubnet(ctx context.Context, s *model.Subnet) error
 	DeleteSubnet(ctx context.Context, id string) error
+}
+
+// AddressScopes holds address scopes (subnet pools name theirs in
+// AddressScopeID).
+type AddressScopes interface {
+	GetAddressScope(ctx context.Context, id string) (*model.AddressScope, error)
+	ListAddressScopes(ctx context.Context, f AddressScopeFilter) ([]model.AddressScope, error)
+	CreateAddressScope(ctx context.Context, a *model.AddressScope) error
+	UpdateAddressScope(ctx context.Context, a *model.AddressScope) error
+	DeleteAddressScope(ctx context.Context, id string) error
 }
 
 // SubnetPools holds subnet pools (subnets name theirs in SubnetpoolID).
@@ -449,7 +486,7 @@ type Trunks interface {
 // collections with underscores: the reference's tagged resources that
 // Neutrino has, and the VPN resources (which the reference does not tag).
 var TagKinds = []string{
-	"networks", "subnets", "subnetpools", "ports", "routers", "floatingips", "security_groups",
+	"networks", "subnets", "subnetpools", "address_scopes", "ports", "routers", "floatingips", "security_groups", "trunks",
 	"ikepolicies", "ipsecpolicies", "vpnservices", "endpoint_groups", "ipsec_site_connections",
 }
 
@@ -460,6 +497,7 @@ type Tags interface {
 	// tags are absent.
 	Tags(ctx context.Context, kind string, ids []string) (map[string][]string, error)
 	// SetTags replaces the tags of one resource; ErrNotFound if it does
-	// not exist.
-	SetTags(ctx context.Context, kind, id string, tags []string) error
+	// not exist. A non-zero touched bumps the resource's revision_number
+	// and sets its updated_at, as a tag change does in the reference.
+	SetTags(ctx context.Context, kind, id string, tags []string, touched time.Time) error
 }

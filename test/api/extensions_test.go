@@ -37,6 +37,8 @@ var extensionTests = map[string][]string{
 	"port-security":                  {"test/api:TestPorts", "test/api:TestValidationErrors"},
 	"project-id":                     {"test/api:TestListQueries", "test/api:TestValidationErrors"},
 	"provider":                       {"test/api:TestProviderNetworks", "test/api:TestNoTenantSegments"},
+	"multi-provider":                 {"test/api:TestMultiSegmentNetworks"},
+	"address-scope":                  {"test/api:TestAddressScopes"},
 	"quota_details":                  {"test/api:TestFloatingIPs"},
 	"quotas":                         {"test/api:TestQuotas", "test/api:TestVPNQuota", "test/api:TestBulkAllOrNothing"},
 	"revision-if-match":              {"test/api:TestIfMatch", "test/api:TestIfMatchRace"},
@@ -83,10 +85,12 @@ func TestExtensionsHaveTests(t *testing.T) {
 	// The records added with issue 16, as the reference (neutron and
 	// neutron-lib) has them.
 	want := map[string][3]string{
-		"standard-attr-tag": {"Tag support for resources with standard attribute: network, subnet, subnetpool, port, router, floatingip, security_group, ikepolicy, ipsecpolicy, vpnservice, endpoint_group, ipsec_site_connection",
+		"standard-attr-tag": {"Tag support for resources with standard attribute: network, subnet, subnetpool, address_scope, port, router, floatingip, security_group, trunk, ikepolicy, ipsecpolicy, vpnservice, endpoint_group, ipsec_site_connection",
 			"Enables to set tag on resources with standard attribute.", "2017-01-01T00:00:00-00:00"},
 		"tag-creation":                   {"Tag creation extension", "Allow to create multiple tags for a resource", "2024-23-07T10:00:00-00:00"},
 		"tag-ports-during-bulk-creation": {"Tag Ports During Bulk Creation", "Allow to tag ports during bulk creation", "2019-12-29T19:00:00-00:00"},
+		"multi-provider":                 {"Multi Provider Network", "Expose mapping of virtual networks to multiple physical networks", "2013-06-27T10:00:00-00:00"},
+		"address-scope":                  {"Address scope", "Address scopes extension.", "2015-07-26T10:00:00-00:00"},
 		"ip-substring-filtering":         {"IP address substring filtering", "Provides IP address substring filtering when listing ports", "2017-11-28T09:00:00-00:00"},
 	}
 	for _, x := range exts {

@@ -79,7 +79,7 @@ func (db *DB) Exec(ctx context.Context, q string, args ...any) error {
 // network getting seq, as if seq were the next one.
 func (db *DB) SegmentationIDFor(ctx context.Context, seq int64) (id int, err error) {
 	err = db.run(ctx, db.w, db.ws, nil, false, func(t *tx) error {
-		id, err = t.segmentationID(ctx, &model.Network{NetworkType: segment.VXLAN},
+		id, err = t.segmentationID(ctx, &model.Segment{NetworkType: segment.VXLAN},
 			[]segment.Range{{Min: segment.MinVNI, Max: segment.MaxVNI}}, seq)
 		return err
 	})

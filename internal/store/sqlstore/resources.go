@@ -18,12 +18,13 @@ func cols(c ...string) []string { return append(c, stdCols...) }
 var networks = &table[model.Network]{
 	name: "networks", noun: "network",
 	cols: cols("id", "project_id", "name", "admin_state_up", "status", "shared", "external", "mtu", "port_security_enabled",
-		"segmentation_id", "network_type", "physical_network"),
+		"segmentation_id", "network_type", "physical_network", "segments"),
 	fields: func(n *model.Network) []any {
 		return append([]any{&n.ID, &n.ProjectID, &n.Name, &n.AdminStateUp, &n.Status, &n.Shared, &n.External,
-			&n.MTU, &n.PortSecurityEnabled, &n.SegmentationID, &n.NetworkType, &n.PhysicalNetwork}, stdFields(&n.Standard)...)
+			&n.MTU, &n.PortSecurityEnabled, &n.SegmentationID, &n.NetworkType, &n.PhysicalNetwork,
+			jsonCol[[]model.Segment]{&n.Segments}}, stdFields(&n.Standard)...)
 	},
-	fixed: []string{"segmentation_id", "network_type", "physical_network"},
+	fixed: []string{"segmentation_id", "network_type", "physical_network", "segments"},
 	page: pageAttrs("id", "project_id", "name", "description", "admin_state_up#", "status", "shared#",
 		"router:external=external#", "mtu#", "port_security_enabled#"),
 }
@@ -143,32 +144,63 @@ func (t *tx) ListNetworks(ctx context.Context, f store.NetworkFilter) ([]model.N
 }
 
 // CreateNetwork inserts the network; see store.Networks.
-func (t *tx) CreateNetwork(ctx context.Context, n *model.Network, pool []segment.Range) error {
+func (t *tx) CreateNetwork(ctx context.Context, n *model.Network, pools ...[]segment.Range) error {
 	given := *n
 	if n.NetworkType == "" {
 		n.NetworkType = segment.VXLAN
+	}
+	if len(n.Segments) < 2 {
+		n.Segments = nil
+	} else {
+		n.Segments = slices.Clone(n.Segments)
+		n.Segments[0] = model.Segment{NetworkType: n.NetworkType, PhysicalNetwork: n.PhysicalNetwork, SegmentationID: n.SegmentationID}
 	}
 	err := t.atomic(ctx, "create network "+n.ID, func() error {
 		seq, err := t.nextSeq(ctx, "networks")
 		if err != nil {
 			return err
 		}
-		if (n.NetworkType == segment.VXLAN || n.NetworkType == segment.VLAN) && n.SegmentationID == 0 {
-			if pool == nil {
-				pool = []segment.Range{{Min: segment.MinVNI, Max: segment.MaxVNI}}
-				if n.NetworkType == segment.VLAN {
-					pool = []segment.Range{{Min: segment.MinVLAN, Max: segment.MaxVLAN}}
-				}
+		segs := n.Segments
+		if segs == nil {
+			segs = []model.Segment{{NetworkType: n.NetworkType, PhysicalNetwork: n.PhysicalNetwork, SegmentationID: n.SegmentationID}}
+		}
+		for i := range segs {
+			var pool []segment.Range
+			if i < len(pools) {
+				pool = pools[i]
 			}
-			if n.SegmentationID, err = t.segmentationID(ctx, n, pool, seq); err != nil {
-				return err
+			if err := t.addSegment(ctx, n.ID, i, &segs[i], pool, seq); err != nil {
+				return &store.SegmentError{Index: i, Err: err}
 			}
 		}
+		n.NetworkType, n.PhysicalNetwork, n.SegmentationID = segs[0].NetworkType, segs[0].PhysicalNetwork, segs[0].SegmentationID
 		return networks.insertAt(ctx, t, n, seq)
 	})
 	if err != nil {
 		*n = given
 	}
+	return err
+}
+
+// addSegment allocates the segmentation id of segment i of network id if
+// it needs one (a VXLAN or VLAN segment without), from pool (nil: the
+// type's whole range), and records the segment; ErrDuplicate if another
+// network has it.
+func (t *tx) addSegment(ctx context.Context, id string, i int, sg *model.Segment, pool []segment.Range, seq int64) error {
+	if (sg.NetworkType == segment.VXLAN || sg.NetworkType == segment.VLAN) && sg.SegmentationID == 0 {
+		if pool == nil {
+			pool = []segment.Range{{Min: segment.MinVNI, Max: segment.MaxVNI}}
+			if sg.NetworkType == segment.VLAN {
+				pool = []segment.Range{{Min: segment.MinVLAN, Max: segment.MaxVLAN}}
+			}
+		}
+		var err error
+		if sg.SegmentationID, err = t.segmentationID(ctx, sg, pool, seq); err != nil {
+			return err
+		}
+	}
+	_, err := t.exec(ctx, "INSERT INTO network_segments (network_id, position, network_type, physical_network, segmentation_id) VALUES (?, ?, ?, ?, ?)",
+		id, i, sg.NetworkType, sg.PhysicalNetwork, sg.SegmentationID)
 	return err
 }
 
@@ -194,13 +226,13 @@ func (t *tx) nextSeq(ctx context.Context, table string) (int64, error) {
 	return seq[0], nil
 }
 
-// segmentationID picks the segmentation id of network n, which gets seq,
+// segmentationID picks the segmentation id of segment n of a network which gets seq,
 // from pool. It is the seq-th id of the pool while that is free: no lock
 // and no conflict between concurrent writers, and an id freed by a
 // deletion is not reused at once (on PostgreSQL; on SQLite only the
 // latest network's can be). Otherwise it is the lowest free id, chosen
 // under a lock per segment space.
-func (t *tx) segmentationID(ctx context.Context, n *model.Network, pool []segment.Range, seq int64) (int, error) {
+func (t *tx) segmentationID(ctx context.Context, n *model.Segment, pool []segment.Range, seq int64) (int, error) {
 	size := int64(0)
 	for _, r := range pool {
 		size += int64(r.Size())
@@ -217,7 +249,7 @@ func (t *tx) segmentationID(ctx context.Context, n *model.Network, pool []segmen
 			}
 			left -= int64(r.Size())
 		}
-		taken, err := t.count(ctx, "SELECT COUNT(*) FROM networks WHERE network_type = ? AND physical_network = ? AND segmentation_id = ?",
+		taken, err := t.count(ctx, "SELECT COUNT(*) FROM network_segments WHERE network_type = ? AND physical_network = ? AND segmentation_id = ?",
 			n.NetworkType, n.PhysicalNetwork, cand)
 		if err != nil {
 			return 0, fmt.Errorf("segmentation id: %w", err)
@@ -232,11 +264,11 @@ func (t *tx) segmentationID(ctx context.Context, n *model.Network, pool []segmen
 		return 0, fmt.Errorf("segmentation id: %w", err)
 	}
 	for _, r := range pool {
-		ids, err := queryAll(ctx, t, `SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM networks
+		ids, err := queryAll(ctx, t, `SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM network_segments
 				WHERE network_type = ? AND physical_network = ? AND segmentation_id = ?) THEN ?
-			ELSE (SELECT MIN(a.segmentation_id) + 1 FROM networks a
+			ELSE (SELECT MIN(a.segmentation_id) + 1 FROM network_segments a
 				WHERE a.network_type = ? AND a.physical_network = ? AND a.segmentation_id >= ? AND a.segmentation_id < ?
-				AND NOT EXISTS (SELECT 1 FROM networks b WHERE b.network_type = a.network_type
+				AND NOT EXISTS (SELECT 1 FROM network_segments b WHERE b.network_type = a.network_type
 					AND b.physical_network = a.physical_network AND b.segmentation_id = a.segmentation_id + 1)) END`,
 			func(s scanner) (id *int, err error) {
 				err = s.Scan(nullInt{&id})
@@ -253,7 +285,12 @@ func (t *tx) segmentationID(ctx context.Context, n *model.Network, pool []segmen
 }
 
 func (t *tx) DeleteNetwork(ctx context.Context, id string) error {
-	return t.atomic(ctx, "delete network "+id, func() error { return networks.delete(ctx, t, id) })
+	return t.atomic(ctx, "delete network "+id, func() error {
+		if _, err := t.exec(ctx, "DELETE FROM network_segments WHERE network_id = ?", id); err != nil {
+			return err
+		}
+		return networks.delete(ctx, t, id)
+	})
 }
 
 // Subnets.

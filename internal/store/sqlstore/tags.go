@@ -2,9 +2,11 @@ package sqlstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/neutrino-net/neutrino/internal/store"
 )
@@ -51,19 +53,28 @@ func (t *tx) Tags(ctx context.Context, kind string, ids []string) (map[string][]
 }
 
 // SetTags replaces the tags of one resource; ErrNotFound if it does not
-// exist.
-func (t *tx) SetTags(ctx context.Context, kind, id string, tags []string) error {
+// exist. A non-zero touched bumps the resource's revision.
+func (t *tx) SetTags(ctx context.Context, kind, id string, tags []string, touched time.Time) error {
 	table, err := tagTable(kind)
 	if err != nil {
 		return err
 	}
 	return t.atomic(ctx, "set tags of "+kind+" "+id, func() error {
-		n, err := t.count(ctx, "SELECT COUNT(*) FROM "+table+" WHERE id = ?", id)
+		var err error
+		if touched.IsZero() {
+			var n int
+			if n, err = t.count(ctx, "SELECT COUNT(*) FROM "+table+" WHERE id = ?", id); err == nil && n == 0 {
+				err = store.ErrNotFound
+			}
+		} else {
+			err = t.execOne(ctx, "UPDATE "+table+" SET revision_number = revision_number + 1, updated_at = ? WHERE id = ?",
+				tsCol{&touched}, id)
+		}
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("%s %s: %w", kind, id, store.ErrNotFound)
+		}
 		if err != nil {
 			return err
-		}
-		if n == 0 {
-			return fmt.Errorf("%s %s: %w", kind, id, store.ErrNotFound)
 		}
 		if _, err := t.exec(ctx, "DELETE FROM tags WHERE resource_type = ? AND resource_id = ?", kind, id); err != nil {
 			return err

@@ -647,6 +647,33 @@ func testProviderSegments(t *testing.T, s store.Store) {
 	if !slices.Contains([]int{100, 200, 201}, again.SegmentationID) {
 		t.Errorf("after a deletion: VLAN %d", again.SegmentationID)
 	}
+
+	// A multi-segment network: each segment's id from its own pool; a
+	// segment another network has is a SegmentError naming it, and nothing
+	// of the refused network stays; deleting frees every segment.
+	m := seg("multi", segment.VLAN, "physnet2", 0)
+	m.Segments = []model.Segment{{}, {NetworkType: segment.VXLAN}, {NetworkType: segment.Flat, PhysicalNetwork: "physnet3"}}
+	write(t, s, func(tx store.Tx) error {
+		return tx.CreateNetwork(ctx, m, []segment.Range{{Min: 300, Max: 300}}, []segment.Range{{Min: 800000, Max: 800000}}, nil)
+	})
+	want := []model.Segment{{NetworkType: segment.VLAN, PhysicalNetwork: "physnet2", SegmentationID: 300},
+		{NetworkType: segment.VXLAN, SegmentationID: 800000}, {NetworkType: segment.Flat, PhysicalNetwork: "physnet3"}}
+	if !slices.Equal(m.Segments, want) || m.NetworkType != segment.VLAN || m.SegmentationID != 300 {
+		t.Errorf("multi-segment network: %s/%s/%d %v, want %v", m.NetworkType, m.PhysicalNetwork, m.SegmentationID, m.Segments, want)
+	}
+	checkGetList(t, s, m, m.ID, store.Tx.GetNetwork, listNetworks)
+	bad := seg("bad", segment.VLAN, "physnet2", 301)
+	bad.Segments = []model.Segment{{}, {NetworkType: segment.VXLAN, SegmentationID: 800000}}
+	err := s.Write(ctx, createIn(bad, nil))
+	var se *store.SegmentError
+	if !errors.Is(err, store.ErrDuplicate) || !errors.As(err, &se) || se.Index != 1 {
+		t.Errorf("taken second segment: %v, want a SegmentError of segment 1 with ErrDuplicate", err)
+	}
+	write(t, s, createIn(seg("vlan301", segment.VLAN, "physnet2", 301), nil))
+	writeErr(t, s, store.ErrDuplicate, createIn(seg("vx-taken", segment.VXLAN, "", 800000), nil))
+	write(t, s, func(tx store.Tx) error { return tx.DeleteNetwork(ctx, "multi") })
+	write(t, s, createIn(seg("vx-free", segment.VXLAN, "", 800000), nil))
+	write(t, s, createIn(seg("flat3", segment.Flat, "physnet3", 0), nil))
 }
 
 // testFloatingIPs: floating IPs round-trip unassociated and associated,

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -62,7 +63,7 @@ func testSubnetPools(t *testing.T, s store.Store) {
 	})
 	mine.Name, mine.Prefixes = "renamed", append(mine.Prefixes, prefix("10.30.0.0/16"))
 	write(t, s, func(tx store.Tx) error { return tx.UpdateSubnetPool(ctx, mine) })
-	write(t, s, func(tx store.Tx) error { return tx.SetTags(ctx, "subnetpools", "sp2", []string{"x"}) })
+	write(t, s, func(tx store.Tx) error { return tx.SetTags(ctx, "subnetpools", "sp2", []string{"x"}, time.Time{}) })
 	write(t, s, func(tx store.Tx) error { return tx.DeleteSubnetPool(ctx, "sp2") })
 	read(t, s, func(tx store.Tx) error {
 		got, err := tx.GetSubnetPool(ctx, "sp1")

@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -27,7 +28,7 @@ func testTags(t *testing.T, s store.Store) {
 		return got
 	}
 	set := func(kind, id string, tags ...string) func(tx store.Tx) error {
-		return func(tx store.Tx) error { return tx.SetTags(ctx, kind, id, tags) }
+		return func(tx store.Tx) error { return tx.SetTags(ctx, kind, id, tags, time.Time{}) }
 	}
 	write(t, s, set("networks", "n1", "red", "blue"))
 	write(t, s, set("subnets", "s1", "red"))
@@ -82,4 +83,28 @@ func testTags(t *testing.T, s store.Store) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+
+	// A change with a time bumps the resource's revision and updated_at;
+	// without one it leaves them.
+	rev := func() (int, time.Time) {
+		t.Helper()
+		var n *model.Network
+		read(t, s, func(tx store.Tx) error {
+			var err error
+			n, err = tx.GetNetwork(ctx, "n1")
+			return err
+		})
+		return n.RevisionNumber, n.UpdatedAt
+	}
+	r0, _ := rev()
+	write(t, s, set("networks", "n1", "quiet"))
+	if r, _ := rev(); r != r0 {
+		t.Fatalf("SetTags without a time: revision %d, want %d", r, r0)
+	}
+	when := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	write(t, s, func(tx store.Tx) error { return tx.SetTags(ctx, "networks", "n1", []string{"loud"}, when) })
+	if r, at := rev(); r != r0+1 || !at.Equal(when) {
+		t.Fatalf("SetTags with a time: revision %d at %v, want %d at %v", r, at, r0+1, when)
+	}
+	writeErr(t, s, store.ErrNotFound, func(tx store.Tx) error { return tx.SetTags(ctx, "networks", "nope", nil, when) })
 }
