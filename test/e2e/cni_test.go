@@ -523,6 +523,13 @@ func testCNI(t *testing.T, mode string) {
 		}
 	}
 
+	if vmlab.Inside() {
+		// Concurrent ADDs and the pair limit are the plugin's and the
+		// API's, not the kernel's: TestCNIMacvlan proves them on the
+		// host, where they take a second; the lab's emulated CPU would
+		// spend a minute on them.
+		return
+	}
 	// Ten ADDs at once, the reference's limit of pairs: none is lost.
 	const many = 10
 	cs := make([]*vmNS, many+1)
