@@ -82,9 +82,12 @@ go test -count=1 -timeout 15m -run '^TestLab' ./...
 # ./test/e2e/ runs it.)
 log "go test -race (agent, VPN drivers, bus)"
 go test -race -count=1 -timeout 10m -skip '^TestLab' ./internal/agent/... ./internal/ipsec/... ./internal/bus/... >&2
-log "fuzz (26s)"
-go test -run '^$' -fuzz FuzzRequest -fuzztime 11s ./internal/httpapi/ >&2
-go test -run '^$' -fuzz FuzzRender -fuzztime 5s ./internal/peerconfig/ >&2
-go test -run '^$' -fuzz FuzzRender -fuzztime 5s ./internal/ipsec/lsconf/ >&2
-go test -run '^$' -fuzz FuzzParsers -fuzztime 5s ./internal/ipsec/libreswan/ >&2
+# Counts, not durations: a -fuzztime deadline that ends during the
+# minimisation of a new input fails the run with "context deadline
+# exceeded" (seen in CI on FuzzParsers).
+log "fuzz (about 30s)"
+go test -run '^$' -fuzz FuzzRequest -fuzztime 15000x ./internal/httpapi/ >&2
+go test -run '^$' -fuzz FuzzRender -fuzztime 20000x ./internal/peerconfig/ >&2
+go test -run '^$' -fuzz FuzzRender -fuzztime 40000x ./internal/ipsec/lsconf/ >&2
+go test -run '^$' -fuzz FuzzParsers -fuzztime 20000x ./internal/ipsec/libreswan/ >&2
 log "all tests passed"
