@@ -45,6 +45,16 @@ func (s *Service) FailoverPeriod() time.Duration {
 // serialise on the store's "scheduler" lock and a check that finds nothing
 // to move writes nothing.
 func (s *Service) RunFailover(ctx context.Context, period time.Duration) {
+	s.runEvery(ctx, period, "failover check failed; retrying at the next one", func(ctx context.Context) error {
+		_, err := s.RescheduleDead(ctx)
+		return err
+	})
+}
+
+// runEvery calls check every period (FailoverPeriod when 0) until ctx
+// ends, each call bounded by 30 s; a failure is logged with msg and the
+// check runs again at the next tick.
+func (s *Service) runEvery(ctx context.Context, period time.Duration, msg string, check func(context.Context) error) {
 	if period <= 0 {
 		period = s.FailoverPeriod()
 	}
@@ -57,8 +67,8 @@ func (s *Service) RunFailover(ctx context.Context, period time.Duration) {
 		case <-t.C:
 		}
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		if _, err := s.RescheduleDead(cctx); err != nil && ctx.Err() == nil {
-			s.log.WarnContext(ctx, "failover check failed; retrying at the next one", "error", err)
+		if err := check(cctx); err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, msg, "error", err)
 		}
 		cancel()
 	}

@@ -193,21 +193,8 @@ func (s *Service) hostedCache(ctx context.Context, tx store.Tx) func(routerID st
 // 0) until ctx ends. Every server may run it: a check that finds nothing
 // pending writes nothing.
 func (s *Service) RunSettleVPN(ctx context.Context, period time.Duration) {
-	if period <= 0 {
-		period = s.FailoverPeriod()
-	}
-	t := time.NewTicker(period)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		if _, err := s.SettleUnhostedVPN(cctx); err != nil && ctx.Err() == nil {
-			s.log.WarnContext(ctx, "settling pending VPN resources failed; retrying at the next check", "error", err)
-		}
-		cancel()
-	}
+	s.runEvery(ctx, period, "settling pending VPN resources failed; retrying at the next check", func(ctx context.Context) error {
+		_, err := s.SettleUnhostedVPN(ctx)
+		return err
+	})
 }
