@@ -85,3 +85,12 @@ func (db *DB) SegmentationIDFor(ctx context.Context, seq int64) (id int, err err
 	})
 	return id, err
 }
+
+// OpenConnections counts the connections of both pools, open or opening.
+func (db *DB) OpenConnections() int {
+	n := db.w.Stats().OpenConnections
+	if db.r != db.w {
+		n += db.r.Stats().OpenConnections
+	}
+	return n
+}

@@ -23,10 +23,17 @@ type stmtCache struct {
 	m       map[string]*sql.Stmt
 	pending map[string]bool
 	closed  bool
+	// Background prepares: close cancels them and waits, so that none is
+	// still opening a connection (which recreates SQLite's WAL and
+	// shared-memory files) after the store is closed.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 func newStmtCache(db *sql.DB) *stmtCache {
-	return &stmtCache{db: db, m: map[string]*sql.Stmt{}, pending: map[string]bool{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &stmtCache{db: db, m: map[string]*sql.Stmt{}, pending: map[string]bool{}, ctx: ctx, cancel: cancel}
 }
 
 // stmt returns the query's statement bound to tx, or nil when it is not
@@ -41,8 +48,9 @@ func (c *stmtCache) stmt(ctx context.Context, tx *sql.Tx, q string) *sql.Stmt {
 	}
 	c.mu.Lock()
 	st, ok := c.m[q]
-	if !ok && len(c.m) < maxCachedStatements && !c.pending[q] {
+	if !ok && !c.closed && len(c.m) < maxCachedStatements && !c.pending[q] {
 		c.pending[q] = true
+		c.wg.Add(1)
 		go c.prepare(q)
 	}
 	c.mu.Unlock()
@@ -53,7 +61,8 @@ func (c *stmtCache) stmt(ctx context.Context, tx *sql.Tx, q string) *sql.Stmt {
 }
 
 func (c *stmtCache) prepare(q string) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer c.wg.Done()
+	ctx, cancel := context.WithTimeout(c.ctx, time.Minute)
 	defer cancel()
 	st, err := c.db.PrepareContext(ctx, q)
 	c.mu.Lock()
@@ -74,8 +83,12 @@ func (c *stmtCache) close() {
 		return
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.closed = true
+	c.mu.Unlock()
+	c.cancel()
+	c.wg.Wait()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, st := range c.m {
 		st.Close()
 	}
