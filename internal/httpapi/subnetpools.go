@@ -18,7 +18,7 @@ var subnetPoolRes = newResource("subnetpool", "subnetpools", common(
 	attr{name: "max_prefixlen", post: true, put: true, conv: toInt, filter: fInt, sort: true},
 	attr{name: "shared", post: true, conv: toBool, filter: fBool, sort: true},
 	attr{name: "is_default", post: true, put: true, conv: toBool, filter: fBool, sort: true},
-	attr{name: "default_quota"},
+	attr{name: "default_quota", post: true, put: true, conv: orNone(nonNegative), filter: fInt, sort: true},
 	attr{name: "address_scope_id", post: true, put: true, conv: orNone(uuidConv), filter: fString, sort: true},
 )...)
 
@@ -36,7 +36,7 @@ func subnetPoolWire(p *model.SubnetPool) object {
 		"max_prefixlen":     p.MaxPrefixLen,
 		"shared":            p.Shared,
 		"is_default":        p.IsDefault,
-		"default_quota":     nil,
+		"default_quota":     intPtrOrNil(p.DefaultQuota),
 		"address_scope_id":  strOrNil(p.AddressScopeID),
 		"tags":              []string{},
 	})
@@ -64,6 +64,12 @@ func applySubnetPool(v values, p *model.SubnetPool) {
 		}
 	}
 	p.IsDefault = v.boolean("is_default", p.IsDefault)
+	if v.has("default_quota") {
+		p.DefaultQuota = nil
+		if n, ok := v["default_quota"].(int); ok {
+			p.DefaultQuota = &n
+		}
+	}
 	if v.has("address_scope_id") {
 		p.AddressScopeID = v.str("address_scope_id")
 	}

@@ -296,6 +296,10 @@ type SubnetPool struct {
 	// AddressScopeID is the pool's address scope ("" for none), of its
 	// IP version; the prefixes of a scope's pools do not overlap.
 	AddressScopeID string
+	// DefaultQuota bounds what one project may allocate from the pool, in
+	// addresses (IPv4) or /64 prefixes (IPv6); nil or 0 for no limit, as
+	// in the reference.
+	DefaultQuota *int
 	Standard
 }
 

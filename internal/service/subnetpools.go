@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"math"
 	"net/netip"
 	"slices"
 
@@ -319,6 +320,9 @@ func (s *Service) fromPool(ctx context.Context, tx store.Tx, c caller, sn *model
 			"Illegal prefix bounds: prefix_type=prefixlen, prefixlen=%d, base_prefix_type=min_prefixlen/max_prefixlen, base_prefixlen=%d/%d.",
 			bits, p.MinPrefixLen, p.MaxPrefixLen)
 	}
+	if err := checkPoolQuota(p, inPool, sn.ProjectID, bits); err != nil {
+		return err
+	}
 	if sn.CIDR.IsValid() {
 		cidr := sn.CIDR.Masked()
 		if !slices.ContainsFunc(p.Prefixes, func(pre netip.Prefix) bool { return pre.Bits() <= cidr.Bits() && pre.Contains(cidr.Addr()) }) {
@@ -334,6 +338,33 @@ func (s *Service) fromPool(ctx context.Context, tx store.Tx, c caller, sn *model
 		return errConflict("SubnetAllocationError", "Failed to allocate subnet: Insufficient prefix space to allocate subnet size /%d.", bits)
 	}
 	sn.CIDR = cidr
+	return nil
+}
+
+// checkPoolQuota enforces the pool's default_quota on project's subnets
+// from it: a subnet of length bits costs its addresses (IPv4) or its /64s
+// (IPv6; a longer IPv6 prefix costs a fraction of one), as in the
+// reference. A quota of 0 is no limit there too. The reference sums the
+// subnets of the pool's owner whoever allocates; this counts the
+// allocating project's, which is what a per-project quota means.
+func checkPoolQuota(p *model.SubnetPool, inPool []model.Subnet, project string, bits int) error {
+	if p.DefaultQuota == nil || *p.DefaultQuota == 0 {
+		return nil
+	}
+	unit := 32
+	if p.IPVersion == 6 {
+		unit = 64
+	}
+	units := func(bits int) float64 { return math.Ldexp(1, unit-bits) }
+	used := 0.0
+	for _, o := range inPool {
+		if o.ProjectID == project {
+			used += units(o.CIDR.Bits())
+		}
+	}
+	if used+units(bits) > float64(*p.DefaultQuota) {
+		return errConflict("SubnetPoolQuotaExceeded", "Per-tenant subnet pool prefix quota exceeded.")
+	}
 	return nil
 }
 

@@ -212,3 +212,74 @@ func TestSubnetPoolPrefixOps(t *testing.T) {
 		}
 	})
 }
+
+// TestSubnetPoolDefaultQuota checks default_quota on both stores: each
+// project may take that many addresses (IPv4) or /64s (IPv6) from a
+// shared pool, counted over its own subnets; the next allocation gets the
+// reference's 409 and writes nothing; deleting a subnet gives its share
+// back, and null or 0 lifts the limit.
+func TestSubnetPoolDefaultQuota(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		quota := 512
+		pool := must[*subnetpools.SubnetPool](t)(subnetpools.Create(ctx, e.admin, subnetpools.CreateOpts{
+			Name: "q", Prefixes: []string{"10.60.0.0/16"}, DefaultPrefixLen: 24, Shared: true, DefaultQuota: quota}).Extract())
+		if pool.DefaultQuota != quota {
+			t.Fatalf("created pool default_quota = %d", pool.DefaultQuota)
+		}
+		if got := listIDs(t, e, "/v2.0/subnetpools?default_quota=512", "subnetpools", ""); !slices.Equal(got, []string{pool.ID}) {
+			t.Fatalf("filter default_quota=512 = %v", got)
+		}
+		netA := e.create(projectA, "networks", map[string]any{"name": "a"})
+		netB := e.createAs(projectB, "networks", "network", map[string]any{"name": "b"})
+		alloc := func(project, net string, prefixlen int) reply {
+			return e.do("POST", "/v2.0/subnets", project, map[string]any{"subnet": map[string]any{
+				"network_id": net, "ip_version": 4, "subnetpool_id": pool.ID, "prefixlen": prefixlen}})
+		}
+		first := item(t, alloc(projectA, netA, 24), 201, "subnet")
+		item(t, alloc(projectA, netA, 25), 201, "subnet") // 256 + 128 of 512
+		countSubnets := func(e *env) string { return fmt.Sprint(len(listIDs(t, e, "/v2.0/subnets", "subnets", ""))) }
+		runFaultCases(t, e, []faultCase{
+			{"over the pool's quota", "POST", "/v2.0/subnets", map[string]any{"subnet": map[string]any{
+				"network_id": netA, "ip_version": 4, "subnetpool_id": pool.ID, "prefixlen": 24}},
+				409, "SubnetPoolQuotaExceeded", "Per-tenant subnet pool prefix quota exceeded"},
+			{"over it by cidr", "POST", "/v2.0/subnets", map[string]any{"subnet": map[string]any{
+				"network_id": netA, "ip_version": 4, "subnetpool_id": pool.ID, "cidr": "10.60.200.0/24"}},
+				409, "SubnetPoolQuotaExceeded", ""},
+			{"negative quota", "PUT", "/v2.0/subnetpools/" + pool.ID, map[string]any{"subnetpool": map[string]any{"default_quota": -1}},
+				400, "HTTPBadRequest", "non-negative"},
+			{"quota not a number", "PUT", "/v2.0/subnetpools/" + pool.ID, map[string]any{"subnetpool": map[string]any{"default_quota": "lots"}},
+				400, "HTTPBadRequest", "is not an integer"},
+		}, countSubnets, "")
+		// The remaining 128 addresses still fit, and another project has
+		// its own 512.
+		item(t, alloc(projectA, netA, 25), 201, "subnet")
+		item(t, alloc(projectB, netB, 24), 201, "subnet")
+		item(t, alloc(projectB, netB, 24), 201, "subnet")
+		e.want("B over its own quota", alloc(projectB, netB, 32), 409, "SubnetPoolQuotaExceeded")
+		// Deleting a subnet gives its addresses back.
+		if r := e.do("DELETE", "/v2.0/subnets/"+first["id"].(string), projectA, nil); r.status != 204 {
+			t.Fatalf("delete subnet: %d %s", r.status, r.raw)
+		}
+		item(t, alloc(projectA, netA, 24), 201, "subnet")
+		// null lifts the limit (0 too, as in the reference).
+		for _, q := range []any{nil, 0} {
+			r := e.do("PUT", "/v2.0/subnetpools/"+pool.ID, "", map[string]any{"subnetpool": map[string]any{"default_quota": q}})
+			if got := item(t, r, 200, "subnetpool")["default_quota"]; fmt.Sprint(got) != fmt.Sprint(map[any]any{nil: nil, 0: float64(0)}[q]) {
+				t.Fatalf("default_quota after setting %v = %v", q, got)
+			}
+		}
+		item(t, alloc(projectA, netA, 22), 201, "subnet")
+
+		// IPv6 counts /64s; a longer prefix costs a fraction of one.
+		v6 := must[*subnetpools.SubnetPool](t)(subnetpools.Create(ctx, e.a, subnetpools.CreateOpts{
+			Name: "v6", Prefixes: []string{"fd60::/48"}, DefaultPrefixLen: 64, DefaultQuota: 2}).Extract())
+		alloc6 := func(prefixlen int) reply {
+			return e.do("POST", "/v2.0/subnets", projectA, map[string]any{"subnet": map[string]any{
+				"network_id": netA, "ip_version": 6, "subnetpool_id": v6.ID, "prefixlen": prefixlen}})
+		}
+		item(t, alloc6(64), 201, "subnet")
+		item(t, alloc6(80), 201, "subnet")
+		e.want("a second /64 after a /80", alloc6(64), 409, "SubnetPoolQuotaExceeded")
+		item(t, alloc6(65), 201, "subnet")
+	})
+}

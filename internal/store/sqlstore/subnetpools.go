@@ -11,14 +11,14 @@ import (
 var subnetPools = &table[model.SubnetPool]{
 	name: "subnetpools", noun: "subnet pool",
 	cols: cols("id", "project_id", "name", "ip_version", "prefixes", "default_prefixlen", "min_prefixlen",
-		"max_prefixlen", "shared", "is_default", "address_scope_id"),
+		"max_prefixlen", "shared", "is_default", "address_scope_id", "default_quota"),
 	fields: func(p *model.SubnetPool) []any {
 		return append([]any{&p.ID, &p.ProjectID, &p.Name, &p.IPVersion, jsonCol[[]netip.Prefix]{&p.Prefixes},
-			&p.DefaultPrefixLen, &p.MinPrefixLen, &p.MaxPrefixLen, &p.Shared, &p.IsDefault, &p.AddressScopeID},
+			&p.DefaultPrefixLen, &p.MinPrefixLen, &p.MaxPrefixLen, &p.Shared, &p.IsDefault, &p.AddressScopeID, nullInt{&p.DefaultQuota}},
 			stdFields(&p.Standard)...)
 	},
 	page: pageAttrs("id", "project_id", "name", "description", "ip_version#", "default_prefixlen#",
-		"min_prefixlen#", "max_prefixlen#", "shared#", "is_default#"),
+		"min_prefixlen#", "max_prefixlen#", "shared#", "is_default#", "default_quota#"),
 }
 
 var addressScopes = &table[model.AddressScope]{
