@@ -174,13 +174,23 @@ func (b *stateBuilder) network(id string) (*model.Network, error) {
 	return n, nil
 }
 
+// linkMTU is the MTU agents give n's links: the network's, but not below
+// what an Ethernet link takes (a network may be set lower while it has
+// no IPv4 subnet).
+func linkMTU(n *model.Network) int {
+	if n.MTU > 0 && n.MTU < MinMTUv4 {
+		return MinMTUv4
+	}
+	return n.MTU
+}
+
 // iface is a port's data-plane view: addresses with their subnets' lengths.
 func (b *stateBuilder) iface(p *model.Port) (agentv1.Interface, []netip.Addr, error) {
 	n, err := b.network(p.NetworkID)
 	if err != nil {
 		return agentv1.Interface{}, nil, err
 	}
-	out := agentv1.Interface{PortID: p.ID, NetworkID: p.NetworkID, MAC: p.MACAddress, MTU: n.MTU, Addresses: []netip.Prefix{}}
+	out := agentv1.Interface{PortID: p.ID, NetworkID: p.NetworkID, MAC: p.MACAddress, MTU: linkMTU(n), Addresses: []netip.Prefix{}}
 	var gateways []netip.Addr
 	for _, ip := range p.FixedIPs {
 		sn, err := b.subnet(ip.SubnetID)
@@ -257,7 +267,7 @@ func (b *stateBuilder) ipv6Subnets(p *model.Port) ([]agentv1.IPv6Subnet, error) 
 		if sn.IPVersion != 6 || slices.ContainsFunc(out, func(s agentv1.IPv6Subnet) bool { return s.ID == sn.ID }) {
 			continue
 		}
-		s := agentv1.IPv6Subnet{ID: sn.ID, Prefix: sn.CIDR.Masked(), RAMode: sn.IPv6RAMode, AddressMode: sn.IPv6AddressMode, MTU: n.MTU}
+		s := agentv1.IPv6Subnet{ID: sn.ID, Prefix: sn.CIDR.Masked(), RAMode: sn.IPv6RAMode, AddressMode: sn.IPv6AddressMode, MTU: linkMTU(n)}
 		for _, d := range sn.DNSNameservers {
 			if a, err := netip.ParseAddr(d); err == nil && a.Is6() {
 				s.DNS = append(s.DNS, a)
@@ -303,7 +313,7 @@ func (b *stateBuilder) networkList(host string) ([]agentv1.Network, error) {
 	slices.Sort(ids)
 	for _, id := range ids {
 		n := b.networks[id]
-		an := agentv1.Network{ID: n.ID, MTU: n.MTU, External: n.External, Type: n.NetworkType,
+		an := agentv1.Network{ID: n.ID, MTU: linkMTU(n), External: n.External, Type: n.NetworkType,
 			PhysicalNetwork: n.PhysicalNetwork}
 		switch n.NetworkType {
 		case segment.VLAN:

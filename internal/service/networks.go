@@ -62,12 +62,37 @@ func (s *Service) maxMTU(n *model.Network) int {
 	return s.opts.PhysnetMTU - VXLANOverhead
 }
 
+// MinMTUv4 and MinMTUv6 are the smallest MTUs IPv4 and IPv6 allow; a
+// network below one takes no subnet of that version (and an agent still
+// gives its links MinMTUv4, the least an Ethernet link takes).
+const (
+	MinMTUv4 = 68
+	MinMTUv6 = 1280
+)
+
+// checkMTU checks a network's MTU on its own: non-negative and within
+// what its segment carries. Below what a subnet's IP version needs is
+// allowed while the network has no such subnet, as in the reference
+// (checkSubnetMTU).
 func (s *Service) checkMTU(n *model.Network) error {
-	if n.MTU < 68 {
-		return errInvalidInput("mtu", "'"+itoa(n.MTU)+"' should be >= 68")
+	if n.MTU < 0 {
+		return errInvalidInput("mtu", "'"+itoa(n.MTU)+"' should be non-negative")
 	}
 	if max := s.maxMTU(n); n.MTU > max {
 		return errInvalid("InvalidInput", "Invalid input for operation: Requested MTU is too big, maximum is %d.", max)
+	}
+	return nil
+}
+
+// checkSubnetMTU refuses a subnet of version on n, or an MTU of n below
+// what a subnet of that version on it needs, with the reference's 409.
+func checkSubnetMTU(n *model.Network, version int) error {
+	min := MinMTUv4
+	if version == 6 {
+		min = MinMTUv6
+	}
+	if n.MTU < min {
+		return errConflict("NetworkMTUSubnetConflict", "MTU of %s is not valid, subnet requires a minimum of %d", n.ID, min)
 	}
 	return nil
 }
@@ -225,6 +250,15 @@ func (s *Service) UpdateNetwork(ctx context.Context, id string, prov *ProviderRe
 		if n.MTU != old.MTU {
 			if err := s.checkMTU(&n); err != nil {
 				return err
+			}
+			subs, err := tx.ListSubnets(ctx, store.SubnetFilter{NetworkIDs: []string{id}})
+			if err != nil {
+				return err
+			}
+			for _, sn := range subs {
+				if err := checkSubnetMTU(&n, sn.IPVersion); err != nil {
+					return err
+				}
 			}
 		}
 		if old.External && !n.External {

@@ -201,6 +201,9 @@ func (s *Service) CreateSubnet(ctx context.Context, req SubnetCreate) (*model.Su
 		if !c.owns(n.ProjectID) {
 			return errForbidden("create_subnet")
 		}
+		if err := checkSubnetMTU(n, sn.IPVersion); err != nil {
+			return err
+		}
 		if req.Pool != nil {
 			if err := s.fromPool(ctx, tx, c, &sn, req.Pool); err != nil {
 				return err

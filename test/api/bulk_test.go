@@ -117,8 +117,8 @@ func TestBulkAllOrNothing(t *testing.T) {
 		rule := map[string]any{"security_group_id": sg, "direction": "ingress", "protocol": "udp", "port_range_min": 53, "port_range_max": 53}
 		cases := []faultCase{
 			{"network mtu in the middle (service rule)", "POST", "/v2.0/networks",
-				map[string]any{"networks": []any{map[string]any{"name": "x1"}, map[string]any{"name": "x2", "mtu": 10}, map[string]any{"name": "x3"}}},
-				400, "HTTPBadRequest", "should be >= 68"},
+				map[string]any{"networks": []any{map[string]any{"name": "x1"}, map[string]any{"name": "x2", "mtu": 100000}, map[string]any{"name": "x3"}}},
+				400, "InvalidInput", "Requested MTU is too big"},
 			{"unknown attribute last (parse)", "POST", "/v2.0/networks",
 				map[string]any{"networks": []any{map[string]any{"name": "x1"}, map[string]any{"name": "x2", "bogus": 1}}},
 				400, "HTTPBadRequest", "Unrecognized attribute(s) 'bogus'"},

@@ -102,3 +102,42 @@ func snapshot(e *env) string {
 	}
 	return b.String()
 }
+
+// TestNetworkMTUMinimum follows the reference's MTU rules on both stores:
+// a network may have any non-negative MTU within its segment's, but an
+// IPv4 subnet needs 68 and an IPv6 subnet 1280, on create (the subnet is
+// refused) and on update (the MTU is refused), with the reference's 409;
+// the refusals change nothing.
+func TestNetworkMTUMinimum(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		low4 := e.create(projectA, "networks", map[string]any{"name": "low4", "mtu": 67})
+		low6 := e.create(projectA, "networks", map[string]any{"name": "low6", "mtu": 1279})
+		ok := e.create(projectA, "networks", map[string]any{"name": "ok", "mtu": 1400})
+		e.create(projectA, "subnets", map[string]any{"network_id": ok, "ip_version": 4, "cidr": "10.70.0.0/24"})
+		e.create(projectA, "subnets", map[string]any{"network_id": ok, "ip_version": 6, "cidr": "fd70::/64"})
+		e.create(projectA, "subnets", map[string]any{"network_id": low6, "ip_version": 4, "cidr": "10.71.0.0/24"})
+		snapshot := func(e *env) string {
+			return e.do("GET", "/v2.0/networks?sort_key=name", "", nil).raw + e.do("GET", "/v2.0/subnets?sort_key=cidr", "", nil).raw
+		}
+		runFaultCases(t, e, []faultCase{
+			{"IPv4 subnet on MTU 67", "POST", "/v2.0/subnets", map[string]any{"subnet": map[string]any{
+				"network_id": low4, "ip_version": 4, "cidr": "10.72.0.0/24"}}, 409, "NetworkMTUSubnetConflict", "subnet requires a minimum of 68"},
+			{"IPv6 subnet on MTU 1279", "POST", "/v2.0/subnets", map[string]any{"subnet": map[string]any{
+				"network_id": low6, "ip_version": 6, "cidr": "fd72::/64"}}, 409, "NetworkMTUSubnetConflict", "subnet requires a minimum of 1280"},
+			{"MTU below IPv4's with an IPv4 subnet", "PUT", "/v2.0/networks/" + ok, map[string]any{"network": map[string]any{"mtu": 67}},
+				409, "NetworkMTUSubnetConflict", "minimum of 68"},
+			{"MTU below IPv6's with an IPv6 subnet", "PUT", "/v2.0/networks/" + ok, map[string]any{"network": map[string]any{"mtu": 1279}},
+				409, "NetworkMTUSubnetConflict", "minimum of 1280"},
+			{"negative MTU", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"name": "neg", "mtu": -1}},
+				400, "HTTPBadRequest", "should be non-negative"},
+		}, snapshot, "")
+		// Without subnets of that version, the MTU may go low.
+		if r := e.do("PUT", "/v2.0/networks/"+low6, projectA, map[string]any{"network": map[string]any{"mtu": 1000}}); r.status != 200 {
+			t.Fatalf("MTU 1000 with only an IPv4 subnet: %d %s", r.status, r.raw)
+		}
+		if r := e.do("PUT", "/v2.0/networks/"+low4, projectA, map[string]any{"network": map[string]any{"mtu": 1450}}); r.status != 200 {
+			t.Fatalf("raise MTU: %d %s", r.status, r.raw)
+		}
+		e.create(projectA, "subnets", map[string]any{"network_id": low4, "ip_version": 4, "cidr": "10.72.0.0/24"})
+	})
+}
