@@ -279,11 +279,23 @@ func (s *Service) UpdateSubnet(ctx context.Context, id string, change func(*mode
 	}
 	var out *model.Subnet
 	err := s.write(ctx, func(tx store.Tx) error {
+		// The network's lock before the subnet's, the order port
+		// creation, router interfaces and DeleteSubnet take them in
+		// (syncDHCP below takes the network's): the other order
+		// deadlocked with a concurrent port create on PostgreSQL. A
+		// subnet never changes network, so the unlocked read finds the
+		// right one.
+		old, _, err := s.visibleSubnet(ctx, tx, c, id)
+		if err != nil {
+			return err
+		}
+		if err := tx.Lock(ctx, "network:"+old.NetworkID); err != nil {
+			return err
+		}
 		if err := tx.Lock(ctx, "subnet:"+id); err != nil {
 			return err
 		}
-		old, _, err := s.visibleSubnet(ctx, tx, c, id)
-		if err != nil {
+		if old, _, err = s.visibleSubnet(ctx, tx, c, id); err != nil {
 			return err
 		}
 		if !c.owns(old.ProjectID) {

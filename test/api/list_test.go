@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -282,6 +283,51 @@ func TestLongListsStreamed(t *testing.T) {
 					t.Fatalf("row %s missing from a list taken during deletes (%d rows)", id, len(got))
 				}
 			}
+		}
+	})
+}
+
+// TestConcurrentSubnetUpdates updates a subnet (its host routes, as
+// Terraform's openstack_networking_subnet_route_v2 does) while ports are
+// created on it, on both stores: every request succeeds. On PostgreSQL the
+// subnet update once took the subnet's lock before the network's, the
+// reverse of port creation, and one of the two died in a deadlock (500).
+func TestConcurrentSubnetUpdates(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		net := e.create(projectA, "networks", map[string]any{"name": "busy"})
+		sub := e.create(projectA, "subnets", map[string]any{"network_id": net, "ip_version": 4, "cidr": "10.77.0.0/24"})
+		const rounds = 12
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var failures []string
+		record := func(what string, r reply, want int) {
+			if r.status != want {
+				mu.Lock()
+				failures = append(failures, fmt.Sprintf("%s: %d %s", what, r.status, r.raw))
+				mu.Unlock()
+			}
+		}
+		for i := range rounds {
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				r := e.do("PUT", "/v2.0/subnets/"+sub, projectA, map[string]any{"subnet": map[string]any{
+					"host_routes": []any{map[string]any{"destination": fmt.Sprintf("10.%d.0.0/16", 100+i), "nexthop": "10.77.0.5"}}}})
+				record("update subnet", r, 200)
+			}()
+			go func() {
+				defer wg.Done()
+				r := e.do("POST", "/v2.0/ports", projectA, map[string]any{"port": map[string]any{
+					"network_id": net, "fixed_ips": []any{map[string]any{"subnet_id": sub}}}})
+				record("create port", r, 201)
+			}()
+		}
+		wg.Wait()
+		if len(failures) != 0 {
+			t.Fatalf("%d of %d concurrent requests failed:\n%s", len(failures), 2*rounds, strings.Join(failures, "\n"))
+		}
+		if n := len(listIDs(t, e, "/v2.0/ports?device_owner=", "ports", projectA)); n != rounds {
+			t.Fatalf("%d ports, want %d", n, rounds)
 		}
 	})
 }
