@@ -68,6 +68,7 @@ if [ -n "$unformatted" ]; then
 fi
 log "go vet"
 go vet ./...
+go vet -tags tfcompat ./test/tfcompat   # the Terraform test runs from scripts/tfcompat.sh
 log "go test"
 go test -count=1 -timeout 15m -skip '^TestLab' ./...
 # The full-kernel lab's tests (TestLab*: a QEMU VM each, one at a time) on
