@@ -44,7 +44,7 @@ func TestTrunk(t *testing.T) {
 
 	if err := testenv.Probe(testenv.VLAN); err != nil {
 		t.Logf("this kernel: %v", err)
-		if err := probeBPF(); err != nil {
+		if err := testenv.Probe(testenv.TCBPF); err != nil {
 			t.Logf("no eBPF either: %v", err)
 			trunkDegraded(t, h, nets, ports)
 			return
@@ -104,15 +104,6 @@ func TestTrunk(t *testing.T) {
 	if !h.l2.PortReady(port1) || h.link(tap(port1)) == nil {
 		t.Errorf("the parent went with its subport")
 	}
-}
-
-// probeBPF says whether the kernel loads the subports' tc programs.
-func probeBPF() error {
-	p, err := loadProgram("nt_probe", subportProgram(1, 1))
-	if err != nil {
-		return err
-	}
-	return p.Close()
 }
 
 // trunkDegraded: with neither 802.1q nor eBPF, the parent is wired, the

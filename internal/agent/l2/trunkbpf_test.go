@@ -15,10 +15,7 @@ import (
 // subport's VLAN is popped and redirected, an unknown VLAN or an 802.1ad
 // tag dropped, untagged and priority-tagged frames passed.
 func TestTrunkPrograms(t *testing.T) {
-	testenv.RequireRoot(t)
-	if err := probeBPF(); err != nil {
-		t.Skipf("no eBPF tc programs here: %v", err)
-	}
+	testenv.RequireKernel(t, testenv.TCBPF)
 	vlans, err := newVLANMap()
 	if err != nil {
 		t.Fatal(err)
