@@ -678,6 +678,7 @@ func (k *linux) ensureSubPort(p agentv1.Port) error {
 	if !k.vlanLinks() {
 		err := k.ensureBPFSubPort(p, br, parent)
 		if errors.Is(err, errBPFUnavailable) {
+			k.vlan = 0 // probed again on the retry: loading 8021q heals it
 			return fmt.Errorf("%w, and %w", ErrVLANUnavailable, err)
 		}
 		return err

@@ -551,7 +551,9 @@ func (k *linux) detachTrunk(parent netlink.Link) error {
 }
 
 // vlanLinks says whether the kernel makes 802.1q links, the subports'
-// first choice, finding out once. A VLAN link without a lower device is
+// first choice, finding out once (again after the eBPF datapath failed
+// too: a module loaded since then is used; one loaded while eBPF subports
+// run is used from the agent's next start, which replaces them). A VLAN link without a lower device is
 // refused either way (and loads 8021q where it is a module); whether the
 // module is then there tells.
 func (k *linux) vlanLinks() bool {
