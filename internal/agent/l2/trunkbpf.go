@@ -52,9 +52,11 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/rlimit"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
@@ -177,7 +179,12 @@ func parseSubportFilter(name string) (vlan, parent int, ok bool) {
 	return vlan, parent, err == nil && n == 2
 }
 
+// memlock lifts RLIMIT_MEMLOCK once, for kernels before 5.11, which
+// charge BPF maps and programs to it (a no-op on later ones).
+var memlock = sync.OnceFunc(func() { _ = rlimit.RemoveMemlock() })
+
 func loadProgram(name string, insns asm.Instructions) (*ebpf.Program, error) {
+	memlock()
 	p, err := ebpf.NewProgramWithOptions(&ebpf.ProgramSpec{Name: name, Type: ebpf.SchedCLS, Instructions: insns},
 		ebpf.ProgramOptions{LogDisabled: true})
 	if err != nil {
@@ -187,6 +194,7 @@ func loadProgram(name string, insns asm.Instructions) (*ebpf.Program, error) {
 }
 
 func newVLANMap() (*ebpf.Map, error) {
+	memlock()
 	m, err := ebpf.NewMap(vlanMapSpec())
 	if err != nil {
 		return nil, fmt.Errorf("%w: create map: %w", errBPFUnavailable, err)
