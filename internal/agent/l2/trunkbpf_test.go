@@ -2,9 +2,13 @@ package l2
 
 import (
 	"bytes"
+	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/neutrino-net/neutrino/internal/testenv"
@@ -68,5 +72,83 @@ func TestTrunkPrograms(t *testing.T) {
 	defer sub.Close()
 	if got, err := sub.Run(&ebpf.RunOptions{Data: untagged}); err != nil || got != tcActRedirect {
 		t.Errorf("subport program: verdict %d, %v; want %d", got, err, tcActRedirect)
+	}
+}
+
+// TestTrunkProgramUpgrade: a parent's program of another version (an
+// agent upgrade) is replaced with its map's entries carried over; the
+// current one is adopted as it is, without a write.
+func TestTrunkProgramUpgrade(t *testing.T) {
+	testenv.RequireKernel(t, testenv.Veth, testenv.TCBPF)
+	h := newHost(t, netip.Addr{}, "")
+	if err := h.h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "tapparent00000"}, PeerName: "peer0"}); err != nil {
+		t.Fatal(err)
+	}
+	parent := h.link("tapparent00000")
+	k := h.l2.dp.(*linux)
+
+	// The "old" agent's: the same filter, another program, one entry.
+	old, err := newVLANMap()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	if err := old.Put(uint32(101), uint32(42)); err != nil {
+		t.Fatal(err)
+	}
+	prev := append(asm.Instructions{asm.Mov.Imm(asm.R0, 0)}, trunkProgram(old.FD())...)
+	prog, err := loadProgram("nt_trunk", prev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.attach(parent, trunkFilterName, prog); err != nil {
+		t.Fatal(err)
+	}
+	prog.Close()
+	before, _ := k.bpfFilter(parent)
+	h.take()
+
+	m, err := k.trunkMap(parent, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	after, _ := k.bpfFilter(parent)
+	if after == nil || after.Id == before.Id || !sameProgram(trunkProgram(0), after) {
+		t.Fatalf("program %d replaced by %#v, want the current program", before.Id, after)
+	}
+	var idx uint32
+	if err := m.Lookup(uint32(101), &idx); err != nil || idx != 42 {
+		t.Errorf("VLAN 101 in the new map: %d, %v; want 42 carried over", idx, err)
+	}
+	want := []string{"tc filter replace dev tapparent00000 ingress bpf " + trunkFilterName}
+	if got := h.take(); !slices.Equal(got, want) {
+		t.Errorf("upgrade wrote %q, want %q", got, want)
+	}
+
+	again, err := k.trunkMap(parent, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if f, _ := k.bpfFilter(parent); f == nil || f.Id != after.Id {
+		t.Errorf("the current program was replaced: %#v", f)
+	}
+	if ops := h.take(); len(ops) > 0 {
+		t.Errorf("adopting the current program wrote %q", ops)
+	}
+
+	// Its last subport gone, the parent has neither filter nor qdisc.
+	if err := k.detachTrunk(parent); err != nil {
+		t.Fatal(err)
+	}
+	if f, _ := k.bpfFilter(parent); f != nil {
+		t.Errorf("filter left: %#v", f)
+	}
+	qs, _ := h.h.QdiscList(parent)
+	for _, q := range qs {
+		if q.Type() == "clsact" {
+			t.Error("clsact qdisc left")
+		}
 	}
 }
