@@ -390,10 +390,11 @@ type Port struct {
 	// the HostState's RemoteGroups.
 	Firewall *Firewall `json:"firewall,omitempty"`
 	// ParentID is set on a trunk's subport: the trunk's parent port, whose
-	// host device carries the subport as an 802.1q VLAN link tagged VLAN,
-	// named like a VM's tap after the subport (as the reference's
-	// linuxbridge trunk driver names it) and plugged into the subport's
-	// network's bridge with the subport's own filtering.
+	// host device carries the subport as an 802.1q VLAN link tagged VLAN
+	// (or, on a kernel without 802.1q, a veth pair fed by eBPF programs on
+	// that device), named like a VM's tap after the subport (as the
+	// reference's linuxbridge trunk driver names it) and plugged into the
+	// subport's network's bridge with the subport's own filtering.
 	ParentID string `json:"parent_id,omitempty"`
 	VLAN     int    `json:"vlan,omitempty"`
 }

@@ -360,7 +360,7 @@ func (a *Agent) report() {
 // linuxbridge trunk driver sets it: DOWN while the parent is not wired (no
 // VM tap yet, or down), ACTIVE when it and every subport are, DEGRADED
 // when some subport could not be wired (with L2's reasons, e.g. a kernel
-// without 802.1q). Subports that are administratively down count as
+// with neither 802.1q nor eBPF tc programs). Subports that are administratively down count as
 // wired.
 func (a *Agent) trunkStatus(st *agentv1.HostState) map[string]agentv1.TrunkStatus {
 	ports := make(map[string]*agentv1.Port, len(st.Ports))

@@ -17,10 +17,13 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/neutrino-net/neutrino/internal/namespace"
 )
@@ -83,6 +86,9 @@ const (
 	NFTNAT   Feature = "nftables NAT"
 	ESP      Feature = "XFRM ESP states"
 	Mounting Feature = "bind mounts of namespaces"
+	// TCBPF is what the agent's eBPF trunk datapath needs: a clsact qdisc
+	// and a direct-action cls_bpf program on it.
+	TCBPF Feature = "eBPF tc programs (clsact, cls_bpf)"
 )
 
 var probes sync.Map // Feature -> *probe
@@ -152,6 +158,12 @@ func probeFeature(f Feature) error {
 		return h.LinkAdd(&netlink.Veth{LinkAttrs: attrs("v0"), PeerName: "v1"})
 	case VXLAN:
 		return h.LinkAdd(&netlink.Vxlan{LinkAttrs: attrs("vx0"), VxlanId: 42, Port: 4789})
+	case TCBPF:
+		parent, err := parentLink()
+		if err != nil {
+			return err
+		}
+		return probeTCBPF(h, parent)
 	case Macvlan, IPVLAN, VLAN:
 		parent, err := parentLink()
 		if err != nil {
@@ -176,6 +188,27 @@ func probeFeature(f Feature) error {
 		})
 	}
 	return fmt.Errorf("testenv: unknown feature %q", f)
+}
+
+// probeTCBPF attaches a program that passes everything to l's ingress.
+func probeTCBPF(h *netlink.Handle, l netlink.Link) error {
+	q := &netlink.Clsact{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: l.Attrs().Index,
+		Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_CLSACT}}
+	if err := h.QdiscAdd(q); err != nil {
+		return fmt.Errorf("clsact qdisc: %w", err)
+	}
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SchedCLS,
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}})
+	if err != nil {
+		return fmt.Errorf("load a tc program: %w", err)
+	}
+	defer prog.Close()
+	f := &netlink.BpfFilter{FilterAttrs: netlink.FilterAttrs{LinkIndex: l.Attrs().Index, Parent: netlink.HANDLE_MIN_INGRESS,
+		Handle: 1, Priority: 1, Protocol: unix.ETH_P_ALL}, Fd: prog.FD(), Name: "probe", DirectAction: true}
+	if err := h.FilterAdd(f); err != nil {
+		return fmt.Errorf("cls_bpf filter: %w", err)
+	}
+	return nil
 }
 
 // probeNAT builds and drops an inet NAT chain in ns.

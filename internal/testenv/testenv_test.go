@@ -50,7 +50,7 @@ func TestRequirePostgresUnset(t *testing.T) {
 // and each probe answers the same twice.
 func TestProbes(t *testing.T) {
 	RequireKernel(t, Bridge, Veth)
-	for _, f := range []Feature{Netns, Bridge, Veth, VXLAN, Macvlan, IPVLAN, VLAN, NFTNAT, ESP, Mounting} {
+	for _, f := range []Feature{Netns, Bridge, Veth, VXLAN, Macvlan, IPVLAN, VLAN, NFTNAT, ESP, Mounting, TCBPF} {
 		first := Probe(f)
 		if again := Probe(f); fmt.Sprint(again) != fmt.Sprint(first) {
 			t.Errorf("%s: probe changed its answer: %v then %v", f, first, again)

@@ -51,10 +51,12 @@ type container struct {
 // on its address). In macvlan and ipvlan mode, containers in one guest
 // reach each other, a container in the other guest, and the outside
 // through the router's SNAT; a spoofed source gets nothing; DEL removes
-// the pair and frees the address. Trunk mode needs the host's 802.1q,
-// which this machine's kernel lacks (guests run on it, not in the lab's
-// VM): there the trunk is DEGRADED, checked, and trunk mode's data path
-// is TestLabCNI/Trunk's.
+// the pair and frees the address. In trunk mode, each container is a
+// subport of g1's trunk, wired on g1's tap by the agent (with eBPF on this
+// machine, whose kernel has no 802.1q): containers reach the other guest,
+// each other and the outside, the other guest reaches them as their
+// subports' groups allow, a spoofed source gets nothing, and DEL removes
+// the subports.
 func TestLabGuestCNI(t *testing.T) {
 	vmlab.RequireGuests(t)
 	bin, err := guestCNIBin()
@@ -104,33 +106,45 @@ func TestLabGuestCNI(t *testing.T) {
 		t.Helper()
 		return guestRun(t, g, "CNI_PATH=/host"+bin+" /host"+bin+"/cniguest "+args+" 2>&1")
 	}
+	// writeConf writes a conflist for the plugin in a mode, with extra
+	// settings.
+	writeConf := func(name, mode string, extra map[string]any) string {
+		t.Helper()
+		conf := filepath.Join(bin, name+".conflist")
+		plugin := map[string]any{
+			"type": "neutrino-cni", "endpoint": "http://" + po.ip + ":9696", "mode": mode, "stateDir": "/tmp/st-" + name,
+			"auth": map[string]any{"type": "noauth", "projectId": "fake_project_id", "roles": "member"}}
+		for k, v := range extra {
+			plugin[k] = v
+		}
+		data, _ := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": "pods", "plugins": []any{plugin}})
+		if err := os.WriteFile(conf, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return conf
+	}
+	addTo := func(t *testing.T, conf string, g *vmlab.Guest, id string) container {
+		t.Helper()
+		o, code := run(g, "add /host"+conf+" "+id)
+		var c container
+		c.g, c.id = g, id
+		if _, err := fmt.Sscanf(strings.TrimSpace(o), "NS=%s IP=%s", &c.ns, &c.ip); code != 0 || err != nil {
+			t.Fatalf("%s: ADD %s: %s (exit %d)", g.Name, id, o, code)
+		}
+		return c
+	}
+	reaches := func(c container, src, dst string) bool {
+		_, code := run(c.g, "ping "+c.ns+" "+src+" "+dst)
+		if code != 0 { // one more try: the first packet may wait for ARP
+			_, code = run(c.g, "ping "+c.ns+" "+src+" "+dst)
+		}
+		return code == 0
+	}
 	for _, mode := range []string{"macvlan", "ipvlan"} {
 		t.Run(mode, func(t *testing.T) {
 			start := time.Now()
-			conf := filepath.Join(bin, "pods-"+mode+".conflist")
-			data, _ := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": "pods", "plugins": []any{map[string]any{
-				"type": "neutrino-cni", "endpoint": "http://" + po.ip + ":9696", "mode": mode, "stateDir": "/tmp/st-" + mode,
-				"auth": map[string]any{"type": "noauth", "projectId": "fake_project_id", "roles": "member"}}}})
-			if err := os.WriteFile(conf, data, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			add := func(g *vmlab.Guest, id string) container {
-				t.Helper()
-				o, code := run(g, "add /host"+conf+" "+id)
-				var c container
-				c.g, c.id = g, id
-				if _, err := fmt.Sscanf(strings.TrimSpace(o), "NS=%s IP=%s", &c.ns, &c.ip); code != 0 || err != nil {
-					t.Fatalf("%s: ADD %s: %s (exit %d)", g.Name, id, o, code)
-				}
-				return c
-			}
-			reaches := func(c container, src, dst string) bool {
-				_, code := run(c.g, "ping "+c.ns+" "+src+" "+dst)
-				if code != 0 { // one more try: the first packet may wait for ARP
-					_, code = run(c.g, "ping "+c.ns+" "+src+" "+dst)
-				}
-				return code == 0
-			}
+			conf := writeConf("pods-"+mode, mode, nil)
+			add := func(g *vmlab.Guest, id string) container { return addTo(t, conf, g, id) }
 			c1, c2, c3 := add(g1, "c1"), add(g1, "c2"), add(g2, "c3")
 			t.Logf("%s: three ADDs in the guests: %s", mode, time.Since(start).Round(time.Millisecond))
 			for _, c := range []struct {
@@ -171,14 +185,76 @@ func TestLabGuestCNI(t *testing.T) {
 		})
 	}
 
-	// Trunk mode on this machine: g1's tap carries the trunk, but the
-	// host cannot make the subport's VLAN link.
-	sp := e.port(n, object{"name": "sub"})
-	tr := e.create("trunk", object{"port_id": p1.id, "sub_ports": []any{
-		object{"port_id": sp.id, "segmentation_type": "vlan", "segmentation_id": 7}}})["id"].(string)
-	if testenv.Probe(testenv.VLAN) != nil {
-		e.waitTrunk(tr, "DEGRADED")
-	} else {
+	// Trunk mode: g1's port is a trunk's parent; each container gets its
+	// own subport (own MAC and address, tagged by the plugin on g1's NIC),
+	// which the agent wires on g1's tap: with 802.1q where the host has it,
+	// with eBPF on this machine, whose kernel has none. The subport's own
+	// group filters its container, as in TestLabCNI/Trunk.
+	t.Run("trunk", func(t *testing.T) {
+		start := time.Now()
+		closed := e.create("security_group", object{"name": "closed"})["id"].(string)
+		tr := e.create("trunk", object{"port_id": p1.id})["id"].(string)
 		e.waitTrunk(tr, "ACTIVE")
-	}
+		if testenv.Probe(testenv.VLAN) != nil && testenv.Probe(testenv.TCBPF) != nil {
+			sp := e.port(n, object{"name": "sub"})
+			e.call("PUT", "/v2.0/trunks/"+tr+"/add_subports", object{"sub_ports": []any{
+				object{"port_id": sp.id, "segmentation_type": "vlan", "segmentation_id": 7}}}, 200)
+			e.waitTrunk(tr, "DEGRADED")
+			testenv.Missing(t, "the host has neither 802.1q nor eBPF tc programs for trunk mode (the trunk is DEGRADED, as it should)")
+		}
+		confOpen := writeConf("trunk-open", "trunk", map[string]any{"securityGroups": []string{open}})
+		confClosed := writeConf("trunk-closed", "trunk", map[string]any{"securityGroups": []string{closed}})
+		c1, c2 := addTo(t, confOpen, g1, "t1"), addTo(t, confClosed, g1, "t2")
+		t.Logf("trunk: two ADDs in g1: %s", time.Since(start).Round(time.Millisecond))
+		if subs := e.get("trunk", tr)["sub_ports"].([]any); len(subs) != 2 {
+			t.Fatalf("trunk sub_ports after two ADDs: %v", subs)
+		}
+		e.waitTrunk(tr, "ACTIVE")
+		// g2 itself, from its own namespace.
+		vm2 := container{g: g2, id: "g2", ns: "/proc/1/ns/net", ip: p2.ip}
+		for _, c := range []struct {
+			from container
+			to   string
+			what string
+		}{{c1, p2.ip, "the other guest"}, {vm2, c1.ip, "container t1, whose group admits it"},
+			{c2, c1.ip, "the other container of its guest"}, {c1, po.ip, "the outside through SNAT"}} {
+			if !reaches(c.from, c.from.ip, c.to) {
+				t.Errorf("trunk: %s (%s) cannot reach %s (%s)", c.from.id, c.from.ip, c.what, c.to)
+			}
+		}
+		// g2's port's group admits g2; t2's subport's group does not.
+		if reaches(vm2, p2.ip, c2.ip) {
+			t.Errorf("trunk: the other guest reaches t2 (%s), whose group has no ingress rule", c2.ip)
+		}
+		e.allowIngress(closed, "10.30.0.0/24")
+		ok := false
+		for deadline := time.Now().Add(20 * time.Second); !ok && time.Now().Before(deadline); {
+			ok = reaches(vm2, p2.ip, c2.ip)
+		}
+		if !ok {
+			t.Errorf("trunk: the other guest cannot reach t2 (%s) after its group admitted it", c2.ip)
+		}
+		if _, code := run(g1, "addr "+c1.ns+" eth0 10.30.0.250/24"); code != 0 {
+			t.Fatal("cannot add the spoofed address")
+		}
+		if reaches(c1, "10.30.0.250", p2.ip) {
+			t.Errorf("trunk: t1 reaches the other guest from 10.30.0.250, an address its subport does not have")
+		}
+		if o, code := run(g1, "del /host"+confClosed+" t2 "+c2.ns); code != 0 {
+			t.Fatalf("DEL t2: %s", o)
+		}
+		if subs := e.get("trunk", tr)["sub_ports"].([]any); len(subs) != 1 {
+			t.Fatalf("trunk sub_ports after DEL t2: %v", subs)
+		}
+		taken := e.create("port", object{"network_id": n, "fixed_ips": []any{object{"ip_address": c2.ip}}})
+		e.call("DELETE", "/v2.0/ports/"+taken["id"].(string), nil, 204)
+		if o, code := run(g1, "del /host"+confOpen+" t1 "+c1.ns); code != 0 {
+			t.Fatalf("DEL t1: %s", o)
+		}
+		if got := reservations(e); got != 0 {
+			t.Errorf("trunk: %d reservations after DEL of all", got)
+		}
+		e.waitTrunk(tr, "ACTIVE")
+		t.Logf("trunk mode in a guest: %s", time.Since(start).Round(time.Millisecond))
+	})
 }

@@ -620,10 +620,18 @@ func (h *host) leftovers() []string {
 	for _, l := range links {
 		name := l.Attrs().Name
 		for _, p := range []string{agentv1.BridgePrefix, agentv1.TapPrefix, agentv1.RouterTapPrefix, agentv1.VXLANPrefix,
-			agentv1.InternalDevicePrefix, agentv1.GatewayDevicePrefix} {
+			agentv1.InternalDevicePrefix, agentv1.GatewayDevicePrefix, l2.SubportBPFPrefix} {
 			if strings.HasPrefix(name, p) {
 				left = append(left, "link "+name+" ("+l.Type()+")")
 				break
+			}
+		}
+		// The eBPF trunk datapath's programs, on any device (a VM's tap
+		// stays when its port goes).
+		filters, _ := h.nl.FilterList(l, netlink.HANDLE_MIN_INGRESS)
+		for _, f := range filters {
+			if b, ok := f.(*netlink.BpfFilter); ok && strings.HasPrefix(b.Name, "neutrino-") {
+				left = append(left, "tc filter "+b.Name+" on "+name)
 			}
 		}
 	}

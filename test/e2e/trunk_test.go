@@ -7,6 +7,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/neutrino-net/neutrino/api/agentv1"
+	"github.com/neutrino-net/neutrino/internal/agent/l2"
 	"github.com/neutrino-net/neutrino/internal/testenv"
 )
 
@@ -29,8 +30,10 @@ func (e *env) waitTrunk(id, want string) {
 // TestTrunkWiring: a subport added before its parent was bound follows the
 // parent to its host when the parent is plugged, and the agent wires it as
 // VLAN 42 on the parent's device: the trunk and the subport become ACTIVE.
-// On a kernel without 802.1q (this machine's) the parent is still ACTIVE
-// and the trunk DEGRADED, the subport DOWN. Unbinding the parent puts the
+// On a kernel without 802.1q (this machine's) the subport's device is the
+// eBPF datapath's veth pair, and the trunk ACTIVE all the same; with
+// neither 802.1q nor eBPF the parent is still ACTIVE and the trunk
+// DEGRADED, the subport DOWN. Unbinding the parent puts the
 // trunk DOWN and takes the subport off the host.
 func TestTrunkWiring(t *testing.T) {
 	e, h := oneNode(t)
@@ -49,13 +52,8 @@ func TestTrunkWiring(t *testing.T) {
 	if got := e.get("port", sp.id)["binding:host_id"]; got != h.name {
 		t.Fatalf("subport's binding:host_id %q after its parent was bound to %s", got, h.name)
 	}
-	if testenv.Probe(testenv.VLAN) != nil {
-		e.waitTrunk(tr, "DEGRADED")
-		if got := e.get("port", sp.id)["status"]; got != "DOWN" {
-			t.Errorf("subport status %v on a kernel without 802.1q, want DOWN", got)
-		}
-		t.Logf("no 802.1q here: trunk DEGRADED, as wanted")
-	} else {
+	switch {
+	case testenv.Probe(testenv.VLAN) == nil:
 		e.waitTrunk(tr, "ACTIVE")
 		e.waitActive(sp, time.Now())
 		l, err := h.nl.LinkByName(agentv1.DeviceName(agentv1.TapPrefix, sp.id))
@@ -63,6 +61,22 @@ func TestTrunkWiring(t *testing.T) {
 		if v, ok := l.(*netlink.Vlan); err != nil || perr != nil || !ok || v.VlanId != 42 || v.ParentIndex != parent.Attrs().Index {
 			t.Fatalf("subport link: %#v (%v, %v), want VLAN 42 on the parent's", l, err, perr)
 		}
+	case testenv.Probe(testenv.TCBPF) == nil:
+		// No 802.1q (this machine): the eBPF datapath, a veth pair.
+		e.waitTrunk(tr, "ACTIVE")
+		e.waitActive(sp, time.Now())
+		l, err := h.nl.LinkByName(agentv1.DeviceName(agentv1.TapPrefix, sp.id))
+		end, eerr := h.nl.LinkByName(agentv1.DeviceName(l2.SubportBPFPrefix, sp.id))
+		if err != nil || eerr != nil || l.Type() != "veth" || l.Attrs().ParentIndex != end.Attrs().Index {
+			t.Fatalf("subport devices: %#v, %#v (%v, %v), want a veth pair", l, end, err, eerr)
+		}
+		t.Logf("no 802.1q here: the eBPF datapath")
+	default:
+		e.waitTrunk(tr, "DEGRADED")
+		if got := e.get("port", sp.id)["status"]; got != "DOWN" {
+			t.Errorf("subport status %v on a kernel without 802.1q or eBPF, want DOWN", got)
+		}
+		t.Logf("neither 802.1q nor eBPF here: trunk DEGRADED, as wanted")
 	}
 	e.update("port", pv.id, object{"binding:host_id": "", "binding:profile": object{}})
 	e.waitTrunk(tr, "DOWN")

@@ -48,6 +48,9 @@ type linux struct {
 	down     map[string]bool
 	// record, when set, sees every write before it is made (tests).
 	record func(op string)
+	// vlan is whether the kernel makes 802.1q links: 0 until found out,
+	// then 1 or -1 (see vlanLinks).
+	vlan int
 }
 
 func newLinux(o Options) (*linux, error) {
@@ -143,6 +146,18 @@ func (k *linux) deleteLink(ctx context.Context, name string) error {
 	}
 	if l.Type() == "tuntap" {
 		return k.releaseTap(ctx, name) // a VM's: its hypervisor's to delete
+	}
+	if l.Type() == "veth" && strings.HasPrefix(name, agentv1.TapPrefix) {
+		// An eBPF subport's: its parent's map entry goes first.
+		end, err := linkByName(k.h, SubportBPFPrefix+strings.TrimPrefix(name, agentv1.TapPrefix))
+		if err != nil {
+			return err
+		}
+		if end != nil && end.Attrs().ParentIndex == l.Attrs().Index {
+			if err := k.releaseBPFSubPort(end); err != nil {
+				return err
+			}
+		}
 	}
 	if l.Type() == "bridge" && strings.HasPrefix(name, agentv1.BridgePrefix) {
 		// Its uplinks go back as they were before the bridge goes.
@@ -642,7 +657,9 @@ var errNoParent = errors.New("waiting for the trunk parent's device")
 // id, named after the subport like a tap, in the subport network's bridge.
 // Frames the guest tags arrive on it untagged; the bridge's frames leave
 // the parent tagged. Being named like a tap, it gets the subport's own
-// anti-spoofing and security groups.
+// anti-spoofing and security groups. On a kernel without 802.1q links it
+// uses the eBPF datapath of trunkbpf.go instead, whose subport device has
+// the same name and place; with neither, it returns ErrVLANUnavailable.
 func (k *linux) ensureSubPort(p agentv1.Port) error {
 	if p.VLAN < 1 || p.VLAN > 4094 {
 		return fmt.Errorf("VLAN id %d out of range", p.VLAN)
@@ -658,11 +675,24 @@ func (k *linux) ensureSubPort(p agentv1.Port) error {
 	if parent == nil {
 		return errNoParent
 	}
+	if !k.vlanLinks() {
+		err := k.ensureBPFSubPort(p, br, parent)
+		if errors.Is(err, errBPFUnavailable) {
+			k.vlan = 0 // probed again on the retry: loading 8021q heals it
+			return fmt.Errorf("%w, and %w", ErrVLANUnavailable, err)
+		}
+		return err
+	}
 	name := agentv1.DeviceName(agentv1.TapPrefix, p.PortID)
 	if have, err := linkByName(k.h, name); err != nil {
 		return err
 	} else if have != nil && have.Type() == "tuntap" {
 		return fmt.Errorf("%s is a VM's tap, not a subport's link", name)
+	} else if have != nil && have.Type() == "veth" {
+		// An eBPF subport's, from a kernel without 802.1q then.
+		if err := k.deleteLink(context.Background(), name); err != nil {
+			return err
+		}
 	}
 	a := linkAttrs(name, p.MTU, br.Attrs().Index, p.AdminStateUp)
 	a.ParentIndex = parent.Attrs().Index
@@ -683,8 +713,14 @@ func (k *linux) ensureSubPort(p agentv1.Port) error {
 // hypervisor.
 func (k *linux) releaseTap(ctx context.Context, name string) error {
 	tap, err := linkByName(k.h, name)
-	if err != nil || tap == nil || tap.Attrs().MasterIndex == 0 {
+	if err != nil || tap == nil {
 		return err
+	}
+	if err := k.detachTrunk(tap); err != nil { // a trunk parent's eBPF program
+		return err
+	}
+	if tap.Attrs().MasterIndex == 0 {
+		return nil
 	}
 	return k.write("link set "+name+" nomaster", func() error { return k.h.LinkSetNoMaster(tap) })
 }
