@@ -40,7 +40,7 @@ var extensionTests = map[string][]string{
 	"multi-provider":                 {"test/api:TestMultiSegmentNetworks"},
 	"address-scope":                  {"test/api:TestAddressScopes"},
 	"quota_details":                  {"test/api:TestFloatingIPs"},
-	"quotas":                         {"test/api:TestQuotas", "test/api:TestVPNQuota", "test/api:TestBulkAllOrNothing"},
+	"quotas":                         {"test/api:TestQuotas", "test/api:TestQuotaFull", "test/api:TestVPNQuota", "test/api:TestBulkAllOrNothing"},
 	"revision-if-match":              {"test/api:TestIfMatch", "test/api:TestIfMatchRace"},
 	"router":                         {"test/api:TestRouters", "test/cli:TestOpenstackCLI"},
 	"security-group":                 {"test/api:TestSecurityGroups"},
