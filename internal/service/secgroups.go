@@ -384,7 +384,10 @@ func (s *Service) CreateRule(ctx context.Context, r model.SecurityGroupRule) (*m
 		if err := s.checkQuota(ctx, tx, "security_group_rule", r.ProjectID, 1); err != nil {
 			return err
 		}
-		return tx.CreateRule(ctx, &r)
+		if err := tx.CreateRule(ctx, &r); err != nil {
+			return err
+		}
+		return tx.Touch(ctx, "security_groups", g.ID, r.CreatedAt) // its rules changed
 	})
 	if err != nil {
 		return nil, err
@@ -446,7 +449,10 @@ func (s *Service) DeleteRule(ctx context.Context, id string) error {
 			return ruleNotFound(id)
 		}
 		group = r.SecurityGroupID
-		return tx.DeleteRule(ctx, id)
+		if err := tx.DeleteRule(ctx, id); err != nil {
+			return err
+		}
+		return tx.Touch(ctx, "security_groups", group, s.now())
 	})
 	if err == nil {
 		s.hintGroup(ctx, group)

@@ -227,6 +227,9 @@ func (s *Service) CreateSubnet(ctx context.Context, req SubnetCreate) (*model.Su
 		if err := tx.CreateSubnet(ctx, &sn); err != nil {
 			return err
 		}
+		if err := tx.Touch(ctx, "networks", n.ID, sn.CreatedAt); err != nil { // its subnets changed
+			return err
+		}
 		if sn.Auto() {
 			if addressed, err = s.addAutoAddresses(ctx, tx, &sn, autoPorts); err != nil {
 				return err
@@ -328,6 +331,9 @@ func (s *Service) UpdateSubnet(ctx context.Context, id string, change func(*mode
 		if err := tx.UpdateSubnet(ctx, &sn); err != nil {
 			return err
 		}
+		if err := tx.Touch(ctx, "networks", sn.NetworkID, sn.UpdatedAt); err != nil {
+			return err
+		}
 		_, err = s.syncDHCP(ctx, tx, sn.NetworkID) // enable_dhcp may have changed
 		return err
 	})
@@ -395,6 +401,9 @@ func (s *Service) DeleteSubnet(ctx context.Context, id string) error {
 			return subnetInUse(id, "One or more ports have an IP allocation from this subnet.")
 		}
 		if err := tx.DeleteSubnet(ctx, id); err != nil {
+			return err
+		}
+		if err := tx.Touch(ctx, "networks", sn.NetworkID, s.now()); err != nil {
 			return err
 		}
 		networkID = sn.NetworkID

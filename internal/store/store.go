@@ -500,4 +500,9 @@ type Tags interface {
 	// not exist. A non-zero touched bumps the resource's revision_number
 	// and sets its updated_at, as a tag change does in the reference.
 	SetTags(ctx context.Context, kind, id string, tags []string, touched time.Time) error
+	// Touch bumps the revision_number of one resource of TagKinds and sets
+	// its updated_at to at, for a change the reference counts against it
+	// (a subnet against its network, a rule against its group);
+	// ErrNotFound if it does not exist.
+	Touch(ctx context.Context, kind, id string, at time.Time) error
 }

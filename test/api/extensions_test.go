@@ -50,7 +50,7 @@ var extensionTests = map[string][]string{
 	"subnetpool-prefix-ops":          {"test/api:TestSubnetPoolPrefixOps"},
 	"sorting":                        {"test/api:TestListQueries", "test/api:TestPagingEveryCollection", "test/api:TestVPNListQueries"},
 	"standard-attr-description":      {"test/api:TestNetworks", "test/api:TestVPNPolicies"},
-	"standard-attr-revisions":        {"test/api:TestNetworks"},
+	"standard-attr-revisions":        {"test/api:TestRevisionBumps", "test/api:TestNetworks"},
 	"standard-attr-tag":              {"test/api:TestTagsEveryResource", "test/api:TestTagFilters", "test/api:TestTagFaults", "test/cli:TestOpenstackTagsCLI"},
 	"standard-attr-timestamp":        {"test/api:TestNetworks", "test/api:TestTimestamps"},
 	"stateful-security-group":        {"test/api:TestExtensionBehaviours"},

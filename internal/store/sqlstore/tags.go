@@ -52,6 +52,19 @@ func (t *tx) Tags(ctx context.Context, kind string, ids []string) (map[string][]
 	return out, nil
 }
 
+// Touch bumps one resource's revision.
+func (t *tx) Touch(ctx context.Context, kind, id string, at time.Time) error {
+	table, err := tagTable(kind)
+	if err != nil {
+		return err
+	}
+	err = t.execOne(ctx, "UPDATE "+table+" SET revision_number = revision_number + 1, updated_at = ? WHERE id = ?", tsCol{&at}, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%s %s: %w", kind, id, store.ErrNotFound)
+	}
+	return err
+}
+
 // SetTags replaces the tags of one resource; ErrNotFound if it does not
 // exist. A non-zero touched bumps the resource's revision.
 func (t *tx) SetTags(ctx context.Context, kind, id string, tags []string, touched time.Time) error {
