@@ -236,7 +236,9 @@ func (c caller) project(requested, rule string) (string, error) {
 		return c.ProjectID, nil
 	}
 	if !c.admin {
-		return "", errForbidden(rule + ":tenant_id")
+		// The reference's API layer refuses this before any policy, with
+		// a 400 (its conformance suite expects it), whatever the resource.
+		return "", errInvalid("HTTPBadRequest", "Specifying 'project_id' or 'tenant_id' other than the authenticated project in request requires admin or advsvc privileges")
 	}
 	return requested, nil
 }

@@ -36,7 +36,7 @@ func TestValidationErrors(t *testing.T) {
 			{"mtu not int", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"mtu": "big"}}, 400, "HTTPBadRequest", "'big' is not an integer"},
 			{"mtu too big", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"mtu": 9000}}, 400, "InvalidInput", "Requested MTU is too big, maximum is 1450"},
 			{"project mismatch", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"project_id": "a", "tenant_id": "b"}}, 400, "HTTPBadRequest", "'project_id' and 'tenant_id' do not match"},
-			{"other project", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"project_id": projectB}}, 403, "PolicyNotAuthorized", ""},
+			{"other project", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"project_id": projectB}}, 400, "HTTPBadRequest", "other than the authenticated project in request requires admin"},
 			{"bad uuid", "POST", "/v2.0/subnets", map[string]any{"subnet": map[string]any{"network_id": "nope", "ip_version": 4, "cidr": "10.1.0.0/24"}}, 400, "HTTPBadRequest", "Invalid input for network_id. Reason: 'nope' is not a valid UUID."},
 			{"network missing", "POST", "/v2.0/subnets", map[string]any{"subnet": map[string]any{"network_id": missing, "ip_version": 4, "cidr": "10.1.0.0/24"}}, 404, "NetworkNotFound", missing},
 			{"bad ip_version", "POST", "/v2.0/subnets", map[string]any{"subnet": map[string]any{"network_id": netID, "ip_version": 5, "cidr": "10.1.0.0/24"}}, 400, "HTTPBadRequest", "5 is not in valid_values"},

@@ -1009,7 +1009,7 @@ func TestVPNVisibility(t *testing.T) {
 		wantFault(t, err, 400, "NonExistingSubnetInEndpointGroup")
 		// Project A cannot create for B; admin can create for A.
 		_, err = ikepolicies.Create(ctx, e.a, ikepolicies.CreateOpts{TenantID: projectB}).Extract()
-		wantStatus(t, err, 403)
+		wantFault(t, err, 400, "HTTPBadRequest") // the reference's API layer, before policies
 		forA := must[*ikepolicies.Policy](t)(ikepolicies.Create(ctx, e.admin, ikepolicies.CreateOpts{Name: "by-admin", TenantID: projectA}).Extract())
 		if forA.ProjectID != projectA || forA.TenantID != projectA {
 			t.Fatalf("admin-created policy = %+v", forA)

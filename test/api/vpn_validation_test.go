@@ -164,7 +164,7 @@ func TestVPNValidationErrors(t *testing.T) {
 				tcase{c.singular + " unknown attribute", "POST", c.path, map[string]any{c.singular: with(one, "zzz", 1, "foo", 2)}, 400, "HTTPBadRequest", "Unrecognized attribute(s) 'foo, zzz'"},
 				tcase{c.singular + " id in POST", "POST", c.path, map[string]any{c.singular: with(one, "id", missing)}, 400, "HTTPBadRequest", "Attribute 'id' not allowed in POST"},
 				tcase{c.singular + " project mismatch", "POST", c.path, map[string]any{c.singular: with(one, "project_id", projectA, "tenant_id", projectB)}, 400, "HTTPBadRequest", "'project_id' and 'tenant_id' do not match"},
-				tcase{c.singular + " other project", "POST", c.path, map[string]any{c.singular: with(one, "tenant_id", projectB)}, 403, "PolicyNotAuthorized", ""},
+				tcase{c.singular + " other project", "POST", c.path, map[string]any{c.singular: with(one, "tenant_id", projectB)}, 400, "HTTPBadRequest", "requires admin or advsvc privileges"},
 				tcase{c.singular + " name too long", "POST", c.path, map[string]any{c.singular: with(one, "name", strings.Repeat("n", 256))}, 400, "HTTPBadRequest", "exceeds maximum length of 255"},
 				tcase{c.singular + " name not a string", "POST", c.path, map[string]any{c.singular: with(one, "name", 7)}, 400, "HTTPBadRequest", "Invalid input for name. Reason: '7' is not a valid string."},
 				tcase{c.singular + " description too long", "POST", c.path, map[string]any{c.singular: with(one, "description", strings.Repeat("d", 256))}, 400, "HTTPBadRequest", "Invalid input for description"},
