@@ -78,6 +78,11 @@ func (a *API) quotaRoutes() {
 			a.fail(w, r, neutron.BadRequest("Unable to find 'quota' in request body"))
 			return
 		}
+		// The reference takes "force" (lower a limit below what is in
+		// use) and the deprecated "check_limit" beside the limits; its
+		// clients send them, so they are no unknown resources.
+		delete(in, "force")
+		delete(in, "check_limit")
 		known := a.svc.QuotaResources()
 		limits := map[string]int{}
 		var unknown []string

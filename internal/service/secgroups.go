@@ -113,7 +113,8 @@ func (s *Service) sgViews(ctx context.Context, tx store.Tx, groups []model.Secur
 	return out, nil
 }
 
-// CreateSecurityGroup creates a group with the two default egress rules.
+// CreateSecurityGroup creates a group with the two default egress rules,
+// within the group and the rule quotas.
 func (s *Service) CreateSecurityGroup(ctx context.Context, g model.SecurityGroup) (*SecurityGroupView, error) {
 	c := who(ctx)
 	if err := c.mayWrite("create_security_group"); err != nil {
@@ -134,6 +135,11 @@ func (s *Service) CreateSecurityGroup(ctx context.Context, g model.SecurityGroup
 			return err
 		}
 		if err := s.checkQuota(ctx, tx, "security_group", project, 1); err != nil {
+			return err
+		}
+		// The group's two egress rules count against the rule quota,
+		// as in the reference.
+		if err := s.checkQuota(ctx, tx, "security_group_rule", project, 2); err != nil {
 			return err
 		}
 		if err := tx.CreateSecurityGroup(ctx, &g); err != nil {

@@ -1,7 +1,10 @@
 package api_test
 
 import (
+	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -164,3 +167,141 @@ func TestSecurityGroupLifecycle(t *testing.T) {
 		}
 	})
 }
+
+// TestSecurityGroupQuotaConformance stands for the reference's
+// SecGroupQuotaTest (5), SecGroupRulesQuotaTest (4), NegativeSecGroupQuotaTest
+// (2) and NegativeSecGroupRulesQuotaTest (1). The reference sets every quota
+// with "force": true.
+func TestSecurityGroupQuotaConformance(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		quota := func(res string) int {
+			t.Helper()
+			q := item(t, e.do("GET", "/v2.0/quotas/"+projectA, "", nil), 200, "quota")
+			n, ok := q[res].(float64)
+			if !ok {
+				t.Fatalf("no %s in %v", res, q)
+			}
+			return int(n)
+		}
+		setQuota := func(res string, v any) {
+			t.Helper()
+			q := item(t, e.do("PUT", "/v2.0/quotas/"+projectA, "", map[string]any{"quota": map[string]any{res: v, "force": true}}), 200, "quota")
+			if q[res] != float64(v.(int)) {
+				t.Fatalf("set %s to %v: %v", res, v, q)
+			}
+		}
+		count := func(coll string) int {
+			t.Helper()
+			r := e.do("GET", "/v2.0/"+coll+"?project_id="+projectA, projectA, nil)
+			if r.status != 200 {
+				t.Fatalf("list %s: %d %s", coll, r.status, r.raw)
+			}
+			return len(r.body[strings.ReplaceAll(coll, "-", "_")].([]any))
+		}
+		groups := 0
+		newGroups := func(n int) {
+			t.Helper()
+			for range n {
+				groups++
+				e.newGroup(projectA, "q"+strconv.Itoa(groups), true)
+			}
+		}
+
+		// Groups, with the rule quota off as the reference's setUp does.
+		setQuota("security_group_rule", -1)
+		for _, v := range []int{-1, 0, 10, 2147483647} {
+			setQuota("security_group", v)
+			if got := quota("security_group"); got != v {
+				t.Fatalf("security_group quota %d shows %d", v, got)
+			}
+		}
+		setQuota("security_group", 10)
+		newGroups(quota("security_group") - count("security-groups")) // test_max_allowed_sg_amount
+		if q, n := quota("security_group"), count("security-groups"); q != n {
+			t.Fatalf("quota %d, groups %d", q, n)
+		}
+		setQuota("security_group", 2*quota("security_group")) // test_sg_quota_increased
+		newGroups(quota("security_group") - count("security-groups"))
+		if q, n := quota("security_group"), count("security-groups"); q != 20 || n != 20 {
+			t.Fatalf("quota %d, groups %d, want 20", q, n)
+		}
+		setQuota("security_group", quota("security_group")/2) // test_sg_quota_decrease_less_than_created
+		if q := quota("security_group"); q != 10 {
+			t.Fatalf("lowered quota shows %d", q)
+		}
+		setQuota("security_group", -1) // test_create_sg_when_quota_disabled
+		before := count("security-groups")
+		newGroups(10)
+		if after := count("security-groups"); after <= before {
+			t.Fatalf("groups %d, then %d", before, after)
+		}
+		setQuota("security_group", 0) // test_create_excess_sg
+		e.want("group over quota", e.do("POST", sgPath, projectA, sgBody("name", "over")), 409, "OverQuota")
+		for _, v := range []any{-2, 2147483648, "value"} { // test_sg_quota_incorrect_values
+			r := e.do("PUT", "/v2.0/quotas/"+projectA, "", map[string]any{"quota": map[string]any{"security_group": v, "force": true}})
+			e.want(fmt.Sprintf("security_group quota %v", v), r, 400, "HTTPBadRequest")
+		}
+		if q := quota("security_group"); q != 0 {
+			t.Fatalf("refused quota updates left %d", q)
+		}
+
+		// Rules: the reference's setUp sets their quota to 10 and adds
+		// TCP rules, one port each, to the default group.
+		setQuota("security_group", -1)
+		setQuota("security_group_rule", 10)
+		def := e.defaultGroup(projectA)
+		port := 1
+		newRules := func(n int) {
+			t.Helper()
+			for range n {
+				item(t, e.do("POST", rulePath, projectA, ruleBody(def, "direction", "ingress", "protocol", "tcp",
+					"port_range_min", port, "port_range_max", port, "ethertype", "IPv4", "remote_ip_prefix", "0.0.0.0/0")), 201, "security_group_rule")
+				port++
+			}
+		}
+		// The groups made above already hold more than 10 rules; leave
+		// room for 10 more, as the reference's fresh project has.
+		setQuota("security_group_rule", count("security-group-rules")+10)
+		newRules(quota("security_group_rule") - count("security-group-rules"))
+		if q, n := quota("security_group_rule"), count("security-group-rules"); q != n {
+			t.Fatalf("rule quota %d, rules %d", q, n)
+		}
+		e.want("rule over quota", e.do("POST", rulePath, projectA, ruleBody(def, "direction", "ingress", "protocol", "udp", "port_range_min", 9, "port_range_max", 9)), 409, "OverQuota")
+		setQuota("security_group_rule", 2*quota("security_group_rule")) // test_sg_rules_quota_increased
+		newRules(quota("security_group_rule") - count("security-group-rules"))
+		if q, n := quota("security_group_rule"), count("security-group-rules"); q != n {
+			t.Fatalf("raised rule quota %d, rules %d", q, n)
+		}
+		for _, v := range []int{-1, 0, 10, 2147483647} { // test_sg_rules_quota_values
+			setQuota("security_group_rule", v)
+			if got := quota("security_group_rule"); got != v {
+				t.Fatalf("security_group_rule quota %d shows %d", v, got)
+			}
+		}
+		setQuota("security_group_rule", -1) // test_create_sg_rules_when_quota_disabled
+		before = count("security-group-rules")
+		newRules(10)
+		if after := count("security-group-rules"); after <= before {
+			t.Fatalf("rules %d, then %d", before, after)
+		}
+		setQuota("security_group_rule", count("security-group-rules")/2) // test_sg_rules_quota_decrease_less_than_created
+		if q, n := quota("security_group_rule"), count("security-group-rules"); q != n/2 {
+			t.Fatalf("lowered rule quota shows %d for %d rules", q, n)
+		}
+		// test_sg_creation_with_insufficient_sg_rules_quota: a new group
+		// brings two rules, which a rule quota of 0 refuses.
+		setQuota("security_group_rule", 0)
+		groupsBefore := count("security-groups")
+		e.want("group without rule quota", e.do("POST", sgPath, projectA, sgBody("name", "no-rules")), 409, "OverQuota")
+		if n := count("security-groups"); n != groupsBefore {
+			t.Fatalf("the refused group was created: %d groups, were %d", n, groupsBefore)
+		}
+	})
+}
+
+// V4 and V6 protocols as the reference's base_security_groups lists them.
+var (
+	v4Protocols = map[string]int{"ah": 51, "dccp": 33, "egp": 8, "esp": 50, "gre": 47, "icmp": 1, "igmp": 2, "ospf": 89,
+		"pgm": 113, "rsvp": 46, "sctp": 132, "tcp": 6, "udp": 17, "udplite": 136, "vrrp": 112}
+	v6Protocols = map[string]int{"ipv6-encap": 41, "ipv6-frag": 44, "ipv6-icmp": 58, "ipv6-nonxt": 59, "ipv6-opts": 60, "ipv6-route": 43}
+)
