@@ -11,7 +11,7 @@ import (
 )
 
 var sgRes = newResource("security_group", "security_groups", common(
-	attr{name: "stateful", post: true, conv: toBool, filter: fBool, sort: true},
+	attr{name: "stateful", post: true, put: true, conv: toBool, filter: fBool, sort: true},
 	attr{name: "security_group_rules"},
 	attr{name: "shared", filter: fBool},
 )...)
@@ -109,6 +109,9 @@ func (a *API) securityGroups() crud {
 			out, err := a.svc.UpdateSecurityGroup(r.Context(), id, func(g *model.SecurityGroup) {
 				if v.has("name") {
 					g.Name = v.str("name")
+				}
+				if v.has("stateful") {
+					g.Stateful = v.boolean("stateful", g.Stateful)
 				}
 				applyDescription(v, &g.Standard)
 			})

@@ -101,6 +101,9 @@ func (s *Service) CreatePort(ctx context.Context, req PortCreate) (*model.Port, 
 		if err := s.checkPortSecurity(ctx, tx, c, &p); err != nil {
 			return err
 		}
+		if err := checkStatefulMix(ctx, tx, p.SecurityGroups); err != nil {
+			return err
+		}
 		if err := s.checkQuota(ctx, tx, "port", project, 1); err != nil {
 			return err
 		}
@@ -505,6 +508,11 @@ func (s *Service) UpdatePort(ctx context.Context, id string, change func(*model.
 		}
 		if err := s.checkPortSecurity(ctx, tx, c, &p); err != nil {
 			return err
+		}
+		if !slices.Equal(p.SecurityGroups, old.SecurityGroups) {
+			if err := checkStatefulMix(ctx, tx, p.SecurityGroups); err != nil {
+				return err
+			}
 		}
 		if !slices.Equal(p.FixedIPs, old.FixedIPs) {
 			// Only address changes need the network lock (allocate then

@@ -196,7 +196,8 @@ func (s *Service) ListSecurityGroups(ctx context.Context, p store.Page) ([]Secur
 	return out, err
 }
 
-// UpdateSecurityGroup renames or re-describes a group.
+// UpdateSecurityGroup renames or re-describes a group, or changes its
+// statefulness while no port uses it.
 func (s *Service) UpdateSecurityGroup(ctx context.Context, id string, change func(*model.SecurityGroup)) (*SecurityGroupView, error) {
 	c := who(ctx)
 	if err := c.mayWrite("update_security_group"); err != nil {
@@ -213,6 +214,17 @@ func (s *Service) UpdateSecurityGroup(ctx context.Context, id string, change fun
 		}
 		g := *old
 		change(&g)
+		if g.Stateful != old.Stateful {
+			// The reference lets no port's filtering change kind
+			// under it.
+			ports, err := tx.SecurityGroupPorts(ctx, id)
+			if err != nil {
+				return err
+			}
+			if len(ports) > 0 {
+				return errConflict("SecurityGroupInUse", "Security Group %s in use.", id)
+			}
+		}
 		if g.Name != old.Name && (old.Name == "default" || g.Name == "default") {
 			if def, _ := tx.DefaultSecurityGroup(ctx, old.ProjectID); def == id || g.Name == "default" {
 				return errConflict("SecurityGroupCannotUpdateDefault", "Updating default security group not allowed.")
@@ -263,6 +275,26 @@ func (s *Service) DeleteSecurityGroup(ctx context.Context, id string) error {
 		}
 		return nil
 	})
+}
+
+// checkStatefulMix refuses, as the reference does, a port whose groups
+// mix stateful and stateless ones; the groups exist (checkPortSecurity).
+// A group that changes kind at the same moment may slip through; the
+// agent then filters the port statefully.
+func checkStatefulMix(ctx context.Context, tx store.SecurityGroups, ids []string) error {
+	var stateful, stateless bool
+	for _, id := range ids {
+		g, err := tx.GetSecurityGroup(ctx, id)
+		if err != nil {
+			return err
+		}
+		stateful, stateless = stateful || g.Stateful, stateless || !g.Stateful
+	}
+	if stateful && stateless {
+		return errConflict("SecurityGroupConflict",
+			"Error Cannot apply both stateful and stateless security groups on the same port at the same time while attempting the operation.")
+	}
+	return nil
 }
 
 var protocolNumbers = map[string]int{

@@ -168,6 +168,51 @@ func TestSecurityGroupLifecycle(t *testing.T) {
 	})
 }
 
+// TestSecurityGroupStatefulness stands for the reference's
+// test_stateless_security_group_update and the five tests of
+// NegativeStatelessSecGroupTest: a port may not mix stateful and stateless
+// groups (409 SecurityGroupConflict), on create or update, and a group in
+// use may not change statefulness (409 SecurityGroupInUse).
+func TestSecurityGroupStatefulness(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		g := e.newGroup(projectA, "switch", true)
+		r := e.do("GET", sgPath, projectA, nil)
+		for _, x := range r.body["security_groups"].([]any) {
+			if x := x.(map[string]any); x["id"] == g && x["stateful"] != true {
+				t.Fatalf("listed group = %v", x)
+			}
+		}
+		for _, want := range []bool{false, true} {
+			up := item(t, e.do("PUT", sgPath+"/"+g, projectA, sgBody("stateful", want)), 200, "security_group")
+			shown := item(t, e.do("GET", sgPath+"/"+g, projectA, nil), 200, "security_group")
+			if up["stateful"] != want || shown["stateful"] != want {
+				t.Fatalf("stateful=%v: update gave %v, show %v", want, up["stateful"], shown["stateful"])
+			}
+		}
+
+		net := e.create(projectA, "networks", map[string]any{"name": "n"})
+		stateless := e.newGroup(projectA, "stateless", false)
+		stateful := e.newGroup(projectA, "stateful", true)
+		onStateless := e.create(projectA, "ports", map[string]any{"network_id": net, "security_groups": []any{stateless}})
+		onStateful := e.create(projectA, "ports", map[string]any{"network_id": net, "security_groups": []any{stateful}})
+		const mixed = "Cannot apply both stateful and stateless security groups on the same port at the same time"
+		portGroups := func(groups ...any) map[string]any {
+			return map[string]any{"port": map[string]any{"security_groups": groups}}
+		}
+		runFaultCases(t, e, []faultCase{
+			{"port created with both", "POST", "/v2.0/ports", map[string]any{"port": map[string]any{
+				"network_id": net, "security_groups": []any{stateful, stateless}}}, 409, "SecurityGroupConflict", mixed},
+			{"stateful added to a port with a stateless group", "PUT", "/v2.0/ports/" + onStateless, portGroups(stateless, stateful), 409, "SecurityGroupConflict", mixed},
+			{"stateless added to a port with a stateful group", "PUT", "/v2.0/ports/" + onStateful, portGroups(stateful, stateless), 409, "SecurityGroupConflict", mixed},
+			{"used stateless group made stateful", "PUT", sgPath + "/" + stateless, sgBody("stateful", true), 409, "SecurityGroupInUse", "Security Group " + stateless + " in use."},
+			{"used stateful group made stateless", "PUT", sgPath + "/" + stateful, sgBody("stateful", false), 409, "SecurityGroupInUse", "Security Group " + stateful + " in use."},
+		}, snapshot, "")
+		// Setting a used group's statefulness to what it is already is no
+		// change, and allowed.
+		item(t, e.do("PUT", sgPath+"/"+stateful, projectA, sgBody("stateful", true)), 200, "security_group")
+	})
+}
+
 // TestSecurityGroupQuotaConformance stands for the reference's
 // SecGroupQuotaTest (5), SecGroupRulesQuotaTest (4), NegativeSecGroupQuotaTest
 // (2) and NegativeSecGroupRulesQuotaTest (1). The reference sets every quota
