@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"github.com/neutrino-net/neutrino/internal/model"
@@ -336,8 +337,23 @@ func checkRulePorts(num int, lo, hi *int) error {
 	return nil
 }
 
-// checkRule validates a rule in the reference's order.
+// ipv6Protocols are the protocols, by name and number, that the reference
+// refuses in an IPv4 rule.
+var ipv6Protocols = []string{"ipv6-encap", "ipv6-frag", "ipv6-icmp", "icmpv6", "ipv6-nonxt", "ipv6-opts", "ipv6-route",
+	"41", "44", "58", "59", "60", "43"}
+
+// checkRule validates a rule in the reference's order, first giving an
+// IPv6 rule's legacy ICMP protocol (icmp, icmpv6, 1) the reference's
+// canonical ipv6-icmp (58).
 func checkRule(r *model.SecurityGroupRule) error {
+	if r.Ethertype == "IPv6" {
+		switch r.Protocol {
+		case "icmp", "icmpv6":
+			r.Protocol = "ipv6-icmp"
+		case "1":
+			r.Protocol = "58"
+		}
+	}
 	num := -1
 	if r.Protocol != "" {
 		if n, ok := protocolNumbers[r.Protocol]; ok {
@@ -369,6 +385,9 @@ func checkRule(r *model.SecurityGroupRule) error {
 			return errInvalid("SecurityGroupRuleParameterConflict", "Conflicting value ethertype %s for CIDR %s", r.Ethertype, r.RemoteIPPrefix)
 		}
 		r.RemoteIPPrefix = p.Masked().String()
+	}
+	if r.Ethertype == "IPv4" && slices.Contains(ipv6Protocols, r.Protocol) {
+		return errInvalid("SecurityGroupEthertypeConflictWithProtocol", "Invalid ethertype %s for protocol %s.", r.Ethertype, r.Protocol)
 	}
 	return nil
 }

@@ -350,3 +350,55 @@ var (
 		"pgm": 113, "rsvp": 46, "sctp": 132, "tcp": 6, "udp": 17, "udplite": 136, "vrrp": 112}
 	v6Protocols = map[string]int{"ipv6-encap": 41, "ipv6-frag": 44, "ipv6-icmp": 58, "ipv6-nonxt": 59, "ipv6-opts": 60, "ipv6-route": 43}
 )
+
+// TestSecurityGroupRuleProtocols stands for the reference's
+// test_security_group_rule_protocol_names and _ints (stateful and
+// stateless), test_security_group_rule_protocol_legacy_icmpv6 (stateful
+// and stateless) and the negative
+// test_create_security_group_rule_with_ipv6_protocol_names and _integers.
+func TestSecurityGroupRuleProtocols(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		e.unlimitedGroups(projectA)
+		check := func(t *testing.T, group, protocol, ethertype, want string) {
+			t.Helper()
+			everything := map[string]string{"IPv4": "0.0.0.0/0", "IPv6": "::/0"}[ethertype]
+			created := item(t, e.do("POST", rulePath, projectA, ruleBody(group, "protocol", protocol, "direction", "ingress",
+				"ethertype", ethertype, "remote_ip_prefix", everything)), 201, "security_group_rule")
+			shown := item(t, e.do("GET", rulePath+"/"+created["id"].(string), projectA, nil), 200, "security_group_rule")
+			for _, r := range []map[string]any{created, shown} {
+				if r["protocol"] != want || r["direction"] != "ingress" || r["ethertype"] != ethertype {
+					t.Fatalf("rule with protocol %s (%s) = %v, want protocol %s", protocol, ethertype, r, want)
+				}
+			}
+		}
+		for _, m := range modes {
+			t.Run(m.name, func(t *testing.T) {
+				g := e.newGroup(projectA, "protocols-"+m.name, m.stateful)
+				for name, num := range v4Protocols {
+					check(t, g, name, "IPv4", name)
+					check(t, g, strconv.Itoa(num), "IPv4", strconv.Itoa(num))
+				}
+				for name, num := range v6Protocols {
+					check(t, g, name, "IPv6", name)
+					check(t, g, strconv.Itoa(num), "IPv6", strconv.Itoa(num))
+				}
+				// The legacy IPv6 ICMP names: the reference takes them
+				// and shows its canonical name.
+				for _, legacy := range []string{"icmpv6", "icmp"} {
+					check(t, e.newGroup(projectA, legacy+"-"+m.name, m.stateful), legacy, "IPv6", "ipv6-icmp")
+				}
+			})
+		}
+
+		g := e.newGroup(projectA, "v4-only", true)
+		var cases []faultCase
+		for name, num := range v6Protocols {
+			for _, p := range []string{name, strconv.Itoa(num)} {
+				cases = append(cases, faultCase{"IPv6 protocol " + p + " with IPv4", "POST", rulePath,
+					ruleBody(g, "protocol", p, "direction", "ingress", "ethertype", "IPv4"),
+					400, "SecurityGroupEthertypeConflictWithProtocol", "Invalid ethertype IPv4 for protocol " + p + "."})
+			}
+		}
+		runFaultCases(t, e, cases, snapshot, "")
+	})
+}
