@@ -384,7 +384,7 @@ func checkRule(r *model.SecurityGroupRule) error {
 		if p.Addr().Is4() != (r.Ethertype == "IPv4") {
 			return errInvalid("SecurityGroupRuleParameterConflict", "Conflicting value ethertype %s for CIDR %s", r.Ethertype, r.RemoteIPPrefix)
 		}
-		r.RemoteIPPrefix = p.Masked().String()
+		r.RemoteIPPrefix = p.String() // as given; normalized_cidr is its network
 	}
 	if r.Ethertype == "IPv4" && slices.Contains(ipv6Protocols, r.Protocol) {
 		return errInvalid("SecurityGroupEthertypeConflictWithProtocol", "Invalid ethertype %s for protocol %s.", r.Ethertype, r.Protocol)

@@ -402,3 +402,25 @@ func TestSecurityGroupRuleProtocols(t *testing.T) {
 		runFaultCases(t, e, cases, snapshot, "")
 	})
 }
+
+// TestSecurityGroupNormalizedCIDR stands for the reference's
+// test_normalized_cidr_in_rule: remote_ip_prefix is kept as given and
+// normalized_cidr is its network; a rule with a remote group has neither.
+func TestSecurityGroupNormalizedCIDR(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		g := e.newGroup(projectA, "cidr", true)
+		created := item(t, e.do("POST", rulePath, projectA, ruleBody(g, "direction", "ingress", "ethertype", "IPv4",
+			"remote_ip_prefix", "10.0.0.34/24")), 201, "security_group_rule")
+		shown := item(t, e.do("GET", rulePath+"/"+created["id"].(string), projectA, nil), 200, "security_group_rule")
+		for _, r := range []map[string]any{created, shown} {
+			if r["normalized_cidr"] != "10.0.0.0/24" || r["remote_ip_prefix"] != "10.0.0.34/24" {
+				t.Fatalf("rule = %v", r)
+			}
+		}
+		remote := item(t, e.do("POST", rulePath, projectA, ruleBody(g, "direction", "ingress", "ethertype", "IPv4",
+			"remote_group_id", g)), 201, "security_group_rule")
+		if v, ok := remote["normalized_cidr"]; !ok || v != nil || remote["remote_ip_prefix"] != nil {
+			t.Fatalf("rule with a remote group = %v", remote)
+		}
+	})
+}
