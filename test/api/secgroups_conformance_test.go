@@ -424,3 +424,39 @@ func TestSecurityGroupNormalizedCIDR(t *testing.T) {
 		}
 	})
 }
+
+// TestSecurityGroupNegative stands for the nine tests of the reference's
+// NegativeSecGroupTest (its IPv6 subclass runs the same requests): names
+// too long or not strings on create and update, renaming the default
+// group, deleting a group in use, the same group twice on a port and a
+// nonexistent group on a port, which leaves the port's groups as they were.
+func TestSecurityGroupNegative(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		long := strings.Repeat("x", 256)
+		def := e.defaultGroup(projectA)
+		net := e.create(projectA, "networks", map[string]any{"name": "n"})
+		used := e.newGroup(projectA, "used", true)
+		e.create(projectA, "ports", map[string]any{"network_id": net, "security_groups": []any{used}})
+		port := e.create(projectA, "ports", map[string]any{"network_id": net})
+		twice := e.newGroup(projectA, "twice", true)
+		before := item(t, e.do("GET", "/v2.0/ports/"+port, projectA, nil), 200, "port")["security_groups"]
+		const missing = "0f5b6c1e-2d7a-4e8f-9a3b-4c5d6e7f8a9b"
+		portGroups := func(groups ...any) map[string]any {
+			return map[string]any{"port": map[string]any{"security_groups": groups}}
+		}
+		runFaultCases(t, e, []faultCase{
+			{"create with a name too long", "POST", sgPath, sgBody("name", long), 400, "HTTPBadRequest", "exceeds maximum length of 255"},
+			{"create with a boolean name", "POST", sgPath, sgBody("name", true), 400, "HTTPBadRequest", "Invalid input for name"},
+			{"rename the default group", "PUT", sgPath + "/" + def, sgBody("name", "test"), 409, "SecurityGroupCannotUpdateDefault", "Updating default security group not allowed."},
+			{"default group name too long", "PUT", sgPath + "/" + def, sgBody("name", long), 400, "HTTPBadRequest", "exceeds maximum length of 255"},
+			{"default group name boolean", "PUT", sgPath + "/" + def, sgBody("name", true), 400, "HTTPBadRequest", "Invalid input for name"},
+			{"delete a group in use", "DELETE", sgPath + "/" + used, nil, 409, "SecurityGroupInUse", "Security Group " + used + " in use."},
+			{"the same group twice on a port", "PUT", "/v2.0/ports/" + port, portGroups(twice, twice), 400, "HTTPBadRequest", "Duplicate items in the list: '" + twice + "'"},
+			{"a nonexistent group on a port", "PUT", "/v2.0/ports/" + port, portGroups(missing), 404, "SecurityGroupNotFound", "Security group " + missing + " does not exist"},
+		}, snapshot, "")
+		after := item(t, e.do("GET", "/v2.0/ports/"+port, projectA, nil), 200, "port")["security_groups"]
+		if fmt.Sprint(after) != fmt.Sprint(before) || fmt.Sprint(after) != "["+def+"]" {
+			t.Fatalf("port groups %v after the failed assignments, were %v", after, before)
+		}
+	})
+}
