@@ -467,6 +467,18 @@ func (s *Service) UpdatePort(ctx context.Context, id string, change func(*model.
 		if err != nil {
 			return err
 		}
+		// As on create, the reference makes sure the port's project has
+		// its default group (an admin may have deleted it), though only
+		// for its own project or as an admin.
+		if old.ProjectID != "" && (c.admin || c.ProjectID == old.ProjectID) {
+			if _, err := tx.DefaultSecurityGroup(ctx, old.ProjectID); errors.Is(err, store.ErrNotFound) {
+				if _, err := s.ensureDefaultSG(ctx, tx, old.ProjectID); err != nil {
+					return err
+				}
+			} else if err != nil {
+				return err
+			}
+		}
 		p := *old
 		p.FixedIPs = slices.Clone(old.FixedIPs)
 		p.SecurityGroups = slices.Clone(old.SecurityGroups)

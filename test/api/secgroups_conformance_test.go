@@ -460,3 +460,32 @@ func TestSecurityGroupNegative(t *testing.T) {
 		}
 	})
 }
+
+// TestSecurityGroupDefaultRecreatedOnPortUpdate stands for the reference's
+// admin test_security_group_recreated_on_port_update: once an admin has
+// deleted a project's default group, the project's next port update
+// recreates it. The admin's listing filtered by project, which does not
+// create the project's group, shows that the update did.
+func TestSecurityGroupDefaultRecreatedOnPortUpdate(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		net := e.create(projectA, "networks", map[string]any{"name": "n"})
+		e.create(projectA, "subnets", map[string]any{"network_id": net, "ip_version": 4, "cidr": "10.90.0.0/24"})
+		port := e.create(projectA, "ports", map[string]any{"network_id": net, "security_groups": []any{}})
+		def := e.defaultGroup(projectA)
+		adminView := sgPath + "?name=default&project_id=" + projectA
+		if r := e.do("DELETE", sgPath+"/"+def, "", nil); r.status != 204 {
+			t.Fatalf("admin deletes the default group: %d %s", r.status, r.raw)
+		}
+		if got := ids(e.do("GET", adminView, "", nil), "security_groups"); len(got) != 0 {
+			t.Fatalf("default group after its deletion: %v", got)
+		}
+		item(t, e.do("PUT", "/v2.0/ports/"+port, projectA, map[string]any{"port": map[string]any{"name": "update"}}), 200, "port")
+		got := ids(e.do("GET", adminView, "", nil), "security_groups")
+		if len(got) != 1 || got[0] == def {
+			t.Fatalf("default group after the port update: %v (the deleted one was %s)", got, def)
+		}
+		if !slices.Contains(names(e.do("GET", sgPath, projectA, nil), "security_groups"), "default") {
+			t.Fatal("the project's list has no default group")
+		}
+	})
+}
