@@ -216,7 +216,7 @@ func TestSecurityGroupStatefulness(t *testing.T) {
 // TestSecurityGroupQuotaConformance stands for the reference's
 // SecGroupQuotaTest (5), SecGroupRulesQuotaTest (4), NegativeSecGroupQuotaTest
 // (2) and NegativeSecGroupRulesQuotaTest (1). The reference sets every quota
-// with "force": true.
+// with "force": true, without which a limit below what is used is refused.
 func TestSecurityGroupQuotaConformance(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *env) {
 		quota := func(res string) int {
@@ -269,6 +269,18 @@ func TestSecurityGroupQuotaConformance(t *testing.T) {
 		newGroups(quota("security_group") - count("security-groups"))
 		if q, n := quota("security_group"), count("security-groups"); q != 20 || n != 20 {
 			t.Fatalf("quota %d, groups %d, want 20", q, n)
+		}
+		// Without force the reference refuses a limit below what is
+		// used, and keeps the old one.
+		for _, body := range []map[string]any{{"security_group": 10}, {"security_group": 10, "check_limit": true}, {"security_group": 10, "force": false}} {
+			r := e.do("PUT", "/v2.0/quotas/"+projectA, "", map[string]any{"quota": body})
+			e.want(fmt.Sprintf("lower below usage with %v", body), r, 400, "HTTPBadRequest")
+			if _, msg := r.fault(); msg != "Quota limit 10 for security_group must be greater than or equal to already used 20" {
+				t.Fatalf("message %q", msg)
+			}
+		}
+		if q := quota("security_group"); q != 20 {
+			t.Fatalf("refused lowering left %d", q)
 		}
 		setQuota("security_group", quota("security_group")/2) // test_sg_quota_decrease_less_than_created
 		if q := quota("security_group"); q != 10 {
