@@ -67,16 +67,24 @@ func (s *Service) insertRule(ctx context.Context, tx store.SecurityGroups, g mod
 	return tx.CreateRule(ctx, &r)
 }
 
-// EnsureDefaultSecurityGroup makes sure the caller's project has its
-// default group; listing groups calls it, as the reference does.
-func (s *Service) EnsureDefaultSecurityGroup(ctx context.Context) error {
+// EnsureDefaultSecurityGroup makes sure a listed project has its default
+// group; listing groups and rules calls it, as the reference does. The
+// project is the one the listing filters on (project_id or tenant_id),
+// else the caller's; only an admin does it for another project.
+func (s *Service) EnsureDefaultSecurityGroup(ctx context.Context, p store.Page) error {
 	c := who(ctx)
-	if c.ProjectID == "" {
+	project := c.ProjectID
+	if vs := p.Eq["project_id"]; len(vs) > 0 {
+		if v, ok := vs[0].(string); ok && v != "" {
+			project = v
+		}
+	}
+	if c.ProjectID == "" || (project != c.ProjectID && !c.admin) {
 		return nil
 	}
 	var missing bool
 	err := s.read(ctx, func(tx store.Tx) error {
-		_, err := tx.DefaultSecurityGroup(ctx, c.ProjectID)
+		_, err := tx.DefaultSecurityGroup(ctx, project)
 		missing = errors.Is(err, store.ErrNotFound)
 		if missing {
 			return nil
@@ -87,7 +95,7 @@ func (s *Service) EnsureDefaultSecurityGroup(ctx context.Context) error {
 		return err
 	}
 	return s.write(ctx, func(tx store.Tx) error {
-		_, err := s.ensureDefaultSG(ctx, tx, c.ProjectID)
+		_, err := s.ensureDefaultSG(ctx, tx, project)
 		return err
 	})
 }
@@ -181,7 +189,7 @@ func (s *Service) GetSecurityGroup(ctx context.Context, id string) (*SecurityGro
 // ListSecurityGroups returns the caller's groups, creating its default
 // group first if needed.
 func (s *Service) ListSecurityGroups(ctx context.Context, p store.Page) ([]SecurityGroupView, error) {
-	if err := s.EnsureDefaultSecurityGroup(ctx); err != nil {
+	if err := s.EnsureDefaultSecurityGroup(ctx, p); err != nil {
 		return nil, err
 	}
 	c := who(ctx)
@@ -474,7 +482,7 @@ func (s *Service) GetRule(ctx context.Context, id string) (*model.SecurityGroupR
 
 // ListRules returns the caller's rules.
 func (s *Service) ListRules(ctx context.Context, p store.Page) ([]model.SecurityGroupRule, error) {
-	if err := s.EnsureDefaultSecurityGroup(ctx); err != nil {
+	if err := s.EnsureDefaultSecurityGroup(ctx, p); err != nil {
 		return nil, err
 	}
 	c := who(ctx)

@@ -476,28 +476,72 @@ func TestSecurityGroupNegative(t *testing.T) {
 // TestSecurityGroupDefaultRecreatedOnPortUpdate stands for the reference's
 // admin test_security_group_recreated_on_port_update: once an admin has
 // deleted a project's default group, the project's next port update
-// recreates it. The admin's listing filtered by project, which does not
-// create the project's group, shows that the update did.
+// recreates it. The admin's listing of every project's groups, which
+// creates no other project's group, shows that the update did.
 func TestSecurityGroupDefaultRecreatedOnPortUpdate(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *env) {
 		net := e.create(projectA, "networks", map[string]any{"name": "n"})
 		e.create(projectA, "subnets", map[string]any{"network_id": net, "ip_version": 4, "cidr": "10.90.0.0/24"})
 		port := e.create(projectA, "ports", map[string]any{"network_id": net, "security_groups": []any{}})
 		def := e.defaultGroup(projectA)
-		adminView := sgPath + "?name=default&project_id=" + projectA
+		defaultOfA := func() []string {
+			t.Helper()
+			var out []string
+			for _, g := range e.do("GET", sgPath+"?name=default", "", nil).body["security_groups"].([]any) {
+				if g := g.(map[string]any); g["project_id"] == projectA {
+					out = append(out, g["id"].(string))
+				}
+			}
+			return out
+		}
 		if r := e.do("DELETE", sgPath+"/"+def, "", nil); r.status != 204 {
 			t.Fatalf("admin deletes the default group: %d %s", r.status, r.raw)
 		}
-		if got := ids(e.do("GET", adminView, "", nil), "security_groups"); len(got) != 0 {
+		if got := defaultOfA(); len(got) != 0 {
 			t.Fatalf("default group after its deletion: %v", got)
 		}
 		item(t, e.do("PUT", "/v2.0/ports/"+port, projectA, map[string]any{"port": map[string]any{"name": "update"}}), 200, "port")
-		got := ids(e.do("GET", adminView, "", nil), "security_groups")
+		got := defaultOfA()
 		if len(got) != 1 || got[0] == def {
 			t.Fatalf("default group after the port update: %v (the deleted one was %s)", got, def)
 		}
 		if !slices.Contains(names(e.do("GET", sgPath, projectA, nil), "security_groups"), "default") {
 			t.Fatal("the project's list has no default group")
 		}
+	})
+}
+
+// TestSecurityGroupQuotaFull stands for the reference's
+// admin/test_quotas_negative.py tests
+// test_create_security_group_when_quotas_is_full and
+// test_create_security_group_rule_when_quotas_is_full: an admin creating
+// for a project with room for one more group, or one more rule, gets the
+// second refused with 409.
+func TestSecurityGroupQuotaFull(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		setQuota := func(res string, n int) {
+			t.Helper()
+			item(t, e.do("PUT", "/v2.0/quotas/"+projectB, "", map[string]any{"quota": map[string]any{res: n}}), 200, "quota")
+		}
+		listed := func(coll string) int {
+			t.Helper()
+			r := e.do("GET", "/v2.0/"+coll+"?project_id="+projectB, "", nil)
+			return len(r.body[strings.ReplaceAll(coll, "-", "_")].([]any))
+		}
+		forB := func(kv ...any) map[string]any {
+			return sgBody(append([]any{"project_id", projectB}, kv...)...)
+		}
+		setQuota("security_group", listed("security-groups")+1)
+		item(t, e.do("POST", sgPath, "", forB("name", "one")), 201, "security_group")
+		e.want("second group", e.do("POST", sgPath, "", forB("name", "two")), 409, "OverQuota")
+
+		setQuota("security_group", -1)
+		g := item(t, e.do("POST", sgPath, "", forB("name", "rules")), 201, "security_group")["id"].(string)
+		setQuota("security_group_rule", listed("security-group-rules")+1)
+		rule := func(direction string) map[string]any {
+			return ruleBody(g, "project_id", projectB, "direction", direction, "ethertype", "IPv4", "remote_ip_prefix", "0.0.0.0/0")
+		}
+		item(t, e.do("POST", rulePath, "", rule("ingress")), 201, "security_group_rule")
+		e.want("second rule", e.do("POST", rulePath, "", rule("egress")), 409, "OverQuota")
 	})
 }
