@@ -400,11 +400,26 @@ func checkRule(r *model.SecurityGroupRule) error {
 	return nil
 }
 
+// sameRule says whether two rules are one for the reference's duplicate
+// check: a protocol's name and number are the same protocol, and a prefix
+// of every address (0.0.0.0/0, ::/0) is the same as none.
 func sameRule(a, b *model.SecurityGroupRule) bool {
 	eq := func(x, y *int) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
-	return a.Direction == b.Direction && a.Ethertype == b.Ethertype && a.Protocol == b.Protocol &&
+	protocol := func(p string) string {
+		if n, ok := protocolNumbers[p]; ok {
+			return strconv.Itoa(n)
+		}
+		return p
+	}
+	prefix := func(p string) string {
+		if p == "0.0.0.0/0" || p == "::/0" {
+			return ""
+		}
+		return p
+	}
+	return a.Direction == b.Direction && a.Ethertype == b.Ethertype && protocol(a.Protocol) == protocol(b.Protocol) &&
 		eq(a.PortRangeMin, b.PortRangeMin) && eq(a.PortRangeMax, b.PortRangeMax) &&
-		a.RemoteIPPrefix == b.RemoteIPPrefix && a.RemoteGroupID == b.RemoteGroupID
+		prefix(a.RemoteIPPrefix) == prefix(b.RemoteIPPrefix) && a.RemoteGroupID == b.RemoteGroupID
 }
 
 // CreateRule adds a rule to a group the caller owns.
@@ -437,6 +452,11 @@ func (s *Service) CreateRule(ctx context.Context, r model.SecurityGroupRule) (*m
 				return err
 			}
 		}
+		// The reference reserves quota before its plugin looks for a
+		// duplicate: a full quota is OverQuota even for a repeated rule.
+		if err := s.checkQuota(ctx, tx, "security_group_rule", r.ProjectID, 1); err != nil {
+			return err
+		}
 		existing, err := tx.ListRules(ctx, store.RuleFilter{SecurityGroupIDs: []string{g.ID}})
 		if err != nil {
 			return err
@@ -445,9 +465,6 @@ func (s *Service) CreateRule(ctx context.Context, r model.SecurityGroupRule) (*m
 			if sameRule(&existing[i], &r) {
 				return errConflict("SecurityGroupRuleExists", "Security group rule already exists. Rule id is %s.", existing[i].ID)
 			}
-		}
-		if err := s.checkQuota(ctx, tx, "security_group_rule", r.ProjectID, 1); err != nil {
-			return err
 		}
 		return tx.CreateRule(ctx, &r)
 	})

@@ -385,14 +385,17 @@ func TestSecurityGroupRuleProtocols(t *testing.T) {
 		}
 		for _, m := range modes {
 			t.Run(m.name, func(t *testing.T) {
-				g := e.newGroup(projectA, "protocols-"+m.name, m.stateful)
+				// Names and numbers in groups of their own, as in the
+				// reference: a number repeats its name's rule.
+				byName := e.newGroup(projectA, "names-"+m.name, m.stateful)
+				byNumber := e.newGroup(projectA, "numbers-"+m.name, m.stateful)
 				for name, num := range v4Protocols {
-					check(t, g, name, "IPv4", name)
-					check(t, g, strconv.Itoa(num), "IPv4", strconv.Itoa(num))
+					check(t, byName, name, "IPv4", name)
+					check(t, byNumber, strconv.Itoa(num), "IPv4", strconv.Itoa(num))
 				}
 				for name, num := range v6Protocols {
-					check(t, g, name, "IPv6", name)
-					check(t, g, strconv.Itoa(num), "IPv6", strconv.Itoa(num))
+					check(t, byName, name, "IPv6", name)
+					check(t, byNumber, strconv.Itoa(num), "IPv6", strconv.Itoa(num))
 				}
 				// The legacy IPv6 ICMP names: the reference takes them
 				// and shows its canonical name.
@@ -403,7 +406,16 @@ func TestSecurityGroupRuleProtocols(t *testing.T) {
 		}
 
 		g := e.newGroup(projectA, "v4-only", true)
-		var cases []faultCase
+		tcp := item(t, e.do("POST", rulePath, projectA, ruleBody(g, "protocol", "tcp", "direction", "ingress",
+			"ethertype", "IPv4", "remote_ip_prefix", "0.0.0.0/0")), 201, "security_group_rule")["id"].(string)
+		// The reference's duplicate check takes a protocol's name and
+		// number as one, and 0.0.0.0/0 or ::/0 as no prefix.
+		cases := []faultCase{
+			{"tcp again as 6", "POST", rulePath, ruleBody(g, "protocol", "6", "direction", "ingress", "ethertype", "IPv4", "remote_ip_prefix", "0.0.0.0/0"),
+				409, "SecurityGroupRuleExists", "Security group rule already exists. Rule id is " + tcp + "."},
+			{"tcp again without a prefix", "POST", rulePath, ruleBody(g, "protocol", "tcp", "direction", "ingress", "ethertype", "IPv4"),
+				409, "SecurityGroupRuleExists", "Rule id is " + tcp + "."},
+		}
 		for name, num := range v6Protocols {
 			for _, p := range []string{name, strconv.Itoa(num)} {
 				cases = append(cases, faultCase{"IPv6 protocol " + p + " with IPv4", "POST", rulePath,
