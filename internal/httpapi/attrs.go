@@ -370,6 +370,29 @@ func listOf(item converter) converter {
 	}
 }
 
+// uniqueListOf is listOf that first refuses repeated items, as the
+// reference's list validators (uuid_list and others) do, naming each
+// repeated item once in order of first appearance.
+func uniqueListOf(item converter) converter {
+	return func(v any) (any, error) {
+		if l, ok := v.([]any); ok {
+			seen := map[string]int{}
+			var dups []string
+			for _, x := range l {
+				if s, ok := x.(string); ok {
+					if seen[s]++; seen[s] == 2 {
+						dups = append(dups, s)
+					}
+				}
+			}
+			if len(dups) > 0 {
+				return nil, reason("Duplicate items in the list: '%s'", strings.Join(dups, ", "))
+			}
+		}
+		return listOf(item)(v)
+	}
+}
+
 // dictSpec checks a dictionary's keys: required ones must be present and no
 // other keys may appear; each present key is converted.
 func dictSpec(required []string, keys map[string]converter) converter {

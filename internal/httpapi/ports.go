@@ -23,7 +23,7 @@ var portRes = newResource("port", "ports", common(
 	attr{name: "device_id", post: true, put: true, conv: str(255), filter: fString, sort: true},
 	attr{name: "device_owner", post: true, put: true, conv: str(255), filter: fString, sort: true},
 	attr{name: "status", filter: fString, sort: true},
-	attr{name: "security_groups", post: true, put: true, conv: orNone(listOf(uuidConv)), filter: fListValue},
+	attr{name: "security_groups", post: true, put: true, conv: orNone(uniqueListOf(uuidConv)), filter: fListValue},
 	attr{name: "port_security_enabled", post: true, put: true, conv: toBool, filter: fBool},
 	attr{name: "allowed_address_pairs", post: true, put: true, conv: orNone(listOf(addressPair))},
 	attr{name: "binding:host_id", post: true, put: true, conv: str(255), filter: fString, adminOnly: true},

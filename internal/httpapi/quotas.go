@@ -78,6 +78,12 @@ func (a *API) quotaRoutes() {
 			a.fail(w, r, neutron.BadRequest("Unable to find 'quota' in request body"))
 			return
 		}
+		// The reference takes "force" (lower a limit below what is in
+		// use) and the deprecated "check_limit" beside the limits; its
+		// clients send them, so they are no unknown resources.
+		force := in["force"] == true
+		delete(in, "force")
+		delete(in, "check_limit")
 		known := a.svc.QuotaResources()
 		limits := map[string]int{}
 		var unknown []string
@@ -99,7 +105,7 @@ func (a *API) quotaRoutes() {
 			}
 			limits[k] = n.(int)
 		}
-		out, err := a.svc.SetQuotas(r.Context(), r.PathValue("project"), limits)
+		out, err := a.svc.SetQuotas(r.Context(), r.PathValue("project"), limits, force)
 		if err != nil {
 			a.fail(w, r, err)
 			return

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"net/netip"
 	"strconv"
 
 	"github.com/neutrino-net/neutrino/api/neutron"
@@ -11,7 +12,7 @@ import (
 )
 
 var sgRes = newResource("security_group", "security_groups", common(
-	attr{name: "stateful", post: true, conv: toBool, filter: fBool, sort: true},
+	attr{name: "stateful", post: true, put: true, conv: toBool, filter: fBool, sort: true},
 	attr{name: "security_group_rules"},
 	attr{name: "shared", filter: fBool},
 )...)
@@ -43,7 +44,7 @@ func ruleRes() *resource {
 		attr{name: "protocol", post: true, conv: protocolConv, filter: fString, sort: true},
 		attr{name: "port_range_min", post: true, conv: portConv, filter: fInt, sort: true},
 		attr{name: "port_range_max", post: true, conv: portConv, filter: fInt, sort: true},
-		attr{name: "remote_ip_prefix", post: true, conv: orNone(cidrConv), filter: fString, sort: true},
+		attr{name: "remote_ip_prefix", post: true, conv: orNone(prefixConv), filter: fString, sort: true},
 		attr{name: "remote_group_id", post: true, conv: orNone(uuidConv), filter: fString, sort: true},
 		attr{name: "remote_address_group_id", post: true, conv: orNone(uuidConv), filter: fString},
 		attr{name: "normalized_cidr"},
@@ -53,10 +54,23 @@ func ruleRes() *resource {
 
 var sgRuleRes = ruleRes()
 
+// prefixConv takes a rule's remote_ip_prefix as cidrConv does but keeps
+// its host bits: the reference stores and shows the prefix as given and
+// its network as normalized_cidr.
+func prefixConv(v any) (any, error) {
+	if _, err := cidrConv(v); err != nil {
+		return nil, err
+	}
+	return parseCIDR(v.(string))
+}
+
 func ruleWire(r *model.SecurityGroupRule) object {
-	var cidr any
+	var cidr, normalized any
 	if r.RemoteIPPrefix != "" {
-		cidr = r.RemoteIPPrefix
+		cidr, normalized = r.RemoteIPPrefix, r.RemoteIPPrefix
+		if p, err := netip.ParsePrefix(r.RemoteIPPrefix); err == nil {
+			normalized = p.Masked().String()
+		}
 	}
 	return base(r.ID, r.ProjectID, r.Standard, object{
 		"security_group_id":       r.SecurityGroupID,
@@ -66,7 +80,7 @@ func ruleWire(r *model.SecurityGroupRule) object {
 		"port_range_min":          intPtrOrNil(r.PortRangeMin),
 		"port_range_max":          intPtrOrNil(r.PortRangeMax),
 		"remote_ip_prefix":        cidr,
-		"normalized_cidr":         cidr,
+		"normalized_cidr":         normalized,
 		"remote_group_id":         strOrNil(r.RemoteGroupID),
 		"remote_address_group_id": nil,
 	})
@@ -109,6 +123,9 @@ func (a *API) securityGroups() crud {
 			out, err := a.svc.UpdateSecurityGroup(r.Context(), id, func(g *model.SecurityGroup) {
 				if v.has("name") {
 					g.Name = v.str("name")
+				}
+				if v.has("stateful") {
+					g.Stateful = v.boolean("stateful", g.Stateful)
 				}
 				applyDescription(v, &g.Standard)
 			})

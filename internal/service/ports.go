@@ -101,6 +101,9 @@ func (s *Service) CreatePort(ctx context.Context, req PortCreate) (*model.Port, 
 		if err := s.checkPortSecurity(ctx, tx, c, &p); err != nil {
 			return err
 		}
+		if err := checkStatefulMix(ctx, tx, p.SecurityGroups); err != nil {
+			return err
+		}
 		if err := s.checkQuota(ctx, tx, "port", project, 1); err != nil {
 			return err
 		}
@@ -464,6 +467,18 @@ func (s *Service) UpdatePort(ctx context.Context, id string, change func(*model.
 		if err != nil {
 			return err
 		}
+		// As on create, the reference makes sure the port's project has
+		// its default group (an admin may have deleted it), though only
+		// for its own project or as an admin.
+		if old.ProjectID != "" && (c.admin || c.ProjectID == old.ProjectID) {
+			if _, err := tx.DefaultSecurityGroup(ctx, old.ProjectID); errors.Is(err, store.ErrNotFound) {
+				if _, err := s.ensureDefaultSG(ctx, tx, old.ProjectID); err != nil {
+					return err
+				}
+			} else if err != nil {
+				return err
+			}
+		}
 		p := *old
 		p.FixedIPs = slices.Clone(old.FixedIPs)
 		p.SecurityGroups = slices.Clone(old.SecurityGroups)
@@ -505,6 +520,11 @@ func (s *Service) UpdatePort(ctx context.Context, id string, change func(*model.
 		}
 		if err := s.checkPortSecurity(ctx, tx, c, &p); err != nil {
 			return err
+		}
+		if !slices.Equal(p.SecurityGroups, old.SecurityGroups) {
+			if err := checkStatefulMix(ctx, tx, p.SecurityGroups); err != nil {
+				return err
+			}
 		}
 		if !slices.Equal(p.FixedIPs, old.FixedIPs) {
 			// Only address changes need the network lock (allocate then

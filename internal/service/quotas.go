@@ -65,9 +65,7 @@ func (s *Service) QuotaDetails(ctx context.Context, project string) (map[string]
 		}
 		for res, limit := range limits {
 			u := QuotaUsage{Limit: limit}
-			switch res {
-			case "network", "subnet", "port", "router", "security_group", "security_group_rule",
-				"ikepolicy", "ipsecpolicy", "vpnservice", "endpoint_group", "ipsec_site_connection", "floatingip":
+			if countedQuota(res) {
 				if u.Used, err = tx.Count(ctx, res, project); err != nil {
 					return err
 				}
@@ -77,6 +75,16 @@ func (s *Service) QuotaDetails(ctx context.Context, project string) (map[string]
 		return nil
 	})
 	return out, err
+}
+
+// countedQuota says whether a quota resource's use is counted in the store.
+func countedQuota(res string) bool {
+	switch res {
+	case "network", "subnet", "port", "router", "security_group", "security_group_rule",
+		"ikepolicy", "ipsecpolicy", "vpnservice", "endpoint_group", "ipsec_site_connection", "floatingip":
+		return true
+	}
+	return false
 }
 
 // ListQuotas returns the limits of every project with explicit limits.
@@ -101,13 +109,27 @@ func (s *Service) ListQuotas(ctx context.Context) (map[string]map[string]int, er
 }
 
 // SetQuotas sets limits of a project (admin only) and returns them all.
-// Limits are -1 (unlimited) or more; the caller validated the names.
-func (s *Service) SetQuotas(ctx context.Context, project string, limits map[string]int) (map[string]int, error) {
+// Limits are -1 (unlimited) or more; the caller validated the names. As
+// in the reference, a limit below what the project uses needs force.
+func (s *Service) SetQuotas(ctx context.Context, project string, limits map[string]int, force bool) (map[string]int, error) {
 	if !who(ctx).admin {
 		return nil, errForbidden("update_quota")
 	}
 	var out map[string]int
 	err := s.write(ctx, func(tx store.Tx) error {
+		for _, res := range slices.Sorted(maps.Keys(limits)) {
+			if force || limits[res] < 0 || !countedQuota(res) {
+				continue
+			}
+			used, err := tx.Count(ctx, res, project)
+			if err != nil {
+				return err
+			}
+			if used > limits[res] {
+				return errInvalid("HTTPBadRequest", "Quota limit %d for %s must be greater than or equal to already used %d",
+					limits[res], res, used)
+			}
+		}
 		for _, res := range slices.Sorted(maps.Keys(limits)) {
 			if err := tx.SetQuota(ctx, project, res, limits[res]); err != nil {
 				return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"github.com/neutrino-net/neutrino/internal/model"
@@ -66,16 +67,24 @@ func (s *Service) insertRule(ctx context.Context, tx store.SecurityGroups, g mod
 	return tx.CreateRule(ctx, &r)
 }
 
-// EnsureDefaultSecurityGroup makes sure the caller's project has its
-// default group; listing groups calls it, as the reference does.
-func (s *Service) EnsureDefaultSecurityGroup(ctx context.Context) error {
+// EnsureDefaultSecurityGroup makes sure a listed project has its default
+// group; listing groups and rules calls it, as the reference does. The
+// project is the one the listing filters on (project_id or tenant_id),
+// else the caller's; only an admin does it for another project.
+func (s *Service) EnsureDefaultSecurityGroup(ctx context.Context, p store.Page) error {
 	c := who(ctx)
-	if c.ProjectID == "" {
+	project := c.ProjectID
+	if vs := p.Eq["project_id"]; len(vs) > 0 {
+		if v, ok := vs[0].(string); ok && v != "" {
+			project = v
+		}
+	}
+	if c.ProjectID == "" || (project != c.ProjectID && !c.admin) {
 		return nil
 	}
 	var missing bool
 	err := s.read(ctx, func(tx store.Tx) error {
-		_, err := tx.DefaultSecurityGroup(ctx, c.ProjectID)
+		_, err := tx.DefaultSecurityGroup(ctx, project)
 		missing = errors.Is(err, store.ErrNotFound)
 		if missing {
 			return nil
@@ -86,7 +95,7 @@ func (s *Service) EnsureDefaultSecurityGroup(ctx context.Context) error {
 		return err
 	}
 	return s.write(ctx, func(tx store.Tx) error {
-		_, err := s.ensureDefaultSG(ctx, tx, c.ProjectID)
+		_, err := s.ensureDefaultSG(ctx, tx, project)
 		return err
 	})
 }
@@ -113,7 +122,8 @@ func (s *Service) sgViews(ctx context.Context, tx store.Tx, groups []model.Secur
 	return out, nil
 }
 
-// CreateSecurityGroup creates a group with the two default egress rules.
+// CreateSecurityGroup creates a group with the two default egress rules,
+// within the group and the rule quotas.
 func (s *Service) CreateSecurityGroup(ctx context.Context, g model.SecurityGroup) (*SecurityGroupView, error) {
 	c := who(ctx)
 	if err := c.mayWrite("create_security_group"); err != nil {
@@ -134,6 +144,11 @@ func (s *Service) CreateSecurityGroup(ctx context.Context, g model.SecurityGroup
 			return err
 		}
 		if err := s.checkQuota(ctx, tx, "security_group", project, 1); err != nil {
+			return err
+		}
+		// The group's two egress rules count against the rule quota,
+		// as in the reference.
+		if err := s.checkQuota(ctx, tx, "security_group_rule", project, 2); err != nil {
 			return err
 		}
 		if err := tx.CreateSecurityGroup(ctx, &g); err != nil {
@@ -174,7 +189,7 @@ func (s *Service) GetSecurityGroup(ctx context.Context, id string) (*SecurityGro
 // ListSecurityGroups returns the caller's groups, creating its default
 // group first if needed.
 func (s *Service) ListSecurityGroups(ctx context.Context, p store.Page) ([]SecurityGroupView, error) {
-	if err := s.EnsureDefaultSecurityGroup(ctx); err != nil {
+	if err := s.EnsureDefaultSecurityGroup(ctx, p); err != nil {
 		return nil, err
 	}
 	c := who(ctx)
@@ -190,7 +205,8 @@ func (s *Service) ListSecurityGroups(ctx context.Context, p store.Page) ([]Secur
 	return out, err
 }
 
-// UpdateSecurityGroup renames or re-describes a group.
+// UpdateSecurityGroup renames or re-describes a group, or changes its
+// statefulness while no port uses it.
 func (s *Service) UpdateSecurityGroup(ctx context.Context, id string, change func(*model.SecurityGroup)) (*SecurityGroupView, error) {
 	c := who(ctx)
 	if err := c.mayWrite("update_security_group"); err != nil {
@@ -207,6 +223,17 @@ func (s *Service) UpdateSecurityGroup(ctx context.Context, id string, change fun
 		}
 		g := *old
 		change(&g)
+		if g.Stateful != old.Stateful {
+			// The reference lets no port's filtering change kind
+			// under it.
+			ports, err := tx.SecurityGroupPorts(ctx, id)
+			if err != nil {
+				return err
+			}
+			if len(ports) > 0 {
+				return errConflict("SecurityGroupInUse", "Security Group %s in use.", id)
+			}
+		}
 		if g.Name != old.Name && (old.Name == "default" || g.Name == "default") {
 			if def, _ := tx.DefaultSecurityGroup(ctx, old.ProjectID); def == id || g.Name == "default" {
 				return errConflict("SecurityGroupCannotUpdateDefault", "Updating default security group not allowed.")
@@ -259,6 +286,26 @@ func (s *Service) DeleteSecurityGroup(ctx context.Context, id string) error {
 	})
 }
 
+// checkStatefulMix refuses, as the reference does, a port whose groups
+// mix stateful and stateless ones; the groups exist (checkPortSecurity).
+// A group that changes kind at the same moment may slip through; the
+// agent then filters the port statefully.
+func checkStatefulMix(ctx context.Context, tx store.SecurityGroups, ids []string) error {
+	var stateful, stateless bool
+	for _, id := range ids {
+		g, err := tx.GetSecurityGroup(ctx, id)
+		if err != nil {
+			return err
+		}
+		stateful, stateless = stateful || g.Stateful, stateless || !g.Stateful
+	}
+	if stateful && stateless {
+		return errConflict("SecurityGroupConflict",
+			"Error Cannot apply both stateful and stateless security groups on the same port at the same time while attempting the operation.")
+	}
+	return nil
+}
+
 var protocolNumbers = map[string]int{
 	"ah": 51, "dccp": 33, "egp": 8, "esp": 50, "gre": 47, "icmp": 1, "icmpv6": 58, "igmp": 2,
 	"ipip": 4, "ipv6-encap": 41, "ipv6-frag": 44, "ipv6-icmp": 58, "ipv6-nonxt": 59, "ipv6-opts": 60,
@@ -298,8 +345,23 @@ func checkRulePorts(num int, lo, hi *int) error {
 	return nil
 }
 
-// checkRule validates a rule in the reference's order.
+// ipv6Protocols are the protocols, by name and number, that the reference
+// refuses in an IPv4 rule.
+var ipv6Protocols = []string{"ipv6-encap", "ipv6-frag", "ipv6-icmp", "icmpv6", "ipv6-nonxt", "ipv6-opts", "ipv6-route",
+	"41", "44", "58", "59", "60", "43"}
+
+// checkRule validates a rule in the reference's order, first giving an
+// IPv6 rule's legacy ICMP protocol (icmp, icmpv6, 1) the reference's
+// canonical ipv6-icmp (58).
 func checkRule(r *model.SecurityGroupRule) error {
+	if r.Ethertype == "IPv6" {
+		switch r.Protocol {
+		case "icmp", "icmpv6":
+			r.Protocol = "ipv6-icmp"
+		case "1":
+			r.Protocol = "58"
+		}
+	}
 	num := -1
 	if r.Protocol != "" {
 		if n, ok := protocolNumbers[r.Protocol]; ok {
@@ -330,16 +392,34 @@ func checkRule(r *model.SecurityGroupRule) error {
 		if p.Addr().Is4() != (r.Ethertype == "IPv4") {
 			return errInvalid("SecurityGroupRuleParameterConflict", "Conflicting value ethertype %s for CIDR %s", r.Ethertype, r.RemoteIPPrefix)
 		}
-		r.RemoteIPPrefix = p.Masked().String()
+		r.RemoteIPPrefix = p.String() // as given; normalized_cidr is its network
+	}
+	if r.Ethertype == "IPv4" && slices.Contains(ipv6Protocols, r.Protocol) {
+		return errInvalid("SecurityGroupEthertypeConflictWithProtocol", "Invalid ethertype %s for protocol %s.", r.Ethertype, r.Protocol)
 	}
 	return nil
 }
 
+// sameRule says whether two rules are one for the reference's duplicate
+// check: a protocol's name and number are the same protocol, and a prefix
+// of every address (0.0.0.0/0, ::/0) is the same as none.
 func sameRule(a, b *model.SecurityGroupRule) bool {
 	eq := func(x, y *int) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
-	return a.Direction == b.Direction && a.Ethertype == b.Ethertype && a.Protocol == b.Protocol &&
+	protocol := func(p string) string {
+		if n, ok := protocolNumbers[p]; ok {
+			return strconv.Itoa(n)
+		}
+		return p
+	}
+	prefix := func(p string) string {
+		if p == "0.0.0.0/0" || p == "::/0" {
+			return ""
+		}
+		return p
+	}
+	return a.Direction == b.Direction && a.Ethertype == b.Ethertype && protocol(a.Protocol) == protocol(b.Protocol) &&
 		eq(a.PortRangeMin, b.PortRangeMin) && eq(a.PortRangeMax, b.PortRangeMax) &&
-		a.RemoteIPPrefix == b.RemoteIPPrefix && a.RemoteGroupID == b.RemoteGroupID
+		prefix(a.RemoteIPPrefix) == prefix(b.RemoteIPPrefix) && a.RemoteGroupID == b.RemoteGroupID
 }
 
 // CreateRule adds a rule to a group the caller owns.
@@ -372,6 +452,11 @@ func (s *Service) CreateRule(ctx context.Context, r model.SecurityGroupRule) (*m
 				return err
 			}
 		}
+		// The reference reserves quota before its plugin looks for a
+		// duplicate: a full quota is OverQuota even for a repeated rule.
+		if err := s.checkQuota(ctx, tx, "security_group_rule", r.ProjectID, 1); err != nil {
+			return err
+		}
 		existing, err := tx.ListRules(ctx, store.RuleFilter{SecurityGroupIDs: []string{g.ID}})
 		if err != nil {
 			return err
@@ -380,9 +465,6 @@ func (s *Service) CreateRule(ctx context.Context, r model.SecurityGroupRule) (*m
 			if sameRule(&existing[i], &r) {
 				return errConflict("SecurityGroupRuleExists", "Security group rule already exists. Rule id is %s.", existing[i].ID)
 			}
-		}
-		if err := s.checkQuota(ctx, tx, "security_group_rule", r.ProjectID, 1); err != nil {
-			return err
 		}
 		if err := tx.CreateRule(ctx, &r); err != nil {
 			return err
@@ -420,7 +502,7 @@ func (s *Service) GetRule(ctx context.Context, id string) (*model.SecurityGroupR
 
 // ListRules returns the caller's rules.
 func (s *Service) ListRules(ctx context.Context, p store.Page) ([]model.SecurityGroupRule, error) {
-	if err := s.EnsureDefaultSecurityGroup(ctx); err != nil {
+	if err := s.EnsureDefaultSecurityGroup(ctx, p); err != nil {
 		return nil, err
 	}
 	c := who(ctx)

@@ -449,6 +449,9 @@ func TestQuotas(t *testing.T) {
 		must[*networks.Network](t)(networks.Create(ctx, e.b, networks.CreateOpts{Name: "b2"}).Extract())
 		must[struct{}](t)(struct{}{}, quotas.Delete(ctx, e.admin, projectA).ExtractErr())
 		must[*networks.Network](t)(networks.Create(ctx, e.a, networks.CreateOpts{Name: "two"}).Extract())
+		// A limit below what is used needs force, as in the reference
+		// (test_set_network_quota_lower_than_networks_amount).
+		e.want("network quota below use", e.do("PUT", "/v2.0/quotas/"+projectA, "", map[string]any{"quota": map[string]any{"network": 1, "check_limit": true}}), 400, "HTTPBadRequest")
 		if r := e.do("PUT", "/v2.0/quotas/"+projectA, "", map[string]any{"quota": map[string]any{"bogus": 1}}); r.status != 400 {
 			t.Fatalf("unknown quota resource = %d", r.status)
 		}

@@ -79,8 +79,11 @@ func TestQuotaFull(t *testing.T) {
 		setQuota("floatingip", 1)
 		full("floatingips", "floatingip", "floatingip", func(int) map[string]any { return map[string]any{"floating_network_id": ext} })
 
-		// A quota lowered below what the project has refuses only new ones.
-		setQuota("network", 0)
+		// A quota lowered below what the project has (with force, as the
+		// reference requires) refuses only new ones.
+		if r := e.do("PUT", "/v2.0/quotas/"+project, "", map[string]any{"quota": map[string]any{"network": 0, "force": true}}); r.status != 200 {
+			t.Fatalf("force network quota 0: %d %s", r.status, r.raw)
+		}
 		e.want("network at quota 0", post("networks", "network", map[string]any{"name": "n2"}), 409, "OverQuota")
 		if n := count("networks"); n != 1 {
 			t.Errorf("lowering the quota removed networks: %d left", n)
