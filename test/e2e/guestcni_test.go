@@ -51,7 +51,9 @@ type container struct {
 // on its address). In macvlan and ipvlan mode, containers in one guest
 // reach each other, a container in the other guest, and the outside
 // through the router's SNAT; a spoofed source gets nothing; DEL removes
-// the pair and frees the address. In trunk mode, each container is a
+// the pair and frees the address. In ipvlan l3 mode (NOARP slaves, the
+// guest routes for them), the same with routes via g1 in g2 and in the
+// router (its routes attribute), and CHECK. In trunk mode, each container is a
 // subport of g1's trunk, wired on g1's tap by the agent (with eBPF on this
 // machine, whose kernel has no 802.1q): containers reach the other guest,
 // each other and the outside, the other guest reaches them as their
