@@ -51,7 +51,9 @@ type container struct {
 // on its address). In macvlan and ipvlan mode, containers in one guest
 // reach each other, a container in the other guest, and the outside
 // through the router's SNAT; a spoofed source gets nothing; DEL removes
-// the pair and frees the address. In trunk mode, each container is a
+// the pair and frees the address. In ipvlan l3 mode (NOARP slaves, the
+// guest routes for them), the same with routes via g1 in g2 and in the
+// router (its routes attribute), and CHECK. In trunk mode, each container is a
 // subport of g1's trunk, wired on g1's tap by the agent (with eBPF on this
 // machine, whose kernel has no 802.1q): containers reach the other guest,
 // each other and the outside, the other guest reaches them as their
@@ -184,6 +186,98 @@ func TestLabGuestCNI(t *testing.T) {
 			t.Logf("%s in two guests: %s", mode, time.Since(start).Round(time.Millisecond))
 		})
 	}
+
+	// ipvlan l3: the slaves have NOARP and the guest routes for its
+	// containers, so whatever else on the subnet reaches one needs a route
+	// to its /32 via g1's address: g2 gets it from the test (as
+	// TestLabCNI/IPvlanL3's neighbour does), the router through its
+	// routes attribute (extraroute), as an operator would add it. A
+	// negative check needs one try: the answer would not wait for ARP.
+	t.Run("ipvlan-l3", func(t *testing.T) {
+		start := time.Now()
+		conf := writeConf("pods-ipvlan-l3", "ipvlan", map[string]any{"ipvlanMode": "l3"})
+		c1, c2 := addTo(t, conf, g1, "l1"), addTo(t, conf, g1, "l2")
+		t.Logf("ipvlan l3: two ADDs in g1: %s", time.Since(start).Round(time.Millisecond))
+		if got, want := pairs(e, p1.id), []string{c1.ip + " " + p1.mac, c2.ip + " " + p1.mac}; strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("ipvlan l3: g1's port pairs = %v, want %v", got, want)
+		}
+		silent := func(c container, src, dst string) bool {
+			_, code := run(c.g, "ping "+c.ns+" "+src+" "+dst)
+			return code != 0
+		}
+		vm2 := container{g: g2, id: "g2", ns: "/proc/1/ns/net", ip: p2.ip}
+		if !reaches(c1, c1.ip, c2.ip) {
+			t.Errorf("ipvlan l3: l1 (%s) cannot reach l2 (%s) in the same guest", c1.ip, c2.ip)
+		}
+		// No ARP for a container's address: unrouted, g2 cannot reach it.
+		if !silent(vm2, p2.ip, c1.ip) {
+			t.Errorf("ipvlan l3: the other guest reached l1 (%s) without a route via g1", c1.ip)
+		}
+		const spoofed = "10.30.0.250"
+		// Replies to the spoofed source are routed via g1 too: only the
+		// host's anti-spoofing stands between them.
+		g2Routes := []string{c1.ip, c2.ip, spoofed}
+		for _, ip := range g2Routes {
+			if o, code := guestRun(t, g2, "ip route add "+ip+"/32 via "+p1.ip); code != 0 {
+				t.Fatalf("g2: route %s via g1: %s", ip, o)
+			}
+		}
+		for _, c := range []struct {
+			from container
+			to   string
+			what string
+		}{{vm2, c1.ip, "container l1 routed via g1"}, {c2, p2.ip, "the other guest"}} {
+			if !reaches(c.from, c.from.ip, c.to) {
+				t.Errorf("ipvlan l3: %s (%s) cannot reach %s (%s)", c.from.id, c.from.ip, c.what, c.to)
+			}
+		}
+		// The router answers SNAT's replies by ARP on the subnet: without
+		// a route via g1 the container's replies are lost.
+		if !silent(c1, c1.ip, po.ip) {
+			t.Errorf("ipvlan l3: l1 (%s) reached the outside without a router route via g1", c1.ip)
+		}
+		e.update("router", r, object{"routes": []any{
+			object{"destination": c1.ip + "/32", "nexthop": p1.ip}, object{"destination": c2.ip + "/32", "nexthop": p1.ip}}})
+		ok := false
+		for deadline := time.Now().Add(20 * time.Second); !ok && time.Now().Before(deadline); {
+			ok = reaches(c1, c1.ip, po.ip)
+		}
+		if !ok {
+			t.Errorf("ipvlan l3: l1 (%s) cannot reach the outside (%s) through SNAT with a router route via g1", c1.ip, po.ip)
+		}
+		if o, code := run(g1, "check /host"+conf+" l1 "+c1.ns); code != 0 {
+			t.Errorf("ipvlan l3: CHECK l1: %s", o)
+		}
+		if _, code := run(g1, "addr "+c1.ns+" eth0 "+spoofed+"/24"); code != 0 {
+			t.Fatal("cannot add the spoofed address")
+		}
+		if !silent(c1, spoofed, p2.ip) {
+			t.Errorf("ipvlan l3: a reply to l1's spoofed source %s, want it dropped", spoofed)
+		}
+		if o, code := run(g1, "del /host"+conf+" l2 "+c2.ns); code != 0 {
+			t.Fatalf("DEL l2: %s", o)
+		}
+		if got := pairs(e, p1.id); len(got) != 1 || got[0] != c1.ip+" "+p1.mac {
+			t.Errorf("ipvlan l3: g1's port pairs after DEL l2 = %v", got)
+		}
+		taken := e.create("port", object{"network_id": n, "fixed_ips": []any{object{"ip_address": c2.ip}}})
+		e.call("DELETE", "/v2.0/ports/"+taken["id"].(string), nil, 204)
+		if o, code := run(g1, "del /host"+conf+" l1 "+c1.ns); code != 0 {
+			t.Fatalf("DEL l1: %s", o)
+		}
+		if got, n := pairs(e, p1.id), reservations(e); len(got) != 0 || n != 0 {
+			t.Errorf("ipvlan l3: after DEL of all: pairs %v, %d reservations", got, n)
+		}
+		// The operator's routes go with the containers: trunk mode may
+		// hand their addresses to subports with MACs of their own.
+		e.update("router", r, object{"routes": []any{}})
+		for _, ip := range g2Routes {
+			if o, code := guestRun(t, g2, "ip route del "+ip+"/32"); code != 0 {
+				t.Fatalf("g2: route %s: %s", ip, o)
+			}
+		}
+		t.Logf("ipvlan l3 in two guests: %s", time.Since(start).Round(time.Millisecond))
+	})
 
 	// Trunk mode: g1's port is a trunk's parent; each container gets its
 	// own subport (own MAC and address, tagged by the plugin on g1's NIC),

@@ -5,6 +5,7 @@
 // root shared into the guest. One operation per run:
 //
 //	cniguest add CONF ID          new namespace, CNI ADD; prints "NS=... IP=... MAC=..."
+//	cniguest check CONF ID NS     CNI CHECK against the cached ADD result
 //	cniguest del CONF ID NS       CNI DEL, then the namespace goes
 //	cniguest ping NS SRC DST      exit 0 when DST answers SRC's ping from NS
 //	cniguest addr NS DEV PREFIX   adds an address (a spoof) in NS
@@ -36,7 +37,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) < 1 {
-		return fmt.Errorf("usage: cniguest add|del|ping|addr ...")
+		return fmt.Errorf("usage: cniguest add|check|del|ping|addr ...")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -63,6 +64,15 @@ func run(args []string) error {
 			return fmt.Errorf("ADD: result %v", res)
 		}
 		fmt.Printf("NS=%s IP=%s MAC=%s\n", netns.Path(), res.IPs[0].Address.IP, res.Interfaces[0].Mac)
+		return nil
+	case args[0] == "check" && len(args) == 4:
+		list, err := libcni.ConfListFromFile(args[1])
+		if err != nil {
+			return err
+		}
+		if err := cni.CheckNetworkList(ctx, list, &libcni.RuntimeConf{ContainerID: args[2], NetNS: args[3], IfName: "eth0"}); err != nil {
+			return fmt.Errorf("CHECK: %w", err)
+		}
 		return nil
 	case args[0] == "del" && len(args) == 4:
 		list, err := libcni.ConfListFromFile(args[1])
