@@ -1,36 +1,17 @@
 package api_test
 
 import (
-	"bytes"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/neutrino-net/neutrino/internal/auth"
 	"github.com/neutrino-net/neutrino/internal/httpapi"
 	"github.com/neutrino-net/neutrino/internal/service"
 	"github.com/neutrino-net/neutrino/internal/store/sqlstore/sqltest"
+	"github.com/neutrino-net/neutrino/internal/testenv"
 )
-
-// lockedBuffer is a log sink shared by the server's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestPSKNeverLogged creates, updates and fails connections at debug level
 // with text and JSON logs and finds the PSK in no log line.
@@ -38,7 +19,7 @@ func TestPSKNeverLogged(t *testing.T) {
 	const psk = "Pr3shared-Sekr1t"
 	for _, format := range []string{"text", "json"} {
 		t.Run(format, func(t *testing.T) {
-			var logs lockedBuffer
+			var logs testenv.LogBuffer
 			opts := &slog.HandlerOptions{Level: slog.LevelDebug}
 			log := slog.New(slog.NewTextHandler(&logs, opts))
 			if format == "json" {

@@ -1,7 +1,6 @@
 package control_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -20,25 +19,8 @@ import (
 	"github.com/neutrino-net/neutrino/internal/service"
 	"github.com/neutrino-net/neutrino/internal/store/sqlstore"
 	"github.com/neutrino-net/neutrino/internal/store/sqlstore/sqltest"
+	"github.com/neutrino-net/neutrino/internal/testenv"
 )
-
-// logBuffer collects a logger's output for assertions.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // hostsOf returns the hosts GET /v2.0/routers/{id}/l3-agents shows.
 func (e *env) hostsOf(router string) []string {
@@ -91,7 +73,7 @@ func peersOf(st agentv1.HostState, network string) []string {
 // while its stale report of them changes nothing.
 func TestFailover(t *testing.T) {
 	sqltest.Run(t, func(t *testing.T, dialect string) {
-		logs := &logBuffer{}
+		logs := &testenv.LogBuffer{}
 		e := newEnv(t, dialect, withService(func(o *service.Options) {
 			o.Logger = slog.New(slog.NewTextHandler(logs, nil))
 		}))

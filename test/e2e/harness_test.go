@@ -11,7 +11,6 @@
 package e2e_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -63,30 +62,12 @@ func labSlack(d time.Duration) time.Duration {
 // dataPlane is the IPsec data plane the agents use, detected once.
 var dataPlane, dataPlaneWhy = strongswan.DetectDataPlane()
 
-// syncBuffer collects logs, written from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // env is one server and the hosts of one test.
 type env struct {
 	t    testing.TB
 	api  string
 	srv  *servertest.Server
-	logs *syncBuffer
+	logs *testenv.LogBuffer
 	log  *slog.Logger
 
 	mu    sync.Mutex
@@ -116,7 +97,7 @@ func newEnvTuned(t testing.TB, tune func(*service.Options)) *env {
 	t.Helper()
 	testenv.RequireKernel(t, testenv.Bridge, testenv.Veth, testenv.VXLAN, testenv.NFTNAT, testenv.Mounting)
 	_ = t.TempDir() // registers the removal of the temp root before our cleanup, so it runs after
-	logs := &syncBuffer{}
+	logs := &testenv.LogBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e := &env{t: t, logs: logs, log: log}
 	// Started first, so it stops after this test's own cleanup below.
