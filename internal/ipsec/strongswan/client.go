@@ -72,7 +72,7 @@ func (c *Client) Stream(ctx context.Context, cmd, event string, in *vici.Message
 func (c *Client) Subscribe(ch chan<- vici.Event, events ...string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.s.Subscribe(events...); err != nil {
+	if err := subscribeGated(c.s, func() error { return c.s.Subscribe(events...) }); err != nil {
 		return err
 	}
 	c.s.NotifyEvents(ch)

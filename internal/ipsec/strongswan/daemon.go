@@ -301,7 +301,7 @@ func (d *Daemon) waitReady(ctx context.Context) error {
 
 // dial connects to the VICI socket and checks that it answers "version".
 func dial(ctx context.Context, opts DaemonOptions) (*vici.Session, error) {
-	s, err := vici.NewSession(vici.WithSocketPath(opts.path(SocketFile)))
+	s, err := newGatedSession(opts.path(SocketFile))
 	if err != nil {
 		return nil, err
 	}
