@@ -30,8 +30,9 @@ func TestTimestamps(t *testing.T) {
 			{"routers", "router", router, "name"},
 			{"floatingips", "floatingip", e.create(projectA, "floatingips", map[string]any{"floating_network_id": ext}), "description"},
 			{"security-groups", "security_group", sg, "name"},
+			// The rule goes in another group: creating it bumps its group.
 			{"security-group-rules", "security_group_rule", e.createAs(projectA, "security-group-rules", "security_group_rule", map[string]any{
-				"security_group_id": sg, "direction": "ingress", "protocol": "tcp", "port_range_min": 77, "port_range_max": 77}), ""},
+				"security_group_id": e.createAs(projectA, "security-groups", "security_group", map[string]any{"name": "rules"}), "direction": "ingress", "protocol": "tcp", "port_range_min": 77, "port_range_max": 77}), ""},
 			{"address-scopes", "address_scope", e.createAs(projectA, "address-scopes", "address_scope", map[string]any{"name": "s", "ip_version": 4}), "name"},
 		}
 		const layout = "2006-01-02T15:04:05Z"
