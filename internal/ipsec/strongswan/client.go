@@ -72,9 +72,12 @@ func (c *Client) Stream(ctx context.Context, cmd, event string, in *vici.Message
 func (c *Client) Subscribe(ch chan<- vici.Event, events ...string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// The channel first: events held back during the registration are
+	// dispatched as soon as it returns.
+	c.s.NotifyEvents(ch)
 	if err := subscribeGated(c.s, func() error { return c.s.Subscribe(events...) }); err != nil {
+		c.s.StopEvents(ch)
 		return err
 	}
-	c.s.NotifyEvents(ch)
 	return nil
 }
