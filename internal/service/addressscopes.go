@@ -31,7 +31,7 @@ func (s *Service) CreateAddressScope(ctx context.Context, a model.AddressScope) 
 	if err := c.mayWrite("create_address_scope"); err != nil {
 		return nil, err
 	}
-	project, err := c.project(a.ProjectID, "create_address_scope")
+	project, err := c.project(a.ProjectID)
 	if err != nil {
 		return nil, err
 	}

@@ -76,7 +76,7 @@ func (s *Service) CreateFloatingIP(ctx context.Context, req FloatingIPRequest) (
 	if err := c.mayWrite("create_floatingip"); err != nil {
 		return nil, err
 	}
-	project, err := c.project(req.ProjectID, "create_floatingip")
+	project, err := c.project(req.ProjectID)
 	if err != nil {
 		return nil, err
 	}

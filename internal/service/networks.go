@@ -104,7 +104,7 @@ func (s *Service) CreateNetwork(ctx context.Context, n model.Network, prov *Prov
 	if err := c.mayWrite("create_network"); err != nil {
 		return nil, err
 	}
-	project, err := c.project(n.ProjectID, "create_network")
+	project, err := c.project(n.ProjectID)
 	if err != nil {
 		return nil, err
 	}

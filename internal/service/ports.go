@@ -44,7 +44,7 @@ func (s *Service) CreatePort(ctx context.Context, req PortCreate) (*model.Port, 
 		return nil, err
 	}
 	p := req.Port
-	project, err := c.project(p.ProjectID, "create_port")
+	project, err := c.project(p.ProjectID)
 	if err != nil {
 		return nil, err
 	}

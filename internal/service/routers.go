@@ -85,7 +85,7 @@ func (s *Service) CreateRouter(ctx context.Context, r model.Router, gw *GatewayR
 	if err := c.mayWrite("create_router"); err != nil {
 		return nil, err
 	}
-	project, err := c.project(r.ProjectID, "create_router")
+	project, err := c.project(r.ProjectID)
 	if err != nil {
 		return nil, err
 	}

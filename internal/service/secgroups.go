@@ -129,7 +129,7 @@ func (s *Service) CreateSecurityGroup(ctx context.Context, g model.SecurityGroup
 	if err := c.mayWrite("create_security_group"); err != nil {
 		return nil, err
 	}
-	project, err := c.project(g.ProjectID, "create_security_group")
+	project, err := c.project(g.ProjectID)
 	if err != nil {
 		return nil, err
 	}
@@ -441,7 +441,7 @@ func (s *Service) CreateRule(ctx context.Context, r model.SecurityGroupRule) (*m
 		if err != nil {
 			return err
 		}
-		if r.ProjectID, err = c.project(r.ProjectID, "create_security_group_rule"); err != nil {
+		if r.ProjectID, err = c.project(r.ProjectID); err != nil {
 			return err
 		}
 		if !c.admin || r.ProjectID == c.ProjectID {

@@ -231,7 +231,7 @@ func (c caller) mayWrite(rule string) error {
 
 // project decides the owning project of a new resource: the requested one
 // (admins only, when it differs) or the caller's.
-func (c caller) project(requested, rule string) (string, error) {
+func (c caller) project(requested string) (string, error) {
 	if requested == "" || requested == c.ProjectID {
 		return c.ProjectID, nil
 	}

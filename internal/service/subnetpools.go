@@ -127,7 +127,7 @@ func (s *Service) CreateSubnetPool(ctx context.Context, p model.SubnetPool, lens
 	if err := c.mayWrite("create_subnetpool"); err != nil {
 		return nil, err
 	}
-	project, err := c.project(p.ProjectID, "create_subnetpool")
+	project, err := c.project(p.ProjectID)
 	if err != nil {
 		return nil, err
 	}

@@ -149,7 +149,7 @@ func (s *Service) CreateSubnet(ctx context.Context, req SubnetCreate) (*model.Su
 		return nil, err
 	}
 	sn := req.Subnet
-	project, err := c.project(sn.ProjectID, "create_subnet")
+	project, err := c.project(sn.ProjectID)
 	if err != nil {
 		return nil, err
 	}

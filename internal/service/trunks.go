@@ -63,7 +63,7 @@ func (s *Service) CreateTrunk(ctx context.Context, t model.Trunk) (*model.Trunk,
 	if err := c.mayWrite("create_trunk"); err != nil {
 		return nil, err
 	}
-	project, err := c.project(t.ProjectID, "create_trunk")
+	project, err := c.project(t.ProjectID)
 	if err != nil {
 		return nil, err
 	}

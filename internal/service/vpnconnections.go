@@ -48,7 +48,7 @@ func (s *Service) CreateEndpointGroup(ctx context.Context, g model.EndpointGroup
 	if err := c.mayWrite("create_endpoint_group"); err != nil {
 		return nil, err
 	}
-	project, err := c.project(g.ProjectID, "create_endpoint_group")
+	project, err := c.project(g.ProjectID)
 	if err != nil {
 		return nil, err
 	}
@@ -518,7 +518,7 @@ func (s *Service) CreateConnection(ctx context.Context, req ConnectionRequest) (
 	}
 	req.Change(&conn)
 	req.DPD.apply(&conn.DPD)
-	project, err := c.project(conn.ProjectID, "create_ipsec_site_connection")
+	project, err := c.project(conn.ProjectID)
 	if err != nil {
 		return nil, err
 	}

@@ -79,7 +79,7 @@ func createPolicy[T any](ctx context.Context, s *Service, k policyKind[T], p T) 
 	if err := c.mayWrite("create_" + k.name); err != nil {
 		return nil, err
 	}
-	project, err := c.project(*k.project(&p), "create_"+k.name)
+	project, err := c.project(*k.project(&p))
 	if err != nil {
 		return nil, err
 	}

@@ -63,7 +63,7 @@ func (s *Service) CreateVPNService(ctx context.Context, v model.VPNService) (*mo
 	if err := c.mayWrite("create_vpnservice"); err != nil {
 		return nil, err
 	}
-	project, err := c.project(v.ProjectID, "create_vpnservice")
+	project, err := c.project(v.ProjectID)
 	if err != nil {
 		return nil, err
 	}
