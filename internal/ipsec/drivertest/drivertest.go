@@ -65,7 +65,19 @@ type Setup struct {
 	// Restart is how long the driver may take to notice a killed daemon
 	// and run a new one (default 20s).
 	Restart time.Duration
+	// Unreachable is how long after its connection was added the driver
+	// may take to report a peer it cannot reach (default 60s, counted
+	// from the start of the suite's last subtests).
+	Unreachable time.Duration
 }
+
+// What a connection's reason starts with when its negotiation failed, in
+// every driver.
+const (
+	ReasonAuth        = "authentication failed"
+	ReasonNoProposal  = "no proposal chosen"
+	ReasonUnreachable = "peer unreachable"
+)
 
 // Routers of the suite: moon and sun, joined by one veth.
 const (
@@ -191,6 +203,9 @@ func Run(t *testing.T, s Setup) {
 	if s.Restart == 0 {
 		s.Restart = 20 * time.Second
 	}
+	if s.Unreachable == 0 {
+		s.Unreachable = 60 * time.Second
+	}
 	base := t.TempDir()
 	logs := &syncBuf{t: t}
 	env := Env{StateDir: filepath.Join(base, "state"), NetnsDir: filepath.Join(base, "netns"),
@@ -284,6 +299,53 @@ func Run(t *testing.T, s Setup) {
 		t.Logf("%d files hold the PSK (the daemon may hold it in memory only)", found)
 		if l := logs.String(); strings.Contains(l, pskMoon) || strings.Contains(l, "conformance-psk") {
 			t.Errorf("a PSK is in the driver's log")
+		}
+	})
+
+	// The daemon's own reports say why a negotiation failed. moon's c1 and
+	// sun's c2 were made with different PSKs; then sun's connection
+	// offers only another IKE cipher; then sun gets a connection to a
+	// peer it has no route to, checked at the end (a driver may report it
+	// only when its daemon gives up retransmitting).
+	reasonOf := func(router, svc, c string) string {
+		cs, _ := connStatus(router, svc, c)
+		return cs.Status + " " + cs.Reason
+	}
+	waitReason := func(t *testing.T, d time.Duration, router, svc, c, want string) {
+		t.Helper()
+		deadline := time.Now().Add(d)
+		for got := reasonOf(router, svc, c); !strings.HasPrefix(got, "DOWN "+want); got = reasonOf(router, svc, c) {
+			if time.Now().After(deadline) {
+				t.Errorf("connection %s on %s: %q after %v, want DOWN %q...", c[:8], router[:8], got, d, want)
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	unreachable := conn("c6000000-0000-4000-8000-000000000006", sun, site{"", "198.51.100.9", "10.6.0.0/24"}, "psk-6")
+	t.Run("NegotiationFailures", func(t *testing.T) {
+		t.Run("AuthenticationFailed", func(t *testing.T) {
+			waitReason(t, 20*time.Second, Moon, moonSvc.ID, c1.ID, ReasonAuth)
+			waitReason(t, 20*time.Second, Sun, sunSvc.ID, sunSvc.Connections[0].ID, ReasonAuth)
+		})
+		t.Run("NoProposalChosen", func(t *testing.T) {
+			c2 := sunSvc.Connections[0]
+			c2.PSK = c1.PSK
+			c2.IKE.EncryptionAlgorithm = "aes-256"
+			svc := sunSvc
+			svc.Connections = []agentv1.IPsecConnection{c2}
+			if err := d.Apply(ctx, Sun, []agentv1.VPNService{svc}); err != nil {
+				t.Fatalf("apply sun: %v", err)
+			}
+			waitReason(t, 20*time.Second, Moon, moonSvc.ID, c1.ID, ReasonNoProposal)
+			waitReason(t, 20*time.Second, Sun, sunSvc.ID, c2.ID, ReasonNoProposal)
+		})
+		sunSvc.Connections = append(sunSvc.Connections[:1:1], unreachable)
+		if err := d.Apply(ctx, Sun, []agentv1.VPNService{sunSvc}); err != nil {
+			t.Fatalf("apply sun: %v", err)
+		}
+		if d.Pid(Moon) != moonPid || d.Pid(Sun) != sunPid {
+			t.Errorf("pids moon %d->%d, sun %d->%d: a connection change restarted a daemon", moonPid, d.Pid(Moon), sunPid, d.Pid(Sun))
 		}
 	})
 
@@ -412,6 +474,10 @@ func Run(t *testing.T, s Setup) {
 			_, ok := connStatus(Moon, moonSvc.ID, c1.ID)
 			return ok
 		})
+	})
+
+	t.Run("PeerUnreachable", func(t *testing.T) {
+		waitReason(t, s.Unreachable, Sun, sunSvc.ID, unreachable.ID, ReasonUnreachable)
 	})
 
 	t.Run("NothingToRunStops", func(t *testing.T) {

@@ -225,6 +225,8 @@ func ParseLogLine(line string) LogEvent {
 	if i := strings.Index(line, ": "); i >= 0 && i < 32 && strings.Count(line[:i], ":") >= 2 {
 		line = line[i+2:]
 	}
+	// A failed system call is "ERROR: " before the connection's name.
+	line = strings.TrimPrefix(line, "ERROR: ")
 	text := line
 	if name, rest, ok := quoted(line); ok {
 		ev.Conn = baseConn(name)

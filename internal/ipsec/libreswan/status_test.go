@@ -127,6 +127,8 @@ func TestParseLogLine(t *testing.T) {
 			LogEvent{Conn: "c", Serial: 21, Initiating: true}},
 		{`Dec  5 17:50:31.228172: packet from 203.0.113.10:500: ISAKMP_v2_IKE_SA_INIT message received on 203.0.113.1:500 but no suitable connection found with IKEv2 policy`,
 			LogEvent{Peer: "203.0.113.10", Reason: ReasonNoProposal, Rank: rankNoProposal}},
+		{`Dec  6 02:45:46.376600: ERROR: "c" #13: send on qg-sun from 192.0.2.2:500 to 198.51.100.9:500 using UDP failed in EVENT_RETRANSMIT: Network is unreachable (errno 101)`,
+			LogEvent{Conn: "c", Serial: 13, Reason: ReasonUnreachable, Rank: rankUnreachable}},
 		{`Dec  5 17:50:31.228172: forgetting secrets`, LogEvent{}},
 		{`Dec  5 17:51:09.401847: "c" #21: STATE_MAIN_I3: retransmission; will wait 0.5 seconds for response`,
 			LogEvent{Conn: "c", Serial: 21, Reason: ReasonAuthV1, Rank: rankAuth}},

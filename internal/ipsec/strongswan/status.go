@@ -209,7 +209,7 @@ var failures = []struct{ match, reason string }{
 	{"no acceptable proposal found", "no proposal chosen: none of the peer's algorithms matches the policies"},
 	{"TS_UNACCEPTABLE", "traffic selectors unacceptable: local and peer CIDRs do not match the peer's"},
 	{"no matching peer config found", "no matching peer config: the peer's identity or address matches no connection"},
-	{"giving up after", "peer not responding: no answer to IKE messages"},
+	{"giving up after", "peer unreachable: no answer to IKE messages"},
 	{"INVALID_SYNTAX", "IKE negotiation failed: invalid syntax"},
 }
 
