@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"reflect"
 	"slices"
@@ -1259,6 +1260,60 @@ func TestVPNFlavors(t *testing.T) {
 		// reference's FlavorNotFound).
 		_, err = services.Create(ctx, e.a, services.CreateOpts{RouterID: tp.router, FlavorID: noSuchID, AdminStateUp: ptr(true)}).Extract()
 		wantVPNFault(t, err, 404, "FlavorNotFound", noSuchID)
+	})
+}
+
+// TestVPNLibreswanRefusals: a connection whose policies hold a value
+// Libreswan cannot do is a 400 IpsecValidationFailure naming the value
+// and the provider when its service uses the libreswan provider, and
+// nothing is created; the same connection on the strongSwan provider is
+// made.
+func TestVPNLibreswanRefusals(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		tp := newVPNTopo(t, e)
+		flavor := ""
+		for _, f := range e.do("GET", "/v2.0/flavors", projectA, nil).body["flavors"].([]any) {
+			if m := f.(map[string]any); m["name"] == "libreswan" {
+				flavor = m["id"].(string)
+			}
+		}
+		lsw := item(t, e.do("POST", svcPath, projectA, map[string]any{"vpnservice": map[string]any{
+			"name": "lsw", "router_id": tp.router, "subnet_id": tp.sub, "flavor_id": flavor}}), 201, "vpnservice")["id"].(string)
+		sw := mkService(t, e.a, "sw", tp.router, tp.sub).ID
+		for _, tc := range []struct {
+			what       string
+			ike, ipsec map[string]any
+		}{
+			{"group2", map[string]any{"pfs": "group2"}, nil},
+			{"aes-128-ccm-16", map[string]any{"encryption_algorithm": "aes-128-ccm-16"}, nil},
+			{"aes-xcbc", map[string]any{"ike_version": "v1", "auth_algorithm": "aes-xcbc"}, nil},
+			{"IKE lifetime 100000", map[string]any{"lifetime": map[string]any{"units": "seconds", "value": 100000}}, nil},
+			{"IPsec lifetime 90000", nil, map[string]any{"lifetime": map[string]any{"units": "seconds", "value": 90000}}},
+			{"group22", nil, map[string]any{"pfs": "group22"}},
+			{"group19 with IKEv1", map[string]any{"ike_version": "v1"}, map[string]any{"pfs": "group19"}},
+		} {
+			ikeBody := map[string]any{"name": "ike " + tc.what}
+			maps.Copy(ikeBody, tc.ike)
+			ipsecBody := map[string]any{"name": "ipsec " + tc.what}
+			maps.Copy(ipsecBody, tc.ipsec)
+			ike := item(t, e.do("POST", ikePath, projectA, map[string]any{"ikepolicy": ikeBody}), 201, "ikepolicy")["id"].(string)
+			ipsec := item(t, e.do("POST", ipsecPath, projectA, map[string]any{"ipsecpolicy": ipsecBody}), 201, "ipsecpolicy")["id"].(string)
+			conn := func(svc string) map[string]any {
+				return map[string]any{"ipsec_site_connection": map[string]any{"name": tc.what, "vpnservice_id": svc,
+					"ikepolicy_id": ike, "ipsecpolicy_id": ipsec, "peer_address": "192.0.2.10", "peer_id": "192.0.2.10",
+					"psk": "secret", "peer_cidrs": []string{"192.168.10.0/24"}}}
+			}
+			before := listIDs(t, e, connPath, "ipsec_site_connections", projectA)
+			r := e.do("POST", connPath, projectA, conn(lsw))
+			wantReply(t, r, 400, "IpsecValidationFailure", tc.what)
+			if _, msg := r.fault(); !strings.Contains(msg, "provider libreswan") {
+				t.Errorf("%s: message %q does not name the provider", tc.what, msg)
+			}
+			if after := listIDs(t, e, connPath, "ipsec_site_connections", projectA); len(after) != len(before) {
+				t.Errorf("%s: the refused POST made a connection (%d -> %d)", tc.what, len(before), len(after))
+			}
+			item(t, e.do("POST", connPath, projectA, conn(sw)), 201, "ipsec_site_connection")
+		}
 	})
 }
 
