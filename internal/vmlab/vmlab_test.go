@@ -232,7 +232,7 @@ func TestLabRunDeadline(t *testing.T) {
 			}
 		}
 	}()
-	code, err := l.Run(t.Context(), Run{Args: []string{"sleep", "600"}, Timeout: 15 * time.Second})
+	code, err := l.Run(t.Context(), Run{Args: []string{"sleep", "600"}, Timeout: 6 * time.Second})
 	close(stop)
 	<-watched
 	if err == nil || !strings.Contains(err.Error(), "timed out") {
@@ -241,8 +241,8 @@ func TestLabRunDeadline(t *testing.T) {
 	if firstSeen.IsZero() {
 		t.Fatal("no QEMU child of this process seen during the run")
 	}
-	if d := time.Since(firstSeen); d > 20*time.Second {
-		t.Errorf("Run returned %s after QEMU started, with a 15 s deadline", d.Round(time.Millisecond))
+	if d := time.Since(firstSeen); d > 11*time.Second {
+		t.Errorf("Run returned %s after QEMU started, with a 6 s deadline", d.Round(time.Millisecond))
 	}
 	if left := ourQEMUs(); len(left) > 0 {
 		t.Fatalf("QEMU processes left after the run: %v", left)
