@@ -14,7 +14,9 @@ import (
 
 	"github.com/neutrino-net/neutrino/internal/ipsec/libreswan"
 	"github.com/neutrino-net/neutrino/internal/ipsec/strongswan"
+	"github.com/neutrino-net/neutrino/internal/nstest"
 	"github.com/neutrino-net/neutrino/internal/testenv"
+	"github.com/neutrino-net/neutrino/internal/vmlab"
 )
 
 // The Libreswan device driver end to end (issue 14). pluto needs the
@@ -22,7 +24,7 @@ import (
 
 // lswReady ends the test unless Libreswan can run here: pluto installed
 // and the kernel's ESP (the agent then runs the Libreswan driver).
-func lswReady(t *testing.T) string {
+func lswReady(t testing.TB) string {
 	t.Helper()
 	root := testenv.RequireLibreswan(t)
 	if dataPlane != strongswan.DataPlaneXFRM {
@@ -294,6 +296,62 @@ func lswMoonSun(t *testing.T, e *env, h *host, root, version, ike, esp string, m
 			t.Fatalf("plutos still run without connections: moon %d, sun %d", h.plutoPid(moon.router), h.plutoPid(sun.router))
 		}
 	}
+}
+
+// BenchmarkLabLibreswan: two Libreswan routers (moon and sun) in the
+// lab, each round a fresh connection pair (IKEv2) whose plutos start with
+// it, as a router's first tunnel does: from the POST of the second
+// connection to both ACTIVE in the API (post-active), and from sun's
+// pluto logging its established IPsec SA to sun's connection ACTIVE in the
+// API (sa-active: the driver follows pluto's log every 200 ms, reads
+// whack's reports and the agent reports at once). Run in the lab (pluto
+// needs the kernel's ESP), e.g.
+//
+//	go test -run '^$' -bench '^BenchmarkLabLibreswan$' -benchtime 10x -timeout 20m ./test/e2e/
+func BenchmarkLabLibreswan(b *testing.B) {
+	if !vmlab.RunInLab(b) {
+		return
+	}
+	lswReady(b)
+	e, h := oneNode(b)
+	ext := e.network("public", true)
+	e.subnet(ext, "172.24.4.0/24", nil)
+	moon, sun := e.newSite(h, "moon", ext, 1), e.newSite(h, "sun", ext, 2)
+	esp := e.create("ipsecpolicy", object{"name": "esp", "auth_algorithm": "sha256"})["id"].(string)
+	ike := e.create("ikepolicy", object{"name": "ike", "ike_version": "v2", "auth_algorithm": "sha256"})["id"].(string)
+	moonSvc, sunSvc := e.lswService(moon, "moon-vpn"), e.lswService(sun, "sun-vpn")
+	var postActive, saActive []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		mc := e.connection("moon-to-sun", moonSvc, ike, esp, sun.ext4, "s3cret", object{"peer_cidrs": []any{sun.cidr}})
+		b.StartTimer()
+		start := time.Now()
+		sc := e.connection("sun-to-moon", sunSvc, ike, esp, moon.ext4, "s3cret", object{"peer_cidrs": []any{moon.cidr}})
+		e.waitConn(sc, "ACTIVE", vpnTimeout)
+		sunActive := time.Now()
+		e.waitConn(mc, "ACTIVE", vpnTimeout)
+		postActive = append(postActive, time.Since(start))
+		b.StopTimer()
+		sa := h.ipsecSAAt(sun.router)
+		if sa.IsZero() {
+			b.Fatal("sun's pluto.log has no established IPsec SA")
+		}
+		saActive = append(saActive, sunActive.Sub(sa))
+		e.deleteConn(mc)
+		e.deleteConn(sc)
+		for deadline := time.Now().Add(vpnTimeout); h.plutoPid(moon.router) != 0 || h.plutoPid(sun.router) != 0; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				b.Fatal("plutos still run without connections")
+			}
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(nstest.Percentile(postActive, 0.5), "post-active-p50-ms")
+	b.ReportMetric(nstest.Percentile(postActive, 0.99), "post-active-p99-ms")
+	b.ReportMetric(nstest.Percentile(saActive, 0.5), "sa-active-p50-ms")
+	b.ReportMetric(nstest.Percentile(saActive, 0.99), "sa-active-p99-ms")
+	b.ReportMetric(0, "ns/op")
 }
 
 // failureReason waits (vpnTimeout) for the connection's status_reason to
