@@ -48,12 +48,39 @@ type router struct {
 	scraping atomic.Bool
 }
 
-// reason is a connection's last negotiation failure; fresh says a new
-// attempt started since it was set (any failure then replaces it).
+// reason is a connection's last negotiation failure, from the state
+// serial (0: none) whose line set it; fresh says a new attempt started
+// since it was set (any failure then replaces it).
 type reason struct {
-	text  string
-	rank  int
-	fresh bool
+	text   string
+	rank   int
+	serial int
+	fresh  bool
+}
+
+// nextReason is a connection's reason after ev, given its current one
+// (had says it has one), and whether it has one then. A new attempt, the
+// connection initiating again or a failure of a newer state than the
+// reason's (the peer's next try, which we answer), takes any failure;
+// within one attempt a more telling reason is kept over a less telling
+// one (a timeout after NO_PROPOSAL_CHOSEN is still "no proposal chosen");
+// an established IPsec SA clears it.
+func nextReason(cur reason, had bool, ev LogEvent) (reason, bool) {
+	switch {
+	case ev.Initiating:
+		if had {
+			cur.fresh = true
+		}
+		return cur, had
+	case ev.Reason != "":
+		newer := ev.Serial != 0 && cur.serial != 0 && ev.Serial > cur.serial
+		if !had || cur.fresh || newer || ev.Rank >= cur.rank {
+			return reason{text: ev.Reason, rank: ev.Rank, serial: ev.Serial}, true
+		}
+	case ev.Up && ev.Child:
+		return reason{}, false
+	}
+	return cur, had
 }
 
 type connInfo struct {
@@ -432,26 +459,17 @@ func (r *router) logEvent(ev LogEvent) bool {
 	changed := false
 	for _, id := range ids {
 		cur, had := r.reasons[id]
+		next, has := nextReason(cur, had, ev)
 		switch {
-		case ev.Initiating:
-			if had {
-				cur.fresh = true
-				r.reasons[id] = cur
-			}
-		case ev.Reason != "":
-			if !had || cur.fresh || ev.Rank >= cur.rank {
-				if cur.text != ev.Reason {
-					r.log.Info("negotiation failed", "connection", id, "reason", ev.Reason)
-				}
-				r.reasons[id] = reason{text: ev.Reason, rank: ev.Rank}
-				changed = true
-			}
-		case ev.Up && ev.Child:
+		case !has:
 			delete(r.reasons, id)
-			changed = true
-		case ev.Up || ev.Down:
-			changed = true
+		case next != cur:
+			if ev.Reason != "" && next.text != cur.text {
+				r.log.Info("negotiation failed", "connection", id, "reason", next.text)
+			}
+			r.reasons[id] = next
 		}
+		changed = changed || ev.Up || ev.Down || has != had || next.text != cur.text
 	}
 	r.smu.Unlock()
 	for _, id := range ids {

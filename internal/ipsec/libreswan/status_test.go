@@ -72,26 +72,48 @@ func TestParseTrafficStatus(t *testing.T) {
 	}
 }
 
-// lastReason is the reason a connection shows after the log: as the
-// router applies events (rank within an attempt, any in a new attempt).
+// lastReason is the reason a connection shows after the log, as the
+// router applies its events.
 func lastReason(log, conn string) string {
 	var cur reason
 	had := false
 	for _, l := range strings.Split(log, "\n") {
-		ev := ParseLogLine(l)
-		if ev.Conn != conn {
-			continue
-		}
-		switch {
-		case ev.Initiating:
-			cur.fresh = true
-		case ev.Reason != "" && (!had || cur.fresh || ev.Rank >= cur.rank):
-			cur, had = reason{text: ev.Reason, rank: ev.Rank}, true
-		case ev.Up && ev.Child:
-			cur, had = reason{}, false
+		if ev := ParseLogLine(l); ev.Conn == conn {
+			cur, had = nextReason(cur, had, ev)
 		}
 	}
 	return cur.text
+}
+
+// TestNextReason: within one attempt the more telling reason stays; the
+// connection's next attempt, or the peer's (a newer state we answer),
+// replaces it; an IPsec SA clears it.
+func TestNextReason(t *testing.T) {
+	auth := LogEvent{Conn: "c", Serial: 2, Reason: ReasonAuth, Rank: rankAuth}
+	cur, had := nextReason(reason{}, false, auth)
+	if !had || cur.text != ReasonAuth || cur.serial != 2 {
+		t.Fatalf("first failure: %+v %v", cur, had)
+	}
+	for _, tc := range []struct {
+		name string
+		ev   LogEvent
+		want string
+	}{
+		{"a weaker reason of the same state", LogEvent{Conn: "c", Serial: 2, Reason: ReasonUnreachable, Rank: rankUnreachable}, ReasonAuth},
+		{"a weaker reason of an older state", LogEvent{Conn: "c", Serial: 1, Reason: ReasonUnreachable, Rank: rankUnreachable}, ReasonAuth},
+		{"a weaker reason of a peer line", LogEvent{Peer: "192.0.2.2", Reason: ReasonNoProposal, Rank: rankNoProposal}, ReasonAuth},
+		{"the peer's next try, answered NO_PROPOSAL_CHOSEN", LogEvent{Conn: "c", Serial: 5, Reason: ReasonNoProposal, Rank: rankNoProposal}, ReasonNoProposal},
+		{"an established IKE SA", LogEvent{Conn: "c", Serial: 6, Up: true}, ReasonAuth},
+		{"an established IPsec SA", LogEvent{Conn: "c", Serial: 7, Up: true, Child: true}, ""},
+	} {
+		if got, _ := nextReason(cur, had, tc.ev); got.text != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got.text, tc.want)
+		}
+	}
+	fresh, _ := nextReason(cur, had, LogEvent{Conn: "c", Serial: 8, Initiating: true})
+	if got, _ := nextReason(fresh, true, LogEvent{Conn: "c", Serial: 8, Reason: ReasonUnreachable, Rank: rankUnreachable}); got.text != ReasonUnreachable {
+		t.Errorf("a new attempt's weaker reason: %q, want it", got.text)
+	}
 }
 
 func TestLogReasons(t *testing.T) {
