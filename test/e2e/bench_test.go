@@ -57,9 +57,7 @@ func BenchmarkFloatingIPFirstReply(b *testing.B) {
 		}
 		b.StartTimer()
 	}
-	b.ReportMetric(nstest.Percentile(first, 0.5), "p50-ms")
-	b.ReportMetric(nstest.Percentile(first, 0.99), "p99-ms")
-	b.ReportMetric(0, "ns/op")
+	reportLatencies(b, latencies{"", first})
 }
 
 // BenchmarkVPNUnmanagedPeer: from the POST of an IPsec site connection to
@@ -88,9 +86,7 @@ func BenchmarkVPNUnmanagedPeer(b *testing.B) {
 		e.deleteConn(conn)
 		b.StartTimer()
 	}
-	b.ReportMetric(nstest.Percentile(active, 0.5), "p50-ms")
-	b.ReportMetric(nstest.Percentile(active, 0.99), "p99-ms")
-	b.ReportMetric(0, "ns/op")
+	reportLatencies(b, latencies{"", active})
 }
 
 // BenchmarkTapToActive: a VM's tap appears in the host's namespace (a
@@ -122,9 +118,7 @@ func BenchmarkTapToActive(b *testing.B) {
 		}
 		b.StartTimer()
 	}
-	b.ReportMetric(nstest.Percentile(ds, 0.5), "p50-ms")
-	b.ReportMetric(nstest.Percentile(ds, 0.99), "p99-ms")
-	b.ReportMetric(0, "ns/op")
+	reportLatencies(b, latencies{"", ds})
 }
 
 // BenchmarkSGRuleToEffect: the POST of a security group rule letting ICMP
@@ -165,11 +159,7 @@ func BenchmarkSGRuleToEffect(b *testing.B) {
 			}
 		}
 	}
-	b.ReportMetric(nstest.Percentile(on, 0.5), "on-p50-ms")
-	b.ReportMetric(nstest.Percentile(on, 0.99), "on-p99-ms")
-	b.ReportMetric(nstest.Percentile(off, 0.5), "off-p50-ms")
-	b.ReportMetric(nstest.Percentile(off, 0.99), "off-p99-ms")
-	b.ReportMetric(0, "ns/op")
+	reportLatencies(b, latencies{"on-", on}, latencies{"off-", off})
 }
 
 // BenchmarkDHCPNetworks: 100 networks, each with a DHCP subnet and a VM
@@ -303,9 +293,22 @@ func BenchmarkLabGuestBootToLease(b *testing.B) {
 		boot, lease = append(boot, g.BootTime), append(lease, took)
 		b.StartTimer()
 	}
-	b.ReportMetric(nstest.Percentile(boot, 0.5), "boot-p50-ms")
-	b.ReportMetric(nstest.Percentile(boot, 0.99), "boot-p99-ms")
-	b.ReportMetric(nstest.Percentile(lease, 0.5), "lease-p50-ms")
-	b.ReportMetric(nstest.Percentile(lease, 0.99), "lease-p99-ms")
+	reportLatencies(b, latencies{"boot-", boot}, latencies{"lease-", lease})
+}
+
+// latencies is one measured series of a benchmark: its metrics are
+// named prefix+"p50-ms" and prefix+"p99-ms".
+type latencies struct {
+	prefix string
+	ds     []time.Duration
+}
+
+// reportLatencies reports each series' median and 99th percentile in
+// milliseconds, and no ns/op (a round's time is not the figure).
+func reportLatencies(b *testing.B, series ...latencies) {
+	for _, s := range series {
+		b.ReportMetric(nstest.Percentile(s.ds, 0.5), s.prefix+"p50-ms")
+		b.ReportMetric(nstest.Percentile(s.ds, 0.99), s.prefix+"p99-ms")
+	}
 	b.ReportMetric(0, "ns/op")
 }

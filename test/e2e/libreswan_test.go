@@ -14,7 +14,6 @@ import (
 
 	"github.com/neutrino-net/neutrino/internal/ipsec/libreswan"
 	"github.com/neutrino-net/neutrino/internal/ipsec/strongswan"
-	"github.com/neutrino-net/neutrino/internal/nstest"
 	"github.com/neutrino-net/neutrino/internal/testenv"
 	"github.com/neutrino-net/neutrino/internal/vmlab"
 )
@@ -347,11 +346,7 @@ func BenchmarkLabLibreswan(b *testing.B) {
 		}
 		b.StartTimer()
 	}
-	b.ReportMetric(nstest.Percentile(postActive, 0.5), "post-active-p50-ms")
-	b.ReportMetric(nstest.Percentile(postActive, 0.99), "post-active-p99-ms")
-	b.ReportMetric(nstest.Percentile(saActive, 0.5), "sa-active-p50-ms")
-	b.ReportMetric(nstest.Percentile(saActive, 0.99), "sa-active-p99-ms")
-	b.ReportMetric(0, "ns/op")
+	reportLatencies(b, latencies{"post-active-", postActive}, latencies{"sa-active-", saActive})
 }
 
 // failureReason waits (vpnTimeout) for the connection's status_reason to
