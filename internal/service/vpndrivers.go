@@ -162,6 +162,9 @@ func (d IPsecDriver) ValidateForProvider(provider string, ike *model.IKEPolicy, 
 		ipsec.IPsecPolicy{TransformProtocol: ipsecp.TransformProtocol, AuthAlgorithm: ipsecp.AuthAlgorithm,
 			EncryptionAlgorithm: ipsecp.EncryptionAlgorithm, EncapsulationMode: ipsecp.EncapsulationMode, PFS: ipsecp.PFS,
 			LifetimeSeconds: ipsecp.Lifetime.Value})
+	if err == nil && conn != nil {
+		err = lsconf.SupportedIDs(conn.LocalID, conn.PeerID)
+	}
 	var u *lsconf.UnsupportedError
 	if errors.As(err, &u) {
 		return errInvalid("IpsecValidationFailure", "VPN service provider %s (device driver libreswan) does not support %s: %s.",

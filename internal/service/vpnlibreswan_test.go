@@ -20,7 +20,7 @@ func TestLibreswanRejections(t *testing.T) {
 		return &model.IPsecPolicy{TransformProtocol: "esp", AuthAlgorithm: "sha256", EncryptionAlgorithm: "aes-128",
 			EncapsulationMode: "tunnel", PFS: "group14", Lifetime: model.Lifetime{Units: "seconds", Value: 3600}}
 	}
-	conn := &model.IPsecSiteConnection{}
+	conn := &model.IPsecSiteConnection{PeerID: "192.0.2.10"}
 	if err := validateConnection(kinds["libreswan"], "edge", ike(), esp(), conn); err != nil {
 		t.Fatalf("defaults refused: %v", err)
 	}
@@ -52,6 +52,29 @@ func TestLibreswanRejections(t *testing.T) {
 		}
 		if err := validateConnection(kinds["strongswan"], "default", i, e, conn); err != nil && tc.what != "aggressive" {
 			t.Errorf("%s refused for strongSwan: %v", tc.what, err)
+		}
+	}
+	// Identities the driver cannot write unquoted: a DN, spaces, a
+	// leading "@" (the driver adds it).
+	for _, c := range []model.IPsecSiteConnection{{PeerID: "CN=sun, O=example"}, {PeerID: "@sun.example"},
+		{PeerID: "sun.example", LocalID: "moon example"}} {
+		want := `peer_id "` + c.PeerID + `"`
+		if c.LocalID != "" {
+			want = `local_id "` + c.LocalID + `"`
+		}
+		err := validateConnection(kinds["libreswan"], "edge", ike(), esp(), &c)
+		var se *Error
+		if !errors.As(err, &se) || se.Kind != Invalid || se.Type != "IpsecValidationFailure" || !strings.Contains(se.Message, "provider edge") ||
+			!strings.Contains(se.Message, want) {
+			t.Errorf("ids %q %q: %v, want a 400 naming the id and provider edge", c.LocalID, c.PeerID, err)
+		}
+		if err := validateConnection(kinds["strongswan"], "default", ike(), esp(), &c); err != nil {
+			t.Errorf("ids %q %q refused for strongSwan: %v", c.LocalID, c.PeerID, err)
+		}
+	}
+	for _, c := range []model.IPsecSiteConnection{{PeerID: "2001:db8::1"}, {PeerID: "sun@example.org", LocalID: "moon.example"}} {
+		if err := validateConnection(kinds["libreswan"], "edge", ike(), esp(), &c); err != nil {
+			t.Errorf("ids %q %q refused: %v", c.LocalID, c.PeerID, err)
 		}
 	}
 	// ah-esp keeps the reference's message for both.

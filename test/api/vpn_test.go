@@ -1314,6 +1314,30 @@ func TestVPNLibreswanRefusals(t *testing.T) {
 			}
 			item(t, e.do("POST", connPath, projectA, conn(sw)), 201, "ipsec_site_connection")
 		}
+		// Identities the driver cannot write: refused on POST and PUT,
+		// and the PUT changes nothing.
+		ike, ipsec := mkIKE(t, e.a, "ike ids"), mkIPsec(t, e.a, "ipsec ids", "")
+		body := func(peerID string) map[string]any {
+			return map[string]any{"ipsec_site_connection": map[string]any{"name": "ids", "vpnservice_id": lsw,
+				"ikepolicy_id": ike, "ipsecpolicy_id": ipsec, "peer_address": "192.0.2.11", "peer_id": peerID,
+				"psk": "secret", "peer_cidrs": []string{"192.168.11.0/24"}}}
+		}
+		before := listIDs(t, e, connPath, "ipsec_site_connections", projectA)
+		wantReply(t, e.do("POST", connPath, projectA, body("CN=sun, O=example")), 400, "IpsecValidationFailure", `peer_id "CN=sun, O=example"`)
+		if after := listIDs(t, e, connPath, "ipsec_site_connections", projectA); len(after) != len(before) {
+			t.Errorf("the refused POST made a connection (%d -> %d)", len(before), len(after))
+		}
+		ok := item(t, e.do("POST", connPath, projectA, body("sun.example")), 201, "ipsec_site_connection")
+		id := ok["id"].(string)
+		r := e.do("PUT", connPath+"/"+id, projectA, map[string]any{"ipsec_site_connection": map[string]any{"local_id": "moon example"}})
+		wantReply(t, r, 400, "IpsecValidationFailure", `local_id "moon example"`)
+		if _, msg := r.fault(); !strings.Contains(msg, "provider libreswan") {
+			t.Errorf("PUT: message %q does not name the provider", msg)
+		}
+		if got := item(t, e.do("GET", connPath+"/"+id, projectA, nil), 200, "ipsec_site_connection"); got["local_id"] != "" ||
+			got["revision_number"] != ok["revision_number"] {
+			t.Errorf("the refused PUT changed the connection: %v", got)
+		}
 	})
 }
 

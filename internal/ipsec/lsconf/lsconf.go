@@ -102,6 +102,23 @@ func Supported(ike ipsec.IKEPolicy, esp ipsec.IPsecPolicy) error {
 	return nil
 }
 
+// SupportedIDs returns an *UnsupportedError for a local_id or peer_id
+// (API values; "" is no local_id) that Render would refuse: the driver
+// writes identities unquoted, so only an address, an FQDN or user@FQDN
+// of plain characters is carried.
+func SupportedIDs(localID, peerID string) error {
+	for _, id := range []struct{ field, value string }{{"local_id", localID}, {"peer_id", peerID}} {
+		if id.value == "" && id.field == "local_id" {
+			continue
+		}
+		if !plainID.MatchString(id.value) {
+			return &UnsupportedError{fmt.Sprintf("%s %q", id.field, id.value),
+				"it takes an IP address, an FQDN or user@FQDN: letters, digits and . _ : @ - only, starting with a letter or digit, at most 253 characters"}
+		}
+	}
+	return nil
+}
+
 // Render maps c to the conn section and secrets of Neutrino's side: left
 // is the router's gateway (LocalAddress), right the peer. Every API value
 // is mapped explicitly; a value Libreswan cannot do, or cannot carry
@@ -132,7 +149,7 @@ func Render(c ipsec.Connection) (Conn, error) {
 	if !plainID.MatchString(c.PeerID) {
 		fail(&UnsafeValueError{"peer_id", c.PeerID})
 	}
-	peerID := Identity(c.PeerID)
+	peerID := Identity(c.PeerID) // SupportedIDs is the API's version of these two checks
 	if c.PSK == "" {
 		fail(errors.New("libreswan: psk is empty"))
 	}
