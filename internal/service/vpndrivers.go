@@ -163,7 +163,7 @@ func (d IPsecDriver) ValidateForProvider(provider string, ike *model.IKEPolicy, 
 			EncryptionAlgorithm: ipsecp.EncryptionAlgorithm, EncapsulationMode: ipsecp.EncapsulationMode, PFS: ipsecp.PFS,
 			LifetimeSeconds: ipsecp.Lifetime.Value})
 	if err == nil && conn != nil {
-		err = lsconf.SupportedIDs(conn.LocalID, conn.PeerID)
+		err = lsconf.SupportedConn(conn.LocalID, conn.PeerID, conn.MTU)
 	}
 	var u *lsconf.UnsupportedError
 	if errors.As(err, &u) {

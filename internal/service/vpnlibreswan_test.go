@@ -72,7 +72,11 @@ func TestLibreswanRejections(t *testing.T) {
 			t.Errorf("ids %q %q refused for strongSwan: %v", c.LocalID, c.PeerID, err)
 		}
 	}
-	for _, c := range []model.IPsecSiteConnection{{PeerID: "2001:db8::1"}, {PeerID: "sun@example.org", LocalID: "moon.example"}} {
+	big := model.IPsecSiteConnection{PeerID: "192.0.2.10", MTU: 65536}
+	if err := validateConnection(kinds["libreswan"], "edge", ike(), esp(), &big); err == nil || !strings.Contains(err.Error(), "mtu 65536") {
+		t.Errorf("mtu 65536: %v, want a 400 naming it", err)
+	}
+	for _, c := range []model.IPsecSiteConnection{{PeerID: "2001:db8::1", MTU: 65535}, {PeerID: "sun@example.org", LocalID: "moon.example"}} {
 		if err := validateConnection(kinds["libreswan"], "edge", ike(), esp(), &c); err != nil {
 			t.Errorf("ids %q %q refused: %v", c.LocalID, c.PeerID, err)
 		}

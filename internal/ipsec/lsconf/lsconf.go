@@ -102,11 +102,12 @@ func Supported(ike ipsec.IKEPolicy, esp ipsec.IPsecPolicy) error {
 	return nil
 }
 
-// SupportedIDs returns an *UnsupportedError for a local_id or peer_id
-// (API values; "" is no local_id) that Render would refuse: the driver
-// writes identities unquoted, so only an address, an FQDN or user@FQDN
-// of plain characters is carried.
-func SupportedIDs(localID, peerID string) error {
+// SupportedConn returns an *UnsupportedError for a connection's own
+// values (API values; local_id "" is none) that Render would refuse: the
+// driver writes identities unquoted, so only an address, an FQDN or
+// user@FQDN of plain characters is carried, and an MTU above 65535 is no
+// interface's.
+func SupportedConn(localID, peerID string, mtu int) error {
 	for _, id := range []struct{ field, value string }{{"local_id", localID}, {"peer_id", peerID}} {
 		if id.value == "" && id.field == "local_id" {
 			continue
@@ -115,6 +116,9 @@ func SupportedIDs(localID, peerID string) error {
 			return &UnsupportedError{fmt.Sprintf("%s %q", id.field, id.value),
 				"it takes an IP address, an FQDN or user@FQDN: letters, digits and . _ : @ - only, starting with a letter or digit, at most 253 characters"}
 		}
+	}
+	if mtu > 65535 {
+		return &UnsupportedError{fmt.Sprintf("mtu %d", mtu), "an MTU is at most 65535"}
 	}
 	return nil
 }
@@ -149,7 +153,7 @@ func Render(c ipsec.Connection) (Conn, error) {
 	if !plainID.MatchString(c.PeerID) {
 		fail(&UnsafeValueError{"peer_id", c.PeerID})
 	}
-	peerID := Identity(c.PeerID) // SupportedIDs is the API's version of these two checks
+	peerID := Identity(c.PeerID) // SupportedConn is the API's version of these checks
 	if c.PSK == "" {
 		fail(errors.New("libreswan: psk is empty"))
 	}
@@ -224,7 +228,7 @@ func Render(c ipsec.Connection) (Conn, error) {
 	default:
 		fail(fmt.Errorf("libreswan: unknown initiator %q", c.Initiator))
 	}
-	if c.MTU < 0 || c.MTU > 65535 {
+	if c.MTU < 0 || c.MTU > 65535 { // SupportedConn's too
 		fail(fmt.Errorf("libreswan: mtu %d out of range", c.MTU))
 	}
 	if len(errs) > 0 {

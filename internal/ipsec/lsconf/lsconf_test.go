@@ -161,8 +161,18 @@ func FuzzRender(f *testing.F) {
 		c.PeerCIDRs = []string{cidr}
 		c.IPsec.EncryptionAlgorithm, c.Initiator = enc, initiator
 		got, err := Render(c)
+		// The API refuses (SupportedConn) what Render refuses of the ids:
+		// an id the API takes renders.
+		apiErr := SupportedConn(localID, peerID, c.MTU)
+		var unsafe *UnsafeValueError
+		if apiErr == nil && errors.As(err, &unsafe) && (unsafe.Field == "peer_id" || unsafe.Field == "local_id") {
+			t.Fatalf("ids %q %q pass SupportedConn but Render refuses them: %v", localID, peerID, err)
+		}
 		if err != nil {
 			return
+		}
+		if apiErr != nil {
+			t.Fatalf("ids %q %q render but SupportedConn refuses them: %v", localID, peerID, apiErr)
 		}
 		conns := 0
 		for _, l := range strings.Split(strings.TrimRight(got.Conf, "\n"), "\n") {
