@@ -84,6 +84,9 @@ func (s *Service) CreateVPNService(ctx context.Context, v model.VPNService) (*mo
 		if v.SubnetID != "" && !subnetOnRouter(ports, v.SubnetID) {
 			return errInvalid("SubnetIsNotConnectedToRouter", "Subnet %s is not connected to Router %s", v.SubnetID, r.ID)
 		}
+		if err := s.oneDeviceDriver(ctx, tx, r.ID, provider); err != nil {
+			return err
+		}
 		if err := s.checkQuota(ctx, tx, "vpnservice", project, 1); err != nil {
 			return err
 		}
@@ -97,6 +100,27 @@ func (s *Service) CreateVPNService(ctx context.Context, v model.VPNService) (*mo
 	}
 	s.notify(ctx, &v)
 	return &v, nil
+}
+
+// oneDeviceDriver refuses a VPN service whose provider's device driver
+// differs from that of a service the router already has (any project's):
+// each driver runs its own IKE daemon in the router's namespace, and two
+// daemons cannot share its gateway's IKE ports, so such a router's
+// tunnels would not work. The reference accepts it; Neutrino says so at
+// once (409). The caller holds the router's lock.
+func (s *Service) oneDeviceDriver(ctx context.Context, tx store.VPN, routerID string, p Provider) error {
+	vs, err := tx.ListVPNServices(ctx, store.VPNServiceFilter{RouterID: routerID})
+	if err != nil {
+		return err
+	}
+	for _, o := range vs {
+		if other := s.opts.Providers.provider(o.Provider); other.Driver != p.Driver {
+			return errConflict("VPNServiceDriverConflict",
+				"Router %s has VPN services of provider %s (device driver %s); a VPN service of provider %s (device driver %s) cannot share the router: each device driver runs its own IKE daemon on the router's gateway address. Use another router.",
+				routerID, other.Name, other.Driver, p.Name, p.Driver)
+		}
+	}
+	return nil
 }
 
 // notify runs after a committed change to the VPN of v's router: the

@@ -1263,11 +1263,12 @@ func TestVPNFlavors(t *testing.T) {
 	})
 }
 
-// TestVPNLibreswanRefusals: a connection whose policies hold a value
-// Libreswan cannot do is a 400 IpsecValidationFailure naming the value
-// and the provider when its service uses the libreswan provider, and
-// nothing is created; the same connection on the strongSwan provider is
-// made.
+// TestVPNLibreswanRefusals: a connection whose policies or identities
+// hold a value Libreswan cannot do is a 400 IpsecValidationFailure naming
+// the value and the provider when its service uses the libreswan
+// provider, and nothing is created or changed; the same connection on the
+// strongSwan provider is made. A router's VPN services share one device
+// driver (409 VPNServiceDriverConflict).
 func TestVPNLibreswanRefusals(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *env) {
 		tp := newVPNTopo(t, e)
@@ -1279,7 +1280,17 @@ func TestVPNLibreswanRefusals(t *testing.T) {
 		}
 		lsw := item(t, e.do("POST", svcPath, projectA, map[string]any{"vpnservice": map[string]any{
 			"name": "lsw", "router_id": tp.router, "subnet_id": tp.sub, "flavor_id": flavor}}), 201, "vpnservice")["id"].(string)
-		sw := mkService(t, e.a, "sw", tp.router, tp.sub).ID
+		// strongSwan's services on a router of their own: one router's
+		// services share one device driver.
+		r2, _, _ := mkRouter(t, e.a, "sw-router", tp.ext, tp.subOff)
+		before := listIDs(t, e, svcPath, "vpnservices", projectA)
+		wantReply(t, e.do("POST", svcPath, projectA, map[string]any{"vpnservice": map[string]any{
+			"name": "sw", "router_id": tp.router, "subnet_id": tp.sub}}), 409, "VPNServiceDriverConflict", "provider libreswan (device driver libreswan)")
+		if after := listIDs(t, e, svcPath, "vpnservices", projectA); len(after) != len(before) {
+			t.Errorf("the refused POST made a VPN service (%d -> %d)", len(before), len(after))
+		}
+		sw := mkService(t, e.a, "sw", r2, tp.subOff).ID
+		item(t, e.do("POST", svcPath, projectA, map[string]any{"vpnservice": map[string]any{"name": "sw-groups", "router_id": r2}}), 201, "vpnservice")
 		for _, tc := range []struct {
 			what       string
 			ike, ipsec map[string]any
@@ -1322,7 +1333,7 @@ func TestVPNLibreswanRefusals(t *testing.T) {
 				"ikepolicy_id": ike, "ipsecpolicy_id": ipsec, "peer_address": "192.0.2.11", "peer_id": peerID,
 				"psk": "secret", "peer_cidrs": []string{"192.168.11.0/24"}}}
 		}
-		before := listIDs(t, e, connPath, "ipsec_site_connections", projectA)
+		before = listIDs(t, e, connPath, "ipsec_site_connections", projectA)
 		wantReply(t, e.do("POST", connPath, projectA, body("CN=sun, O=example")), 400, "IpsecValidationFailure", `peer_id "CN=sun, O=example"`)
 		if after := listIDs(t, e, connPath, "ipsec_site_connections", projectA); len(after) != len(before) {
 			t.Errorf("the refused POST made a connection (%d -> %d)", len(before), len(after))
