@@ -183,9 +183,12 @@ func TestVPNDeviceDriverProtocol(t *testing.T) {
 		// VPN service create: a hint to the router's host, none to others.
 		h1.drainHints()
 		h2.drainHints()
-		legacy := post("/v2.0/vpn/vpnservices", "vpnservice", map[string]any{"name": "legacy", "router_id": router, "subnet_id": sub4})
+		// All of the router's services use the libreswan provider: a
+		// router's services share one device driver (the API refuses a
+		// mix), and the state must carry the provider and driver.
+		legacy := post("/v2.0/vpn/vpnservices", "vpnservice", map[string]any{"name": "legacy", "router_id": router, "subnet_id": sub4, "flavor_id": libreswan})
 		h1.routerHint(router)
-		idle := post("/v2.0/vpn/vpnservices", "vpnservice", map[string]any{"name": "idle", "router_id": router, "subnet_id": sub4})
+		idle := post("/v2.0/vpn/vpnservices", "vpnservice", map[string]any{"name": "idle", "router_id": router, "subnet_id": sub4, "flavor_id": libreswan})
 		h1.routerHint(router)
 		groups := post("/v2.0/vpn/vpnservices", "vpnservice", map[string]any{"name": "groups", "router_id": router, "flavor_id": libreswan})
 		h1.routerHint(router)
@@ -234,7 +237,7 @@ func TestVPNDeviceDriverProtocol(t *testing.T) {
 		}
 		slices.SortFunc(egConns, func(a, b agentv1.IPsecConnection) int { return strings.Compare(a.ID, b.ID) })
 		want := []agentv1.VPNService{
-			{ID: legacy, Provider: "strongswan", Driver: "strongswan", AdminStateUp: true, ExternalV4IP: gw4, ExternalV6IP: gw6,
+			{ID: legacy, Provider: "libreswan", Driver: "libreswan", AdminStateUp: true, ExternalV4IP: gw4, ExternalV6IP: gw6,
 				Connections: []agentv1.IPsecConnection{{ID: c1, LocalAddress: gw4, PeerAddress: "192.0.2.10",
 					LocalID: "left@example.org", PeerID: "right@example.org", PSK: `s3cr3t "psk" ü`,
 					LocalCIDRs: []string{"10.0.0.0/24"}, PeerCIDRs: []string{"192.168.10.0/24", "192.168.11.0/24"},
