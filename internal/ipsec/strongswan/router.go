@@ -313,6 +313,43 @@ func (r *routerVPN) saveLoaded() error {
 	return writeFileAtomic(filepath.Join(r.opts.Dir, loadedFile), data, 0o600)
 }
 
+// deleteAll has charon delete every IKE_SA, sending the peers their
+// DELETE, and waits up to deleteGrace for them to go (a peer's answer to
+// its DELETE): a peer that is not
+// told keeps its SAs until DPD gives up, and its traffic meanwhile goes
+// to SAs nobody holds (seen in the lab when a VPN service went admin down
+// and up: the peer's tunnel stayed dead until then).
+func (r *routerVPN) deleteAll(ctx context.Context, sess *Client) {
+	sas, err := listSAs(ctx, sess)
+	if err != nil || len(sas) == 0 {
+		return
+	}
+	for _, sa := range sas {
+		for _, ikeID := range sa.ikeIDs {
+			call(ctx, sess, "terminate", msg("ike-id", ikeID, "timeout", "-1"))
+		}
+	}
+	wait, cancel := context.WithTimeout(ctx, deleteGrace)
+	defer cancel()
+	for {
+		left, err := listSAs(wait, sess)
+		if err != nil || len(left) == 0 {
+			return
+		}
+		select {
+		case <-wait.Done():
+			r.log.Info("IKE_SAs still deleting at charon's stop", "left", len(left))
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// deleteGrace bounds deleteAll's wait: the DELETEs are sent at once, and
+// an unreachable peer would hold its IKE_SA for the whole retransmission
+// schedule.
+const deleteGrace = time.Second
+
 // stop stops the router's charon and removes its state dir. The caller
 // holds r.mu.
 func (r *routerVPN) stop(ctx context.Context) error {
@@ -328,6 +365,9 @@ func (r *routerVPN) stop(ctx context.Context) error {
 		}
 	}
 	if d != nil {
+		if sess := d.Client(); sess != nil && d.Alive() {
+			r.deleteAll(ctx, sess)
+		}
 		if err := d.Stop(ctx); err != nil {
 			return err
 		}
