@@ -18,7 +18,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,6 +29,7 @@ import (
 
 	"github.com/neutrino-net/neutrino/api/agentv1"
 	"github.com/neutrino-net/neutrino/internal/namespace"
+	"github.com/neutrino-net/neutrino/internal/testenv"
 )
 
 // Driver is what the suite drives: agent.VPN (Apply, Delete, Sweep,
@@ -93,25 +93,6 @@ var (
 	moon = site{Moon, "192.0.2.1", "10.1.0.0/24"}
 	sun  = site{Sun, "192.0.2.2", "10.2.0.0/24"}
 )
-
-// syncBuf collects the drivers' logs (checked for PSKs).
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-	t  *testing.T
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func conn(id string, local, peer site, psk string) agentv1.IPsecConnection {
 	return agentv1.IPsecConnection{
@@ -207,7 +188,7 @@ func Run(t *testing.T, s Setup) {
 		s.Unreachable = 60 * time.Second
 	}
 	base := t.TempDir()
-	logs := &syncBuf{t: t}
+	logs := &testenv.LogBuffer{} // the drivers' logs, checked for PSKs
 	env := Env{StateDir: filepath.Join(base, "state"), NetnsDir: filepath.Join(base, "netns"),
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	topology(t, env.NetnsDir)
