@@ -221,14 +221,8 @@ func (r *routerVPN) unload(ctx context.Context, sess *Client, id string) {
 	// Every IKE_SA of the connection, by unique id: when both sides
 	// initiated at once there are two, and the one left behind would keep
 	// the peer's CHILD_SA (and our status) up on the old configuration.
-	// timeout -1: charon answers at once and deletes on its own.
 	sas, _ := listSAs(ctx, sess)
-	for _, ikeID := range sas[id].ikeIDs {
-		_, err := call(ctx, sess, "terminate", msg("ike-id", ikeID, "timeout", "-1"))
-		if err != nil && !errors.Is(err, ErrGone) {
-			r.log.Info("terminate", "connection", id, "ike_sa", ikeID, "result", err)
-		}
-	}
+	r.terminate(ctx, sess, id, sas[id].ikeIDs)
 	if _, err := call(ctx, sess, "unload-conn", msg("name", id)); err != nil && !errors.Is(err, ErrGone) {
 		r.log.Warn("unload-conn", "connection", id, "error", err)
 	}
@@ -313,21 +307,31 @@ func (r *routerVPN) saveLoaded() error {
 	return writeFileAtomic(filepath.Join(r.opts.Dir, loadedFile), data, 0o600)
 }
 
-// deleteAll has charon delete every IKE_SA, sending the peers their
-// DELETE, and waits up to deleteGrace for them to go (a peer's answer to
-// its DELETE): a peer that is not
-// told keeps its SAs until DPD gives up, and its traffic meanwhile goes
-// to SAs nobody holds (seen in the lab when a VPN service went admin down
-// and up: the peer's tunnel stayed dead until then).
+// terminate has charon delete a connection's IKE_SAs (and so their
+// CHILD_SAs) by unique id, sending the peer its DELETE. timeout -1:
+// charon answers at once and deletes on its own. Errors for SAs already
+// gone are expected.
+func (r *routerVPN) terminate(ctx context.Context, sess *Client, conn string, ikeIDs []string) {
+	for _, ikeID := range ikeIDs {
+		_, err := call(ctx, sess, "terminate", msg("ike-id", ikeID, "timeout", "-1"))
+		if err != nil && !errors.Is(err, ErrGone) {
+			r.log.Info("terminate", "connection", conn, "ike_sa", ikeID, "result", err)
+		}
+	}
+}
+
+// deleteAll terminates every IKE_SA before charon stops and waits up to
+// deleteGrace for them to go (the peers' answers to the DELETEs). A peer
+// that is not told keeps its SAs until DPD gives up, and its traffic
+// meanwhile goes to SAs nobody holds (seen in the lab when a VPN service
+// went admin down and up: the peer's tunnel stayed dead until then).
 func (r *routerVPN) deleteAll(ctx context.Context, sess *Client) {
 	sas, err := listSAs(ctx, sess)
 	if err != nil || len(sas) == 0 {
 		return
 	}
-	for _, sa := range sas {
-		for _, ikeID := range sa.ikeIDs {
-			call(ctx, sess, "terminate", msg("ike-id", ikeID, "timeout", "-1"))
-		}
+	for conn, sa := range sas {
+		r.terminate(ctx, sess, conn, sa.ikeIDs)
 	}
 	wait, cancel := context.WithTimeout(ctx, deleteGrace)
 	defer cancel()
