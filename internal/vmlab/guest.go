@@ -2,7 +2,6 @@ package vmlab
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -28,6 +27,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/neutrino-net/neutrino/internal/namespace"
+	"github.com/neutrino-net/neutrino/internal/testenv"
 )
 
 // A guest is a small VM that behaves like a cloud user's: Debian's kernel
@@ -103,8 +103,8 @@ type Guest struct {
 	conn    net.Conn
 	exited  chan struct{} // QEMU exited (after cmd.Wait)
 	console *ring
-	qemuErr lockedBuffer
-	drained chan struct{} // the console reader is done
+	qemuErr testenv.LogBuffer // QEMU's standard error, read while QEMU may write
+	drained chan struct{}     // the console reader is done
 
 	sem      chan struct{} // one command at a time
 	mu       sync.Mutex
@@ -655,24 +655,6 @@ func (r *ring) String() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return string(r.buf)
-}
-
-// lockedBuffer is QEMU's standard error, read while QEMU may write.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 // moduleOrder returns names and their dependencies (from modules.dep) in

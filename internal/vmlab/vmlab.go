@@ -28,6 +28,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/neutrino-net/neutrino/internal/testenv"
 )
 
 // DefaultDir is the kernel cache when NEUTRINO_VMLAB_DIR is unset.
@@ -214,7 +216,7 @@ func (l *Lab) Run(ctx context.Context, r Run) (int, error) {
 	}
 	defer out.Close()
 	cmd.Stdout = outW
-	var qemuErr lockedBuffer
+	var qemuErr testenv.LogBuffer
 	cmd.Stderr = &qemuErr
 	qemuWaited, err := startPinned(cmd)
 	outW.Close()
